@@ -1,0 +1,549 @@
+import type { DatabaseSync } from "node:sqlite";
+import { AbortedError, InternalError } from "../lib/errors.ts";
+import { type Logger, silentLogger } from "../lib/log.ts";
+import { openDatabase, translateSqliteError } from "./database.ts";
+import { decodeEvent, type EventRow, type StreamName } from "./decode_event.ts";
+import {
+  CorruptEventError,
+  ExpectedVersionConflictError,
+  ProjectionKeyConflictError,
+  StoreUnavailableError,
+  StreamClosedError,
+} from "./errors.ts";
+import { assertSchemaKnown, migrate } from "./migrations/mod.ts";
+import { PendingBatch, type PendingEvent, type PendingRow, type StreamState } from "./pending_batch.ts";
+import { rebuildProjections } from "./rebuild_projections.ts";
+import { prepareStatements, type Statements } from "./statements.ts";
+import type {
+  AppendOptions,
+  AppendResult,
+  EventInput,
+  EventListener,
+  ExpectedVersion,
+  ProjectionRow,
+  Projector,
+  RecordedEvent,
+  StreamInfo,
+  Unsubscribe,
+  Upcaster,
+} from "./types.ts";
+
+export interface EventStoreOptions {
+  path: string;
+  /** Replay's mode: no migration, no writes, works beside a writing server (WAL). */
+  readOnly?: boolean;
+  busyTimeoutMs?: number;
+  upcast?: Upcaster;
+  projectors?: readonly Projector[];
+  clock?: () => number;
+  log?: Logger;
+}
+
+const unchanged: Upcaster = ({ typeVersion, data }) => ({ typeVersion, data });
+
+/**
+ * The event log on SQLite. Appends are validated at once (versions, closed streams, unique
+ * projection keys) and committed together at the end of the tick; each caller's promise
+ * resolves only after its events are committed. Reads are synchronous, like node:sqlite.
+ */
+export class EventStore {
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly schemaVersion: number;
+  readonly #db: DatabaseSync;
+  readonly #sql: Statements;
+  readonly #upcast: Upcaster;
+  readonly #projectors: readonly Projector[];
+  readonly #clock: () => number;
+  readonly #log: Logger;
+  readonly #streams = new Map<string, StreamState>();
+  readonly #names = new Map<number, StreamName>();
+  readonly #listeners = new Set<EventListener>();
+  #lastSeq = 0;
+  #lastStreamId = 0;
+  #dataVersion = 0;
+  #batch: PendingBatch | undefined;
+  #open = true;
+
+  private constructor(db: DatabaseSync, schemaVersion: number, options: EventStoreOptions) {
+    this.path = options.path;
+    this.readOnly = options.readOnly ?? false;
+    this.schemaVersion = schemaVersion;
+    this.#db = db;
+    this.#sql = prepareStatements(db, schemaVersion >= 2);
+    this.#upcast = options.upcast ?? unchanged;
+    this.#projectors = options.projectors ?? [];
+    this.#clock = options.clock ?? Date.now;
+    this.#log = options.log ?? silentLogger;
+    this.#loadCounters();
+  }
+
+  /** Opens (and for a writer, creates and migrates) the database at `options.path`. */
+  static open(options: EventStoreOptions): EventStore {
+    const readOnly = options.readOnly ?? false;
+    const db = openDatabase(options.path, {
+      readOnly,
+      ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+    });
+    try {
+      const version = readOnly ? assertSchemaKnown(db, options.path) : migrate(db, options.path);
+      if (version < 1) {
+        throw new StoreUnavailableError(
+          "malformed",
+          `Database "${options.path}" is malformed: it holds no pve-cri event log`,
+        );
+      }
+      const store = new EventStore(db, version, options);
+      if (!readOnly && store.#projectors.length > 0) store.#rebuildStaleProjections();
+      return store;
+    } catch (error) {
+      db.close();
+      throw translateSqliteError(error, options.path);
+    }
+  }
+
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  get hasProjections(): boolean {
+    return this.schemaVersion >= 2;
+  }
+
+  /**
+   * Appends events to one stream, atomically, if its version is what the caller expects.
+   * Resolves once the events are committed (durable against a process crash).
+   */
+  appendToStream(
+    stream: string,
+    events: readonly EventInput[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
+    try {
+      const result = this.#accept(stream, events, options);
+      return this.#currentBatch().wait().then(() => result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The stream's events from `fromVersion` on (1 = all). Unknown streams have none. */
+  readStream(stream: string, fromVersion = 1): RecordedEvent[] {
+    return this.#guard(() => {
+      const row = this.#sql.streamByName.get(stream) as { id: number; kind: string } | undefined;
+      if (row === undefined) return [];
+      const name = { name: stream, kind: row.kind };
+      const rows = this.#sql.readStream.all(row.id, fromVersion) as unknown as EventRow[];
+      return rows.map((r) => decodeEvent(r, name, this.#upcast));
+    });
+  }
+
+  /**
+   * Up to `limit` events after `fromSeq`, in commit order. A corrupt row throws
+   * CorruptEventError, unless `onCorrupt` takes it and the read goes on.
+   */
+  readAll(
+    fromSeq = 0,
+    limit = 1000,
+    onCorrupt?: (error: CorruptEventError) => void,
+  ): RecordedEvent[] {
+    return this.#guard(() => {
+      const rows = this.#sql.readAll.all(fromSeq, limit) as unknown as EventRow[];
+      const events: RecordedEvent[] = [];
+      for (const row of rows) {
+        try {
+          events.push(decodeEvent(row, this.#streamName(row), this.#upcast));
+        } catch (error) {
+          if (!(error instanceof CorruptEventError) || onCorrupt === undefined) throw error;
+          onCorrupt(error);
+        }
+      }
+      return events;
+    });
+  }
+
+  /** The seq of the last row `readAll(fromSeq, limit)` would read, corrupt rows included. */
+  lastSeqOfPage(fromSeq: number, limit: number): number | undefined {
+    return this.#guard(() => {
+      const rows = this.#sql.readAll.all(fromSeq, limit) as unknown as EventRow[];
+      return rows.at(-1)?.[0];
+    });
+  }
+
+  streamInfo(stream: string): StreamInfo | undefined {
+    return this.#guard(() => {
+      const row = this.#sql.streamInfo.get(stream) as unknown as StreamInfoRow | undefined;
+      return row === undefined ? undefined : toStreamInfo(row);
+    });
+  }
+
+  /** Every stream that has events, in creation order. */
+  listStreams(): StreamInfo[] {
+    return this.#guard(() =>
+      (this.#sql.listStreams.all() as unknown as StreamInfoRow[]).map(toStreamInfo)
+    );
+  }
+
+  getProjection<Doc>(projection: string, stream: string): ProjectionRow<Doc> | undefined {
+    return this.#guard(() => {
+      const id = this.#streamId(stream);
+      if (id === undefined) return undefined;
+      return this.#committedRow<Doc>(projection, id, stream);
+    });
+  }
+
+  listProjection<Doc>(projection: string): ProjectionRow<Doc>[] {
+    return this.#guard(() =>
+      (this.#sql.projectionRows.all(projection) as unknown as ProjectionDbRow[]).map((row) =>
+        toProjectionRow<Doc>(row)
+      )
+    );
+  }
+
+  /** The row holding a unique key, or undefined. */
+  findByKey<Doc>(projection: string, key: string): ProjectionRow<Doc> | undefined {
+    return this.#guard(() => {
+      const row = this.#sql.projectionByKey.get(projection, key) as unknown as
+        | ProjectionDbRow
+        | undefined;
+      return row === undefined ? undefined : toProjectionRow<Doc>(row);
+    });
+  }
+
+  /** Calls `listener` with every committed batch of events, in commit order. */
+  subscribe(listener: EventListener): Unsubscribe {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Commits whatever is pending now. */
+  flush(): void {
+    this.#flush();
+  }
+
+  /** Commits what is pending and closes the database. */
+  close(): void {
+    if (!this.#open) return;
+    this.#flush();
+    this.#open = false;
+    this.#listeners.clear();
+    this.#db.close();
+  }
+
+  /**
+   * Closes without committing what is pending, as a crash would: for crash tests.
+   * Pending appends are rejected.
+   */
+  abandon(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    const batch = this.#batch;
+    this.#batch = undefined;
+    batch?.settle(new StoreUnavailableError("closed", "The event store was closed"));
+    this.#listeners.clear();
+    this.#db.close();
+  }
+
+  #accept(stream: string, inputs: readonly EventInput[], options: AppendOptions): AppendResult {
+    if (!this.#open) throw new StoreUnavailableError("closed", "The event store is closed");
+    if (this.readOnly) throw new TypeError("The event store was opened read-only");
+    if (typeof stream !== "string" || stream === "") throw new TypeError("Stream name is empty");
+    if (inputs.length === 0) throw new RangeError(`No events to append to "${stream}"`);
+
+    const state = this.#guard(() => this.#streamState(stream));
+    const actual = state?.version ?? 0;
+    checkExpectedVersion(stream, options.expectedVersion ?? "any", state !== undefined, actual);
+    if (state?.closed) throw new StreamClosedError(stream);
+    const kind = state?.kind ?? options.kind;
+    if (kind === undefined) throw new TypeError(`Stream "${stream}" is new: its kind is required`);
+    if (options.kind !== undefined && options.kind !== kind) {
+      throw new TypeError(`Stream "${stream}" is a ${kind}, not a ${options.kind}`);
+    }
+
+    // Everything is computed before anything changes, so a refused append leaves no trace.
+    const streamId = state?.id ?? this.#lastStreamId + 1;
+    const time = this.#clock();
+    const pending = inputs.map((input, i) =>
+      toPendingEvent(streamId, input, {
+        seq: this.#lastSeq + 1 + i,
+        stream,
+        kind,
+        version: actual + 1 + i,
+        time,
+      })
+    );
+    const events = pending.map((p) => p.event);
+    const batch = this.#currentBatch();
+    const rows = this.#projectRows(batch, streamId, stream, kind, events);
+
+    if (state === undefined) {
+      const created = { id: streamId, name: stream, kind, version: 0, closed: false };
+      this.#streams.set(stream, created);
+      this.#lastStreamId = streamId;
+      batch.newStreams.push(created);
+    }
+    const current = this.#streams.get(stream)!;
+    current.version = actual + events.length;
+    if (options.close) {
+      current.closed = true;
+      batch.closedStreams.push(streamId);
+    }
+    this.#lastSeq += events.length;
+    for (const p of pending) batch.addEvent(p);
+    for (const row of rows) {
+      const rowKey = `${row.projection}\0${streamId}`;
+      const earlier = batch.rows.get(rowKey);
+      const previousKey = earlier === undefined ? row.committedKey : earlier.row?.key ?? null;
+      const key = row.row?.key ?? null;
+      batch.rows.set(rowKey, row);
+      if (previousKey !== null && previousKey !== key) {
+        batch.keys.set(`${row.projection}\0${previousKey}`, null);
+      }
+      if (key !== null) batch.keys.set(`${row.projection}\0${key}`, stream);
+    }
+    return { nextVersion: current.version, events };
+  }
+
+  /** Runs the projectors on the new events, checking unique keys; changes nothing. */
+  #projectRows(
+    batch: PendingBatch,
+    streamId: number,
+    stream: string,
+    kind: string,
+    events: readonly RecordedEvent[],
+  ): PendingRow[] {
+    const rows: PendingRow[] = [];
+    const nextVersion = events.at(-1)!.version;
+    for (const projector of this.#projectors) {
+      if (!projector.kinds.includes(kind)) continue;
+      const pending = batch.rows.get(`${projector.name}\0${streamId}`);
+      const committed = pending === undefined && streamId <= this.#lastStreamId
+        ? this.#guard(() => this.#committedRow(projector.name, streamId, stream))
+        : undefined;
+      const current = pending === undefined ? committed : pending.row ?? undefined;
+      let next: Omit<ProjectionRow, "stream" | "version"> | null;
+      try {
+        next = projector.evolve(current, events);
+      } catch (error) {
+        throw new InternalError(`Projector "${projector.name}" failed on stream "${stream}"`, {
+          cause: error,
+          details: { stream, projection: projector.name },
+        });
+      }
+      const row = next === null ? null : { stream, key: next.key, version: nextVersion, doc: next.doc };
+      const key = row?.key ?? null;
+      if (key !== null && key !== (current?.key ?? null)) {
+        const holder = this.#keyHolder(batch, projector.name, key);
+        if (holder !== undefined && holder !== stream) {
+          throw new ProjectionKeyConflictError(projector.name, key, holder);
+        }
+      }
+      rows.push({
+        projection: projector.name,
+        streamId,
+        committedKey: pending === undefined ? committed?.key ?? null : pending.committedKey,
+        row,
+      });
+    }
+    return rows;
+  }
+
+  #keyHolder(batch: PendingBatch, projection: string, key: string): string | undefined {
+    const pending = batch.keys.get(`${projection}\0${key}`);
+    if (pending !== undefined) return pending ?? undefined;
+    return this.#guard(() => {
+      const row = this.#sql.keyHolder.get(projection, key) as { name: string } | undefined;
+      return row?.name;
+    });
+  }
+
+  #currentBatch(): PendingBatch {
+    if (this.#batch === undefined) {
+      this.#batch = new PendingBatch();
+      queueMicrotask(() => this.#flush());
+    }
+    return this.#batch;
+  }
+
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch === undefined || !this.#open) return;
+    try {
+      this.#sql.begin.run();
+      try {
+        if (this.#readDataVersion() !== this.#dataVersion) {
+          throw new AbortedError(
+            `Another process wrote to "${this.path}": appends refused, state reloaded`,
+          );
+        }
+        batch.write(this.#sql);
+        this.#sql.commit.run();
+      } catch (error) {
+        this.#sql.rollback.run();
+        throw error;
+      }
+    } catch (error) {
+      const typed = translateSqliteError(error, this.path);
+      this.#log.error("event store commit failed", { error: String(typed) });
+      this.#resetCaches();
+      batch.settle(typed);
+      return;
+    }
+    batch.settle();
+    const events = batch.events.map((p) => p.event);
+    for (const listener of this.#listeners) {
+      try {
+        listener(events);
+      } catch (error) {
+        this.#log.error("event store listener failed", { error: String(error) });
+      }
+    }
+  }
+
+  #streamState(stream: string): StreamState | undefined {
+    const cached = this.#streams.get(stream);
+    if (cached !== undefined) return cached;
+    const row = this.#sql.streamByName.get(stream) as
+      | { id: number; kind: string; closed: number; version: number }
+      | undefined;
+    if (row === undefined) return undefined;
+    const state = {
+      id: row.id,
+      name: stream,
+      kind: row.kind,
+      version: row.version,
+      closed: row.closed !== 0,
+    };
+    this.#streams.set(stream, state);
+    return state;
+  }
+
+  #streamId(stream: string): number | undefined {
+    const row = this.#sql.streamByName.get(stream) as { id: number } | undefined;
+    return row?.id;
+  }
+
+  #streamName(row: EventRow): StreamName {
+    const id = row[1];
+    let name = this.#names.get(id);
+    if (name === undefined) {
+      for (const r of this.#sql.streamNames.all() as { id: number; name: string; kind: string }[]) {
+        this.#names.set(r.id, { name: r.name, kind: r.kind });
+      }
+      name = this.#names.get(id);
+    }
+    if (name === undefined) throw new CorruptEventError(`#${id}`, row[0], "its stream is missing");
+    return name;
+  }
+
+  #committedRow<Doc>(
+    projection: string,
+    streamId: number,
+    stream: string,
+  ): ProjectionRow<Doc> | undefined {
+    const row = this.#sql.projectionRow.get(projection, streamId) as
+      | { key: string | null; version: number; doc: string }
+      | undefined;
+    if (row === undefined) return undefined;
+    return { stream, key: row.key, version: row.version, doc: JSON.parse(row.doc) as Doc };
+  }
+
+  #readDataVersion(): number {
+    return (this.#sql.dataVersion.get() as { data_version: number }).data_version;
+  }
+
+  #loadCounters(): void {
+    this.#guard(() => {
+      this.#lastSeq = (this.#sql.lastSeq.get() as { seq: number }).seq;
+      this.#lastStreamId = (this.#sql.lastStreamId.get() as { id: number }).id;
+      this.#dataVersion = this.#readDataVersion();
+    });
+  }
+
+  #resetCaches(): void {
+    this.#streams.clear();
+    this.#names.clear();
+    try {
+      this.#loadCounters();
+    } catch (error) {
+      this.#log.error("event store cannot reload its counters", { error: String(error) });
+    }
+  }
+
+  #rebuildStaleProjections(): void {
+    this.#guard(() =>
+      rebuildProjections({
+        db: this.#db,
+        sql: this.#sql,
+        projectors: this.#projectors,
+        readAll: (from, limit, onCorrupt) => this.readAll(from, limit, onCorrupt),
+        lastSeqOfPage: (from, limit) => this.lastSeqOfPage(from, limit),
+        log: this.#log,
+      })
+    );
+  }
+
+  #guard<T>(fn: () => T): T {
+    if (!this.#open) throw new StoreUnavailableError("closed", "The event store is closed");
+    try {
+      return fn();
+    } catch (error) {
+      throw translateSqliteError(error, this.path);
+    }
+  }
+}
+
+type StreamInfoRow = [string, string, number, number, number, number];
+
+function toStreamInfo([stream, kind, closed, version, createdAt, updatedAt]: StreamInfoRow) {
+  return { stream, kind, closed: closed !== 0, version, createdAt, updatedAt };
+}
+
+interface ProjectionDbRow {
+  name: string;
+  key: string | null;
+  version: number;
+  doc: string;
+}
+
+function toProjectionRow<Doc>(row: ProjectionDbRow): ProjectionRow<Doc> {
+  return { stream: row.name, key: row.key, version: row.version, doc: JSON.parse(row.doc) as Doc };
+}
+
+function checkExpectedVersion(
+  stream: string,
+  expected: ExpectedVersion,
+  exists: boolean,
+  actual: number,
+): void {
+  const ok = expected === "any" ||
+    (expected === "no_stream" && !exists) ||
+    (expected === "stream_exists" && exists) ||
+    expected === actual;
+  if (!ok) throw new ExpectedVersionConflictError(stream, expected, actual);
+}
+
+function toPendingEvent(
+  streamId: number,
+  input: EventInput,
+  at: Pick<RecordedEvent, "seq" | "stream" | "kind" | "version" | "time">,
+): PendingEvent {
+  if (typeof input.type !== "string" || input.type === "") {
+    throw new TypeError(`Event ${at.version} of "${at.stream}" has no type`);
+  }
+  if (!Number.isInteger(input.typeVersion) || input.typeVersion < 1) {
+    throw new TypeError(`Event ${input.type} of "${at.stream}" has no valid type version`);
+  }
+  const meta = input.meta ?? {};
+  const event: RecordedEvent = {
+    ...at,
+    type: input.type,
+    typeVersion: input.typeVersion,
+    data: input.data,
+    meta,
+  };
+  const dataJson = JSON.stringify(input.data);
+  if (dataJson === undefined) throw new TypeError(`Event ${input.type} has no JSON payload`);
+  return { streamId, event, dataJson, metaJson: JSON.stringify(meta) };
+}
