@@ -57,7 +57,11 @@ export function translateSqliteError(error: unknown, path: string): unknown {
       return new StoreUnavailableError("busy", `Database "${path}" is busy: ${text}`, error);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return new StoreUnavailableError("malformed", `Database "${path}" is malformed: ${text}`, error);
+      return new StoreUnavailableError(
+        "malformed",
+        `Database "${path}" is malformed: ${text}`,
+        error,
+      );
     case SQLITE_CANTOPEN:
       return new StoreUnavailableError("missing", `Cannot open database "${path}": ${text}`, error);
   }
@@ -67,11 +71,20 @@ export function translateSqliteError(error: unknown, path: string): unknown {
   return error;
 }
 
+// Some node:sqlite calls (exec) throw without `errcode`: recognise SQLite's own texts too.
+const codeByText: [RegExp, number][] = [
+  [/^database is locked|^database table is locked|^database is busy/, SQLITE_BUSY],
+  [/^database disk image is malformed/, SQLITE_CORRUPT],
+  [/^file is not a database/, SQLITE_NOTADB],
+];
+
 function sqliteCode(error: unknown): number | undefined {
-  if (typeof error !== "object" || error === null || !("errcode" in error)) return undefined;
-  const code = (error as { errcode: unknown }).errcode;
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { errcode?: unknown }).errcode;
   // Extended result codes carry the primary code in the low byte.
-  return typeof code === "number" ? code & 0xff : undefined;
+  if (typeof code === "number") return code & 0xff;
+  const text = error instanceof Error ? error.message : "";
+  return codeByText.find(([pattern]) => pattern.test(text))?.[1];
 }
 
 function exists(path: string): boolean {
@@ -92,6 +105,10 @@ function createPrivateFile(path: string): void {
     file.close();
     Deno.chmodSync(path, 0o600);
   } catch (error) {
-    throw new StoreUnavailableError("io", `Cannot create database "${path}": ${String(error)}`, error);
+    throw new StoreUnavailableError(
+      "io",
+      `Cannot create database "${path}": ${String(error)}`,
+      error,
+    );
   }
 }

@@ -8,7 +8,11 @@ import {
 import type { ExpectedVersion } from "./types.ts";
 
 export class ExpectedVersionConflictError extends AbortedError {
-  constructor(readonly stream: string, readonly expected: ExpectedVersion, readonly actual: number) {
+  constructor(
+    readonly stream: string,
+    readonly expected: ExpectedVersion,
+    readonly actual: number,
+  ) {
     super(
       `Stream "${stream}" is at version ${actual}, expected ${JSON.stringify(expected)}`,
       { details: { stream, expected, actual } },

@@ -11,7 +11,7 @@ import {
   StreamClosedError,
 } from "./errors.ts";
 import { assertSchemaKnown, migrate } from "./migrations/mod.ts";
-import { PendingBatch, type PendingEvent, type PendingRow, type StreamState } from "./pending_batch.ts";
+import { PendingBatch, type PendingEvent, type StreamState } from "./pending_batch.ts";
 import { rebuildProjections } from "./rebuild_projections.ts";
 import { prepareStatements, type Statements } from "./statements.ts";
 import type {
@@ -23,6 +23,7 @@ import type {
   ProjectionRow,
   Projector,
   RecordedEvent,
+  StreamAppend,
   StreamInfo,
   Unsubscribe,
   Upcaster,
@@ -119,9 +120,20 @@ export class EventStore {
     events: readonly EventInput[],
     options: AppendOptions = {},
   ): Promise<AppendResult> {
+    return this.appendToStreams([{ stream, events, options }]).then(([result]) => result!);
+  }
+
+  /**
+   * Appends to several streams in one transaction: all or none. Every check (versions, closed
+   * streams, unique keys) runs before anything is accepted, so a refusal leaves no trace.
+   */
+  appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
     try {
-      const result = this.#accept(stream, events, options);
-      return this.#currentBatch().wait().then(() => result);
+      const batch = this.#currentBatch();
+      const plan = new PendingBatch();
+      const results = appends.map((a) => this.#plan(batch, plan, a));
+      this.#apply(batch, plan);
+      return batch.wait().then(() => results);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -244,28 +256,30 @@ export class EventStore {
     this.#db.close();
   }
 
-  #accept(stream: string, inputs: readonly EventInput[], options: AppendOptions): AppendResult {
+  /** Checks one append and records its changes in `plan`, on top of `batch`. */
+  #plan(batch: PendingBatch, plan: PendingBatch, append: StreamAppend): AppendResult {
+    const { stream, events: inputs, options = {} } = append;
     if (!this.#open) throw new StoreUnavailableError("closed", "The event store is closed");
     if (this.readOnly) throw new TypeError("The event store was opened read-only");
     if (typeof stream !== "string" || stream === "") throw new TypeError("Stream name is empty");
     if (inputs.length === 0) throw new RangeError(`No events to append to "${stream}"`);
 
-    const state = this.#guard(() => this.#streamState(stream));
-    const actual = state?.version ?? 0;
-    checkExpectedVersion(stream, options.expectedVersion ?? "any", state !== undefined, actual);
-    if (state?.closed) throw new StreamClosedError(stream);
-    const kind = state?.kind ?? options.kind;
+    const known = plan.streamStates.get(stream) ?? this.#guard(() => this.#streamState(stream));
+    const actual = known?.version ?? 0;
+    checkExpectedVersion(stream, options.expectedVersion ?? "any", known !== undefined, actual);
+    if (known?.closed) throw new StreamClosedError(stream);
+    const kind = known?.kind ?? options.kind;
     if (kind === undefined) throw new TypeError(`Stream "${stream}" is new: its kind is required`);
     if (options.kind !== undefined && options.kind !== kind) {
       throw new TypeError(`Stream "${stream}" is a ${kind}, not a ${options.kind}`);
     }
 
-    // Everything is computed before anything changes, so a refused append leaves no trace.
-    const streamId = state?.id ?? this.#lastStreamId + 1;
+    const streamId = known?.id ?? this.#lastStreamId + plan.newStreams.length + 1;
+    const firstSeq = this.#lastSeq + plan.events.length + 1;
     const time = this.#clock();
     const pending = inputs.map((input, i) =>
       toPendingEvent(streamId, input, {
-        seq: this.#lastSeq + 1 + i,
+        seq: firstSeq + i,
         stream,
         kind,
         version: actual + 1 + i,
@@ -273,50 +287,44 @@ export class EventStore {
       })
     );
     const events = pending.map((p) => p.event);
-    const batch = this.#currentBatch();
-    const rows = this.#projectRows(batch, streamId, stream, kind, events);
+    this.#projectRows(batch, plan, streamId, stream, kind, events);
 
-    if (state === undefined) {
-      const created = { id: streamId, name: stream, kind, version: 0, closed: false };
-      this.#streams.set(stream, created);
-      this.#lastStreamId = streamId;
-      batch.newStreams.push(created);
-    }
-    const current = this.#streams.get(stream)!;
-    current.version = actual + events.length;
-    if (options.close) {
-      current.closed = true;
-      batch.closedStreams.push(streamId);
-    }
-    this.#lastSeq += events.length;
-    for (const p of pending) batch.addEvent(p);
-    for (const row of rows) {
-      const rowKey = `${row.projection}\0${streamId}`;
-      const earlier = batch.rows.get(rowKey);
-      const previousKey = earlier === undefined ? row.committedKey : earlier.row?.key ?? null;
-      const key = row.row?.key ?? null;
-      batch.rows.set(rowKey, row);
-      if (previousKey !== null && previousKey !== key) {
-        batch.keys.set(`${row.projection}\0${previousKey}`, null);
-      }
-      if (key !== null) batch.keys.set(`${row.projection}\0${key}`, stream);
-    }
-    return { nextVersion: current.version, events };
+    const next = {
+      id: streamId,
+      name: stream,
+      kind,
+      version: actual + events.length,
+      closed: options.close ?? false,
+    };
+    if (known === undefined) plan.newStreams.push(next);
+    if (next.closed) plan.closedStreams.push(streamId);
+    plan.streamStates.set(stream, next);
+    plan.events.push(...pending);
+    return { nextVersion: next.version, events };
   }
 
-  /** Runs the projectors on the new events, checking unique keys; changes nothing. */
+  /** Accepts a checked plan: from here on its appends are part of the batch. */
+  #apply(batch: PendingBatch, plan: PendingBatch): void {
+    for (const [name, state] of plan.streamStates) this.#streams.set(name, state);
+    this.#lastStreamId += plan.newStreams.length;
+    this.#lastSeq += plan.events.length;
+    batch.absorb(plan);
+  }
+
+  /** Runs the projectors on the new events and checks unique keys, writing into `plan`. */
   #projectRows(
     batch: PendingBatch,
+    plan: PendingBatch,
     streamId: number,
     stream: string,
     kind: string,
     events: readonly RecordedEvent[],
-  ): PendingRow[] {
-    const rows: PendingRow[] = [];
+  ): void {
     const nextVersion = events.at(-1)!.version;
     for (const projector of this.#projectors) {
       if (!projector.kinds.includes(kind)) continue;
-      const pending = batch.rows.get(`${projector.name}\0${streamId}`);
+      const rowKey = `${projector.name}\0${streamId}`;
+      const pending = plan.rows.get(rowKey) ?? batch.rows.get(rowKey);
       const committed = pending === undefined && streamId <= this.#lastStreamId
         ? this.#guard(() => this.#committedRow(projector.name, streamId, stream))
         : undefined;
@@ -330,26 +338,38 @@ export class EventStore {
           details: { stream, projection: projector.name },
         });
       }
-      const row = next === null ? null : { stream, key: next.key, version: nextVersion, doc: next.doc };
+      const row = next === null
+        ? null
+        : { stream, key: next.key, version: nextVersion, doc: next.doc };
+      const previousKey = current?.key ?? null;
       const key = row?.key ?? null;
-      if (key !== null && key !== (current?.key ?? null)) {
-        const holder = this.#keyHolder(batch, projector.name, key);
+      if (key !== null && key !== previousKey) {
+        const holder = this.#keyHolder(batch, plan, projector.name, key);
         if (holder !== undefined && holder !== stream) {
           throw new ProjectionKeyConflictError(projector.name, key, holder);
         }
       }
-      rows.push({
+      plan.rows.set(rowKey, {
         projection: projector.name,
         streamId,
         committedKey: pending === undefined ? committed?.key ?? null : pending.committedKey,
         row,
       });
+      if (previousKey !== null && previousKey !== key) {
+        plan.keys.set(`${projector.name}\0${previousKey}`, null);
+      }
+      if (key !== null) plan.keys.set(`${projector.name}\0${key}`, stream);
     }
-    return rows;
   }
 
-  #keyHolder(batch: PendingBatch, projection: string, key: string): string | undefined {
-    const pending = batch.keys.get(`${projection}\0${key}`);
+  #keyHolder(
+    batch: PendingBatch,
+    plan: PendingBatch,
+    projection: string,
+    key: string,
+  ): string | undefined {
+    const id = `${projection}\0${key}`;
+    const pending = plan.keys.has(id) ? plan.keys.get(id) : batch.keys.get(id);
     if (pending !== undefined) return pending ?? undefined;
     return this.#guard(() => {
       const row = this.#sql.keyHolder.get(projection, key) as { name: string } | undefined;

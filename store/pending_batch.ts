@@ -35,6 +35,8 @@ interface Waiter {
  * WAL write, however many callers. Every caller's promise settles only after the commit.
  */
 export class PendingBatch {
+  /** Streams as they stand after a plan's appends (used while planning). */
+  readonly streamStates = new Map<string, StreamState>();
   readonly newStreams: StreamState[] = [];
   readonly closedStreams: number[] = [];
   readonly events: PendingEvent[] = [];
@@ -44,8 +46,13 @@ export class PendingBatch {
   readonly keys = new Map<string, string | null>();
   readonly waiters: Waiter[] = [];
 
-  addEvent(pending: PendingEvent): void {
-    this.events.push(pending);
+  /** Takes over a plan's changes: the plan was made on top of this batch. */
+  absorb(plan: PendingBatch): void {
+    this.newStreams.push(...plan.newStreams);
+    this.closedStreams.push(...plan.closedStreams);
+    this.events.push(...plan.events);
+    for (const [key, row] of plan.rows) this.rows.set(key, row);
+    for (const [key, holder] of plan.keys) this.keys.set(key, holder);
   }
 
   wait(): Promise<void> {

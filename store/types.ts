@@ -39,6 +39,13 @@ export interface AppendOptions {
   close?: boolean;
 }
 
+/** One stream's part of a multi-stream append. */
+export interface StreamAppend {
+  stream: string;
+  events: readonly EventInput[];
+  options?: AppendOptions;
+}
+
 export interface AppendResult {
   /** The stream's version after the append. */
   nextVersion: number;
