@@ -129,14 +129,23 @@ export class EventStore {
    */
   appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
     try {
-      const batch = this.#currentBatch();
-      const plan = new PendingBatch();
-      const results = appends.map((a) => this.#plan(batch, plan, a));
-      this.#apply(batch, plan);
-      return batch.wait().then(() => results);
+      const { results, committed } = this.stage(appends);
+      return committed.then(() => results);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * The synchronous half of an append, for callers that must know at once whether it was
+   * accepted: throws when refused; otherwise `committed` settles when the batch commits.
+   */
+  stage(appends: readonly StreamAppend[]): { results: AppendResult[]; committed: Promise<void> } {
+    const batch = this.#currentBatch();
+    const plan = new PendingBatch();
+    const results = appends.map((a) => this.#plan(batch, plan, a));
+    this.#apply(batch, plan);
+    return { results, committed: batch.wait() };
   }
 
   /** The stream's events from `fromVersion` on (1 = all). Unknown streams have none. */
@@ -276,9 +285,9 @@ export class EventStore {
 
     const streamId = known?.id ?? this.#lastStreamId + plan.newStreams.length + 1;
     const firstSeq = this.#lastSeq + plan.events.length + 1;
-    const time = this.#clock();
+    const time = options.time ?? this.#clock();
     const pending = inputs.map((input, i) =>
-      toPendingEvent(streamId, input, {
+      toPendingEvent(streamId, input, this.#upcast, {
         seq: firstSeq + i,
         stream,
         kind,
@@ -389,6 +398,7 @@ export class EventStore {
     const batch = this.#batch;
     this.#batch = undefined;
     if (batch === undefined || !this.#open) return;
+    if (batch.events.length === 0) return batch.settle();
     try {
       this.#sql.begin.run();
       try {
@@ -544,9 +554,14 @@ function checkExpectedVersion(
   if (!ok) throw new ExpectedVersionConflictError(stream, expected, actual);
 }
 
+/**
+ * The row to store (the payload as given) and the event as readers will see it (upcast, so
+ * projectors and subscribers meet today's shape even when an old writer's event is appended).
+ */
 function toPendingEvent(
   streamId: number,
   input: EventInput,
+  upcast: Upcaster,
   at: Pick<RecordedEvent, "seq" | "stream" | "kind" | "version" | "time">,
 ): PendingEvent {
   if (typeof input.type !== "string" || input.type === "") {
@@ -556,14 +571,15 @@ function toPendingEvent(
     throw new TypeError(`Event ${input.type} of "${at.stream}" has no valid type version`);
   }
   const meta = input.meta ?? {};
-  const event: RecordedEvent = {
-    ...at,
-    type: input.type,
-    typeVersion: input.typeVersion,
-    data: input.data,
-    meta,
-  };
   const dataJson = JSON.stringify(input.data);
   if (dataJson === undefined) throw new TypeError(`Event ${input.type} has no JSON payload`);
-  return { streamId, event, dataJson, metaJson: JSON.stringify(meta) };
+  const current = upcast({ type: input.type, typeVersion: input.typeVersion, data: input.data });
+  const event: RecordedEvent = { ...at, type: input.type, ...current, meta };
+  return {
+    streamId,
+    event,
+    typeVersion: input.typeVersion,
+    dataJson,
+    metaJson: JSON.stringify(meta),
+  };
 }

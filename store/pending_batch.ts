@@ -20,7 +20,10 @@ export interface PendingRow {
 
 export interface PendingEvent {
   streamId: number;
+  /** As readers see it: upcast to today's payload shape. */
   event: RecordedEvent;
+  /** As stored: the version and payload the writer gave. */
+  typeVersion: number;
   dataJson: string;
   metaJson: string;
 }
@@ -62,13 +65,13 @@ export class PendingBatch {
   /** Writes everything; the caller wraps it in a transaction. */
   write(sql: Statements): void {
     for (const s of this.newStreams) sql.insertStream.run(s.id, s.name, s.kind, 0);
-    for (const { streamId, event, dataJson, metaJson } of this.events) {
+    for (const { streamId, event, typeVersion, dataJson, metaJson } of this.events) {
       sql.insertEvent.run(
         event.seq,
         streamId,
         event.version,
         event.type,
-        event.typeVersion,
+        typeVersion,
         dataJson,
         metaJson,
         event.time,

@@ -37,6 +37,8 @@ export interface AppendOptions {
   kind?: string;
   /** Close the stream after these events: later appends fail with StreamClosedError. */
   close?: boolean;
+  /** The events' time (ms since the epoch) when the caller already decided on it. */
+  time?: number;
 }
 
 /** One stream's part of a multi-stream append. */

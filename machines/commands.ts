@@ -1,0 +1,260 @@
+/**
+ * The CRI's mutations as commands on streams. Each one waits for its stream to settle, then
+ * decides from the settled state; a command that spans streams is decided by the owner (the
+ * sandbox admits its containers), so CreateContainer racing StopPodSandbox has one winner.
+ */
+import { FailedPreconditionError, NotFoundError } from "../lib/errors.ts";
+import type { EventMeta } from "../store/mod.ts";
+import type { FoldState } from "./compiled_machine.ts";
+import type { ContainerContext, HookSpec } from "./container_context.ts";
+import { machines } from "./fold.ts";
+import type { Registry } from "./registry.ts";
+import type { NetworkAttachment, PodMetadata, SandboxContext } from "./sandbox_context.ts";
+import type { StreamActor } from "./stream_actor.ts";
+
+export type SandboxState = FoldState<SandboxContext>;
+export type ContainerState = FoldState<ContainerContext>;
+
+export interface CommandOptions {
+  /** Who asked: stored with the events (CRI method, request id). */
+  meta?: EventMeta;
+  /** The caller gave up: stop waiting (the work itself goes on). */
+  signal?: AbortSignal;
+}
+
+function settled(actor: StreamActor, signal?: AbortSignal) {
+  return actor.until((s) => machines[actor.kind].isSettled(s.value), signal);
+}
+
+export interface RunPodSandbox {
+  id: string;
+  metadata: PodMetadata;
+  networks: NetworkAttachment[];
+  runtimeHandler: string;
+  config: unknown;
+}
+
+/** Records the sandbox and waits until it is ready (or failed and rolled back). */
+export async function runPodSandbox(
+  registry: Registry,
+  command: RunPodSandbox,
+  options: CommandOptions = {},
+): Promise<SandboxState> {
+  const actor = registry.newActor("sandbox", command.id);
+  const { id: _, ...data } = command;
+  await registry.commit([
+    { actor, events: [{ type: "SandboxRequested", data }], meta: options.meta ?? {} },
+  ]);
+  return actor.enqueue(() => settled(actor, options.signal)) as Promise<SandboxState>;
+}
+
+/** Stops the sandbox; an unknown (already removed) sandbox is not an error. */
+export function stopPodSandbox(
+  registry: Registry,
+  id: string,
+  options: CommandOptions = {},
+): Promise<SandboxState | undefined> {
+  return onSandbox(
+    registry,
+    id,
+    options,
+    (state) =>
+      state.value === "ready" || state.value === "stopFailed"
+        ? { type: "SandboxStopRequested", data: {} }
+        : undefined,
+  );
+}
+
+/** Stops (if needed) and removes the sandbox and its containers. */
+export function removePodSandbox(
+  registry: Registry,
+  id: string,
+  options: CommandOptions = {},
+): Promise<SandboxState | undefined> {
+  return onSandbox(
+    registry,
+    id,
+    options,
+    (state) =>
+      ["ready", "stopFailed", "notready"].includes(state.value)
+        ? { type: "SandboxRemoveRequested", data: {} }
+        : undefined,
+  );
+}
+
+async function onSandbox(
+  registry: Registry,
+  id: string,
+  options: CommandOptions,
+  decide: (
+    state: SandboxState,
+  ) =>
+    | { type: "SandboxStopRequested" | "SandboxRemoveRequested"; data: Record<never, never> }
+    | undefined,
+): Promise<SandboxState | undefined> {
+  const actor = registry.get(id) as StreamActor<SandboxContext> | undefined;
+  if (actor?.kind !== "sandbox") return undefined;
+  return await actor.enqueue(async () => {
+    const state = await settled(actor, options.signal) as SandboxState;
+    if (machines.sandbox.isFinal(state.value)) return undefined;
+    const event = decide(state);
+    if (event === undefined) return state;
+    await registry.commit([{ actor, events: [event], meta: options.meta ?? {} }]);
+    return await settled(actor, options.signal) as SandboxState;
+  });
+}
+
+export interface CreateContainer {
+  id: string;
+  sandboxId: string;
+  metadata: { name: string; attempt: number };
+  image: string;
+  envs: { key: string; value: string }[];
+  hooks: HookSpec[];
+  config: unknown;
+}
+
+/**
+ * Admits the container into its sandbox and records it, in one transaction, then waits until
+ * it is created (or failed and rolled back).
+ */
+export async function createContainer(
+  registry: Registry,
+  command: CreateContainer,
+  options: CommandOptions = {},
+): Promise<ContainerState> {
+  const sandbox = registry.get(command.sandboxId) as StreamActor<SandboxContext> | undefined;
+  if (sandbox?.kind !== "sandbox") {
+    throw new NotFoundError(`Sandbox "${command.sandboxId}" not found`, {
+      details: { sandbox_id: command.sandboxId },
+    });
+  }
+  const meta = options.meta ?? {};
+  const container = await sandbox.enqueue(async () => {
+    const state = await settled(sandbox, options.signal);
+    if (state.value !== "ready") {
+      throw new FailedPreconditionError(
+        `Sandbox "${sandbox.stream}" is ${state.value}, not ready: no new containers`,
+        { details: { sandbox_id: sandbox.stream, state: state.value } },
+      );
+    }
+    const actor = registry.newActor("container", command.id);
+    const { id, metadata, ...rest } = command;
+    await registry.commit([
+      {
+        actor: sandbox,
+        events: [{
+          type: "ContainerAdmitted",
+          data: { containerId: id, name: metadata.name, attempt: metadata.attempt },
+        }],
+        meta,
+      },
+      { actor, events: [{ type: "ContainerRequested", data: { metadata, ...rest } }], meta },
+    ]);
+    return actor;
+  });
+  return await container.enqueue(() => settled(container, options.signal)) as ContainerState;
+}
+
+/** Starts a created container; its sandbox must be ready. */
+export async function startContainer(
+  registry: Registry,
+  id: string,
+  options: CommandOptions = {},
+): Promise<ContainerState> {
+  const actor = containerActor(registry, id);
+  if (actor === undefined) {
+    throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
+  }
+  return await actor.enqueue(async () => {
+    const state = await settled(actor, options.signal) as ContainerState;
+    if (machines.container.isFinal(state.value)) {
+      throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
+    }
+    if (state.value !== "created") {
+      throw new FailedPreconditionError(`Container "${id}" is ${state.value}, not created`, {
+        details: { container_id: id, state: state.value },
+      });
+    }
+    const sandbox = registry.get(state.context.sandboxId);
+    if (sandbox?.state.value !== "ready") {
+      throw new FailedPreconditionError(
+        `Sandbox "${state.context.sandboxId}" of container "${id}" is not ready`,
+        { details: { container_id: id, sandbox_id: state.context.sandboxId } },
+      );
+    }
+    await registry.commit([
+      { actor, events: [{ type: "ContainerStartRequested", data: {} }], meta: options.meta ?? {} },
+    ]);
+    return await settled(actor, options.signal) as ContainerState;
+  });
+}
+
+/**
+ * Stops a running container: SIGTERM, then SIGKILL after `timeoutSeconds`. Anything not
+ * running is left as it is; an unknown container is not an error.
+ */
+export async function stopContainer(
+  registry: Registry,
+  id: string,
+  timeoutSeconds: number,
+  options: CommandOptions = {},
+): Promise<ContainerState | undefined> {
+  const actor = containerActor(registry, id);
+  if (actor === undefined) return undefined;
+  return await actor.enqueue(async () => {
+    const state = await settled(actor, options.signal) as ContainerState;
+    if (machines.container.isFinal(state.value)) return undefined;
+    if (state.value !== "running") return state;
+    const data = { timeoutSeconds: Math.max(0, Math.trunc(timeoutSeconds)) };
+    await registry.commit([
+      { actor, events: [{ type: "ContainerStopRequested", data }], meta: options.meta ?? {} },
+    ]);
+    return await settled(actor, options.signal) as ContainerState;
+  });
+}
+
+/** Removes a container, killing it first if it runs; an unknown one is not an error. */
+export async function removeContainer(
+  registry: Registry,
+  id: string,
+  options: CommandOptions = {},
+): Promise<ContainerState | undefined> {
+  const actor = containerActor(registry, id);
+  if (actor === undefined) return undefined;
+  return await actor.enqueue(async () => {
+    const state = await settled(actor, options.signal) as ContainerState;
+    if (machines.container.isFinal(state.value)) return undefined;
+    if (!["created", "running", "exited", "removeFailed"].includes(state.value)) return state;
+    await registry.commit([
+      { actor, events: [{ type: "ContainerRemoveRequested", data: {} }], meta: options.meta ?? {} },
+    ]);
+    return await settled(actor, options.signal) as ContainerState;
+  });
+}
+
+function containerActor(registry: Registry, id: string): StreamActor<ContainerContext> | undefined {
+  const actor = registry.get(id);
+  return actor?.kind === "container" ? actor as StreamActor<ContainerContext> : undefined;
+}
+
+/**
+ * The node saw a container's process end on its own. Recorded if the container is one that
+ * runs; a late or duplicate report is ignored. Not queued behind commands: a StopContainer
+ * may be waiting for exactly this.
+ */
+export async function observeContainerExit(
+  registry: Registry,
+  id: string,
+  exit: { exitCode: number; reason: string; message?: string; finishedAt: number },
+): Promise<boolean> {
+  const actor = containerActor(registry, id);
+  if (actor === undefined) return false;
+  if (!machines.container.eventsOf(actor.state.value).includes("ContainerExited")) return false;
+  await registry.commit([{
+    actor,
+    events: [{ type: "ContainerExited", data: exit }],
+    meta: { cause: "node" },
+  }]);
+  return true;
+}

@@ -1,0 +1,421 @@
+/**
+ * The event catalogue: every event type, the stream kind it belongs to, its current version,
+ * its payload shape, how older versions are upcast, and what to redact when showing it.
+ * Replay, crash injection and the README's event list all read this one table.
+ */
+import {
+  array,
+  type Infer,
+  integer,
+  json,
+  literal,
+  object,
+  optional,
+  record,
+  type Shape,
+  string,
+} from "../lib/shape.ts";
+
+export type StreamKind = "sandbox" | "container";
+
+interface EventSpec<S extends Shape<unknown>> {
+  kind: StreamKind;
+  version: number;
+  shape: S;
+  /** One line for the docs: what fact the event records. */
+  doc: string;
+  /** Upcasters by the version they read: `{ 1: v1 => v2 }`. */
+  upcast?: Record<number, (data: unknown) => unknown>;
+  /** A copy of the payload safe to show (replay output, HTTP endpoint, logs). */
+  redact?: (data: Infer<S>) => Infer<S>;
+}
+
+function spec<S extends Shape<unknown>>(s: EventSpec<S>): EventSpec<S> {
+  return s;
+}
+
+const failure = object({ error: string, code: optional(string) });
+const empty = object({});
+
+export const podMetadata = object({
+  name: string,
+  uid: string,
+  namespace: string,
+  attempt: integer,
+});
+export const networkAttachment = object({ name: string, ifname: string });
+export const hookStage = literal("create", "start", "poststart", "poststop");
+export const hookSpec = object({
+  /** The OCI phase: createRuntime, createContainer, prestart, startContainer, poststart, poststop. */
+  phase: string,
+  name: string,
+  path: string,
+  args: optional(array(string)),
+  timeoutSeconds: optional(integer),
+});
+const keyValue = object({ key: string, value: string });
+
+/** Old payload of SandboxRequested: flat metadata and at most one network. */
+interface SandboxRequestedV1 {
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt: number;
+  network: string;
+  config: unknown;
+}
+
+export const catalog = {
+  // --- sandbox streams -------------------------------------------------------------------
+  SandboxRequested: spec({
+    kind: "sandbox",
+    version: 2,
+    doc: "RunPodSandbox was accepted: pod metadata, networks to attach, the CRI config",
+    shape: object({
+      metadata: podMetadata,
+      networks: array(networkAttachment),
+      runtimeHandler: string,
+      config: json,
+    }),
+    upcast: {
+      1: (data) => {
+        const v1 = data as SandboxRequestedV1;
+        return {
+          metadata: { name: v1.name, uid: v1.uid, namespace: v1.namespace, attempt: v1.attempt },
+          networks: v1.network === "" ? [] : [{ name: v1.network, ifname: "eth0" }],
+          runtimeHandler: "",
+          config: v1.config,
+        };
+      },
+    },
+  }),
+  NamespacesPinned: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "The pod's net, ipc and uts namespaces are pinned to files",
+    shape: object({ paths: record(string) }),
+  }),
+  NamespacesPinFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Pinning the namespaces failed",
+    shape: failure,
+  }),
+  CniAddStarted: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A CNI ADD is about to run for this network and interface",
+    shape: networkAttachment,
+  }),
+  CniAdded: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A CNI ADD succeeded, with the plugin's result",
+    shape: object({ name: string, ifname: string, result: json }),
+  }),
+  CniAddFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A CNI ADD failed",
+    shape: object({ name: string, ifname: string, error: string, code: optional(string) }),
+  }),
+  ContainerAdmitted: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "The sandbox took a new container (recorded with the container's first event)",
+    shape: object({ containerId: string, name: string, attempt: integer }),
+  }),
+  SandboxStopRequested: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "StopPodSandbox was accepted",
+    shape: empty,
+  }),
+  ContainersStopped: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Every container of the sandbox has stopped",
+    shape: object({ containerIds: array(string) }),
+  }),
+  ContainersStopFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Stopping the sandbox's containers failed",
+    shape: failure,
+  }),
+  CniDeleted: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A CNI DEL succeeded",
+    shape: networkAttachment,
+  }),
+  CniDelFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A CNI DEL failed",
+    shape: object({ name: string, ifname: string, error: string, code: optional(string) }),
+  }),
+  NamespacesUnpinned: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "The pinned namespaces were released",
+    shape: empty,
+  }),
+  NamespacesUnpinFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Releasing the pinned namespaces failed",
+    shape: failure,
+  }),
+  SandboxRemoveRequested: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "RemovePodSandbox was accepted",
+    shape: empty,
+  }),
+  ContainersRemoved: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Every container of the sandbox is removed",
+    shape: object({ containerIds: array(string) }),
+  }),
+  ContainersRemoveFailed: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Removing the sandbox's containers failed",
+    shape: failure,
+  }),
+
+  // --- container streams -----------------------------------------------------------------
+  ContainerRequested: spec({
+    kind: "container",
+    version: 1,
+    doc: "CreateContainer was accepted: sandbox, name, image, env, hooks and the CRI config",
+    shape: object({
+      sandboxId: string,
+      metadata: object({ name: string, attempt: integer }),
+      image: string,
+      envs: array(keyValue),
+      hooks: array(hookSpec),
+      config: json,
+    }),
+    // Env values often carry Kubernetes Secrets: stored (recovery needs them), never shown.
+    redact: (data) => ({
+      ...data,
+      envs: data.envs.map(({ key }) => ({ key, value: "<redacted>" })),
+    }),
+  }),
+  ImageResolved: spec({
+    kind: "container",
+    version: 1,
+    doc: "The image is present: its id and the template volume a CT is created from",
+    shape: object({ imageId: string, template: string }),
+  }),
+  ImageResolveFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "The image could not be resolved",
+    shape: failure,
+  }),
+  VmidAllocated: spec({
+    kind: "container",
+    version: 1,
+    doc: "A VMID is reserved for the CT, before the create call",
+    shape: object({ vmid: integer }),
+  }),
+  VmidAllocateFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "No VMID could be allocated",
+    shape: failure,
+  }),
+  PveTaskStarted: spec({
+    kind: "container",
+    version: 1,
+    doc: "A Proxmox task was started (its UPID), before waiting on it",
+    shape: object({ upid: string, operation: string }),
+  }),
+  PveTaskFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "A Proxmox call or task failed",
+    shape: object({
+      operation: string,
+      upid: optional(string),
+      error: string,
+      code: optional(string),
+    }),
+  }),
+  CtCreated: spec({
+    kind: "container",
+    version: 1,
+    doc: "The CT exists",
+    shape: object({ vmid: integer }),
+  }),
+  CtConfigured: spec({
+    kind: "container",
+    version: 1,
+    doc: "The CT's command, env and namespace include are set",
+    shape: empty,
+  }),
+  CtConfigureFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "Configuring the CT failed",
+    shape: failure,
+  }),
+  HookStarted: spec({
+    kind: "container",
+    version: 1,
+    doc: "An OCI hook is about to run",
+    shape: object({ stage: hookStage, name: string }),
+  }),
+  HookFinished: spec({
+    kind: "container",
+    version: 1,
+    doc: "An OCI hook succeeded",
+    shape: object({ stage: hookStage, name: string }),
+  }),
+  HookFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "An OCI hook failed (fatal before start, a warning after)",
+    shape: object({ stage: hookStage, name: string, error: string }),
+  }),
+  HooksCompleted: spec({
+    kind: "container",
+    version: 1,
+    doc: "Every hook of a stage has run",
+    shape: object({ stage: hookStage }),
+  }),
+  ContainerStartRequested: spec({
+    kind: "container",
+    version: 1,
+    doc: "StartContainer was accepted",
+    shape: empty,
+  }),
+  ContainerStarted: spec({
+    kind: "container",
+    version: 1,
+    doc: "The container's process runs",
+    shape: object({ startedAt: integer, pid: optional(integer) }),
+  }),
+  ContainerStartFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "Starting failed: the container is exited with reason StartError",
+    shape: failure,
+  }),
+  ContainerStopRequested: spec({
+    kind: "container",
+    version: 1,
+    doc: "StopContainer was accepted, with its grace period",
+    shape: object({ timeoutSeconds: integer }),
+  }),
+  StopTimeoutElapsed: spec({
+    kind: "container",
+    version: 1,
+    doc: "The grace period ran out: the container gets killed",
+    shape: empty,
+  }),
+  ContainerStopFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "Stopping failed; the container still runs",
+    shape: failure,
+  }),
+  ContainerExited: spec({
+    kind: "container",
+    version: 1,
+    doc: "The container's process ended: exit code, reason, time",
+    shape: object({
+      exitCode: integer,
+      reason: string,
+      message: optional(string),
+      finishedAt: integer,
+    }),
+  }),
+  ContainerRemoveRequested: spec({
+    kind: "container",
+    version: 1,
+    doc: "RemoveContainer was accepted",
+    shape: empty,
+  }),
+  CtDestroyed: spec({
+    kind: "container",
+    version: 1,
+    doc: "The CT is destroyed",
+    shape: empty,
+  }),
+  CtDestroyFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "Destroying the CT failed",
+    shape: failure,
+  }),
+} as const;
+
+export type EventType = keyof typeof catalog;
+export type Payload<T extends EventType> = Infer<(typeof catalog)[T]["shape"]>;
+
+/** An event as the machines see it: type, payload, and the time the store accepted it. */
+export type DomainEvent = {
+  [T in EventType]: { type: T; data: Payload<T>; time: number };
+}[EventType];
+
+export type EventOf<T extends EventType> = Extract<DomainEvent, { type: T }>;
+
+/** An event a command or effect produces, before the store stamps its time. */
+export type NewEvent = {
+  [T in EventType]: { type: T; data: Payload<T> };
+}[EventType];
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(catalog, type);
+}
+
+export function eventSpec(type: EventType): EventSpec<Shape<unknown>> {
+  return catalog[type] as unknown as EventSpec<Shape<unknown>>;
+}
+
+/** The store's upcaster: old payloads up to today's version, one step at a time. */
+export function upcastEvent(
+  event: { type: string; typeVersion: number; data: unknown },
+): { typeVersion: number; data: unknown } {
+  if (!isEventType(event.type)) return event;
+  const spec = eventSpec(event.type);
+  let { typeVersion, data } = event;
+  while (typeVersion < spec.version) {
+    const step = spec.upcast?.[typeVersion];
+    if (step === undefined) {
+      throw new RangeError(`${event.type} has no upcaster from version ${typeVersion}`);
+    }
+    data = step(data);
+    typeVersion++;
+  }
+  return { typeVersion, data };
+}
+
+/** Why a stored event cannot be folded, or undefined when it can. */
+export function payloadProblem(
+  type: string,
+  typeVersion: number,
+  data: unknown,
+): string | undefined {
+  if (!isEventType(type)) return `unknown event type "${type}"`;
+  const spec = eventSpec(type);
+  if (typeVersion > spec.version) {
+    return `${type} version ${typeVersion} is newer than this pve-cri knows (${spec.version})`;
+  }
+  return spec.shape.check(data, "data");
+}
+
+/** The payload as it may be shown: secrets replaced. */
+export function redactPayload(type: string, data: unknown): unknown {
+  if (!isEventType(type)) return data;
+  const spec = eventSpec(type);
+  if (spec.redact === undefined) return data;
+  // A payload of the wrong shape cannot be redacted field by field: hide all of it.
+  if (spec.shape.check(data, "data") !== undefined) return "<redacted: malformed payload>";
+  return spec.redact(data);
+}

@@ -1,0 +1,306 @@
+/**
+ * The actor registry: one actor per live stream, commands per stream in order, streams
+ * concurrently. Every event is decided by the machine, appended to the store, and only then
+ * acted on: the state advances and the effects it names run; their results come back as
+ * events the same way. On open it loads live streams from the projections and resumes the
+ * ones caught mid-step by a crash.
+ */
+import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
+import { type Logger, silentLogger } from "../lib/log.ts";
+import type { EventMeta, EventStore, ProjectionRow, StreamAppend } from "../store/mod.ts";
+import type { EffectCall, FoldState } from "./compiled_machine.ts";
+import {
+  type AdapterEffectHandlers,
+  containerEffectNames,
+  containerFailures,
+  type EffectHandler,
+  type EffectHandlers,
+  sandboxEffectNames,
+  sandboxFailures,
+} from "./effects.ts";
+import {
+  catalog,
+  type DomainEvent,
+  type NewEvent,
+  payloadProblem,
+  type StreamKind,
+} from "./events.ts";
+import { type ContextOf, machines } from "./fold.ts";
+import { ownerEffects } from "./owner_effects.ts";
+import { projectionNames, type StreamDoc } from "./projections.ts";
+import { StreamActor } from "./stream_actor.ts";
+
+export interface RegistryOptions {
+  store: EventStore;
+  /** Handlers for every effect but the sandbox's own (stop/remove its containers). */
+  effects: AdapterEffectHandlers;
+  log?: Logger;
+  clock?: () => number;
+}
+
+/** An event the machine does not accept in the stream's current state. */
+export class IllegalTransitionError extends FailedPreconditionError {
+  constructor(
+    readonly stream: string,
+    readonly state: string,
+    readonly eventType: string,
+    reason: string,
+  ) {
+    super(`Stream "${stream}" in state "${state}" refuses ${eventType}: ${reason}`, {
+      details: { stream, state, event: eventType },
+    });
+  }
+}
+
+/** One stream's part of a commit: events decided for one actor, in order. */
+export interface Decision {
+  actor: StreamActor;
+  events: readonly NewEvent[];
+  meta: EventMeta;
+}
+
+const failuresByKind = { sandbox: sandboxFailures, container: containerFailures } as const;
+
+export class Registry {
+  readonly store: EventStore;
+  readonly log: Logger;
+  readonly #handlers: EffectHandlers;
+  readonly #clock: () => number;
+  readonly #actors = new Map<string, StreamActor>();
+  readonly #idle = new Set<() => void>();
+  #inFlight = 0;
+  #closed = false;
+
+  private constructor(options: RegistryOptions) {
+    this.store = options.store;
+    this.log = options.log ?? silentLogger;
+    this.#handlers = {
+      sandbox: { ...options.effects.sandbox, ...ownerEffects(this) },
+      container: options.effects.container,
+    };
+    for (
+      const [kind, names] of [["sandbox", sandboxEffectNames], [
+        "container",
+        containerEffectNames,
+      ]] as const
+    ) {
+      const bound = this.#handlers[kind] as Record<string, unknown>;
+      const missing = names.filter((name) => typeof bound[name] !== "function");
+      if (missing.length > 0) throw new TypeError(`No ${kind} handler for ${missing.join(", ")}`);
+    }
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Loads every live stream from the projections and resumes those caught mid-step. */
+  static open(options: RegistryOptions): Registry {
+    const registry = new Registry(options);
+    const resumable: StreamActor[] = [];
+    for (const kind of ["sandbox", "container"] as const) {
+      for (const row of options.store.listProjection<StreamDoc<unknown>>(projectionNames[kind])) {
+        const actor = registry.#adopt(kind, row);
+        if (!machines[kind].isSettled(actor.state.value)) resumable.push(actor);
+      }
+    }
+    for (const actor of resumable) {
+      registry.log.info("resuming stream", { stream: actor.stream, state: actor.state.value });
+      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.state.value));
+    }
+    return registry;
+  }
+
+  get(stream: string): StreamActor | undefined {
+    return this.#actors.get(stream);
+  }
+
+  /** Resolves a unique prefix of a live stream id (as crictl allows), or undefined. */
+  resolvePrefix(prefix: string, kind: StreamKind): string | undefined {
+    if (this.#actors.get(prefix)?.kind === kind) return prefix;
+    let found: string | undefined;
+    for (const actor of this.#actors.values()) {
+      if (actor.kind !== kind || !actor.stream.startsWith(prefix)) continue;
+      if (found !== undefined) return undefined;
+      found = actor.stream;
+    }
+    return found;
+  }
+
+  actors(kind?: StreamKind): StreamActor[] {
+    const all = [...this.#actors.values()];
+    return kind === undefined ? all : all.filter((a) => a.kind === kind);
+  }
+
+  /** A new actor for a stream that has no events yet. */
+  newActor<K extends StreamKind>(kind: K, stream: string): StreamActor<ContextOf[K]> {
+    if (this.#actors.has(stream)) throw new TypeError(`Stream "${stream}" already has an actor`);
+    return new StreamActor(stream, kind, machines[kind].initialState(stream), 0) as StreamActor<
+      ContextOf[K]
+    >;
+  }
+
+  /**
+   * Decides, appends and applies events for one or more streams, atomically. Refusals throw
+   * at once and change nothing; otherwise the promise resolves after the commit, when the
+   * new states are visible and their effects have started.
+   */
+  async commit(decisions: readonly Decision[]): Promise<void> {
+    if (this.#closed) throw new FailedPreconditionError("The runtime is shutting down");
+    const time = this.#clock();
+    const planned = decisions.map((d) => this.#plan(d, time));
+    const { committed } = this.store.stage(planned.map((p) => p.append));
+    for (const { decision, states } of planned) {
+      const { actor } = decision;
+      if (actor.version === 0) this.#actors.set(actor.stream, actor);
+      for (const state of states) actor.advance(state);
+    }
+    try {
+      await committed;
+    } catch (error) {
+      // The optimistic states were never stored: reload each touched stream from the log.
+      for (const { decision } of planned) this.#reload(decision.actor);
+      throw error;
+    }
+    for (const { decision, effects } of planned) {
+      const { actor } = decision;
+      if (machines[actor.kind].isFinal(actor.state.value)) this.#actors.delete(actor.stream);
+      actor.notify();
+      this.#runEffects(actor, effects);
+    }
+  }
+
+  /** Resolves once no effect is running anywhere (tests and shutdown use it). */
+  whenIdle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.add(resolve));
+  }
+
+  /** Stops starting work and tells running effects to stop. The store stays open. */
+  close(): void {
+    this.#closed = true;
+    for (const actor of this.#actors.values()) actor.abortEffects();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #plan(decision: Decision, time: number) {
+    const { actor, events, meta } = decision;
+    const machine = machines[actor.kind];
+    let state = actor.state as FoldState<unknown>;
+    const states: FoldState<unknown>[] = [];
+    const effects: EffectCall[] = [];
+    for (const event of events) {
+      const problem = payloadProblem(event.type, catalog[event.type].version, event.data);
+      if (problem !== undefined) throw new TypeError(`Malformed ${event.type}: ${problem}`);
+      const step = machine.step(state as never, { ...event, time } as DomainEvent);
+      if (!step.ok) {
+        throw new IllegalTransitionError(actor.stream, state.value, event.type, step.reason);
+      }
+      state = step.state as FoldState<unknown>;
+      states.push(state);
+      effects.push(...step.effects);
+    }
+    const append: StreamAppend = {
+      stream: actor.stream,
+      events: events.map((e) => ({
+        type: e.type,
+        typeVersion: catalog[e.type].version,
+        data: e.data,
+        meta,
+      })),
+      options: {
+        expectedVersion: actor.version === 0 ? "no_stream" : actor.version,
+        kind: actor.kind,
+        close: machine.isFinal(state.value),
+        time,
+      },
+    };
+    return { decision, states, effects, append };
+  }
+
+  #adopt(kind: StreamKind, row: ProjectionRow<StreamDoc<unknown>>): StreamActor {
+    const state = { value: row.doc.state, context: row.doc.context };
+    const actor = new StreamActor(row.stream, kind, state, row.version);
+    this.#actors.set(row.stream, actor);
+    return actor;
+  }
+
+  #reload(actor: StreamActor): void {
+    const row = this.store.getProjection<StreamDoc<unknown>>(
+      projectionNames[actor.kind],
+      actor.stream,
+    );
+    this.#actors.delete(actor.stream);
+    if (row === undefined) {
+      // Never committed (or now final): the actor must not be used again.
+      actor.abortEffects();
+      return;
+    }
+    const fresh = this.#adopt(actor.kind, row);
+    actor.state = fresh.state;
+    actor.version = fresh.version;
+    this.#actors.set(actor.stream, actor);
+  }
+
+  #runEffects(actor: StreamActor, effects: readonly EffectCall[]): void {
+    for (const call of effects) this.#runEffect(actor, call);
+  }
+
+  #runEffect(actor: StreamActor, call: EffectCall): void {
+    if (this.#closed) return;
+    // Every name the machines use was checked against the handlers when the registry opened.
+    const handler = (this.#handlers[actor.kind] as Record<string, EffectHandler<unknown>>)[
+      call.type
+    ]!;
+    const signal = actor.effectSignal;
+    const context = actor.state.context;
+    const meta = { effect: call.type };
+    const log = this.log.with({ stream: actor.stream, effect: call.type });
+    const deliver = (events: readonly NewEvent[]) => {
+      if (signal.aborted || this.#closed) {
+        return Promise.reject(new FailedPreconditionError("The effect's state has passed"));
+      }
+      return this.commit([{ actor, events, meta }]);
+    };
+    actor.inFlight++;
+    this.#inFlight++;
+    const run = async () => {
+      let result: NewEvent | readonly NewEvent[] | void;
+      try {
+        result = await handler({
+          stream: actor.stream,
+          context,
+          params: call.params,
+          emit: (event) => deliver([event]),
+          signal,
+        });
+      } catch (error) {
+        if (signal.aborted || this.#closed) return;
+        log.warn("effect failed", { error: errorMessage(error) });
+        const failure = failuresByKind[actor.kind][call.type as never] as (
+          error: unknown,
+          context: unknown,
+          params: unknown,
+        ) => NewEvent | null;
+        const event = failure(error, context, call.params);
+        if (event !== null) await deliver([event]);
+        return;
+      }
+      if (result === undefined) return;
+      const events = Array.isArray(result) ? result : [result as NewEvent];
+      if (events.length > 0) await deliver(events);
+    };
+    run()
+      .catch((error) => {
+        // A result that no longer applies (the state moved on) or a store that closed.
+        log.debug("effect result dropped", { error: errorMessage(error) });
+      })
+      .finally(() => {
+        actor.inFlight--;
+        if (--this.#inFlight === 0) {
+          for (const resolve of this.#idle) resolve();
+          this.#idle.clear();
+        }
+      });
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Plausible payloads for every event type, consistent with a stream's context (the next
+ * network for CniAdded, a hook of the current stage for HookFinished, …).
+ */
+import type { ContainerContext } from "../../machines/container_context.ts";
+import { hooksOfStage } from "../../machines/container_context.ts";
+import { catalog, type EventType, type NewEvent, type Payload } from "../../machines/events.ts";
+import { lastAttached, nextNetwork, type SandboxContext } from "../../machines/sandbox_context.ts";
+import type { Random } from "./random.ts";
+
+const stages = ["create", "start", "poststart", "poststop"] as const;
+
+export function samplePayload(
+  type: EventType,
+  context: SandboxContext | ContainerContext,
+  random: Random,
+): NewEvent {
+  const isSandbox = "networks" in context;
+  const s = context as SandboxContext;
+  const c = context as ContainerContext;
+  const fallback = { name: "net0", ifname: "eth0" };
+  const net = (isSandbox ? nextNetwork(s) : undefined) ?? fallback;
+  const attached = (isSandbox ? lastAttached(s) : undefined) ?? fallback;
+  const stage = random.pick(stages);
+  const hook = (isSandbox ? undefined : hooksOfStage(c, stage)[0]?.name) ?? "hook";
+  const data: { [T in EventType]: Payload<T> } = {
+    SandboxRequested: {
+      metadata: {
+        name: `pod-${random.hex(4)}`,
+        uid: random.hex(8),
+        namespace: "default",
+        attempt: random.int(3),
+      },
+      networks: Array.from(
+        { length: random.int(3) },
+        (_, i) => ({ name: `net${i}`, ifname: `eth${i}` }),
+      ),
+      runtimeHandler: "",
+      config: { hostname: "pod" },
+    },
+    NamespacesPinned: { paths: { net: "/run/netns/x", ipc: "/run/ipcns/x", uts: "/run/utsns/x" } },
+    NamespacesPinFailed: { error: "unshare failed" },
+    CniAddStarted: net,
+    CniAdded: { ...net, result: { ips: [{ address: "10.88.0.2/16" }] } },
+    CniAddFailed: { ...net, error: "plugin failed", code: "Unavailable" },
+    ContainerAdmitted: { containerId: random.hex(64), name: "c", attempt: 0 },
+    SandboxStopRequested: {},
+    ContainersStopped: { containerIds: s.containers?.map((x) => x.id) ?? [] },
+    ContainersStopFailed: { error: "stop failed" },
+    CniDeleted: { name: attached.name, ifname: attached.ifname },
+    CniDelFailed: { name: attached.name, ifname: attached.ifname, error: "del failed" },
+    NamespacesUnpinned: {},
+    NamespacesUnpinFailed: { error: "busy" },
+    SandboxRemoveRequested: {},
+    ContainersRemoved: { containerIds: s.containers?.map((x) => x.id) ?? [] },
+    ContainersRemoveFailed: { error: "remove failed" },
+    ContainerRequested: {
+      sandboxId: random.hex(64),
+      metadata: { name: `c-${random.hex(4)}`, attempt: random.int(2) },
+      image: "busybox:latest",
+      envs: [{ key: "SECRET", value: "hunter2" }],
+      hooks: ["createRuntime", "prestart", "poststart", "poststop"]
+        .filter(() => random.chance(0.5))
+        .map((phase) => ({ phase, name: `${phase}-hook`, path: "/bin/true" })),
+      config: { command: ["/bin/sh"] },
+    },
+    ImageResolved: {
+      imageId: `sha256:${random.hex(64)}`,
+      template: "local:vztmpl/busybox_latest.tar",
+    },
+    ImageResolveFailed: { error: "no such image", code: "NotFound" },
+    VmidAllocated: { vmid: 100 + random.int(1000) },
+    VmidAllocateFailed: { error: "no free vmid" },
+    PveTaskStarted: {
+      upid: "UPID:pve1:00001234:00005678:6650F3A1:vzcreate:101:root@pam!cri:",
+      operation: "create",
+    },
+    PveTaskFailed: { operation: "create", error: "task failed" },
+    CtCreated: { vmid: c.vmid ?? 100 },
+    CtConfigured: {},
+    CtConfigureFailed: { error: "config failed" },
+    HookStarted: { stage, name: hook },
+    HookFinished: { stage, name: hook },
+    HookFailed: { stage, name: hook, error: "exit status 1" },
+    HooksCompleted: { stage },
+    ContainerStartRequested: {},
+    ContainerStarted: { startedAt: 1_700_000_000_000 + random.int(1000), pid: 4242 },
+    ContainerStartFailed: { error: "start failed" },
+    ContainerStopRequested: { timeoutSeconds: random.int(30) },
+    StopTimeoutElapsed: {},
+    ContainerStopFailed: { error: "stop failed" },
+    ContainerExited: {
+      exitCode: random.pick([0, 1, 137, 143]),
+      reason: "Completed",
+      finishedAt: 1_700_000_001_000,
+    },
+    ContainerRemoveRequested: {},
+    CtDestroyed: {},
+    CtDestroyFailed: { error: "destroy failed" },
+  };
+  return { type, data: data[type] } as NewEvent;
+}
+
+export function eventTypesOf(kind: "sandbox" | "container"): EventType[] {
+  return (Object.keys(catalog) as EventType[]).filter((t) => catalog[t].kind === kind);
+}
