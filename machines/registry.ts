@@ -5,7 +5,7 @@
  * events the same way. On open it loads live streams from the projections and resumes the
  * ones caught mid-step by a crash.
  */
-import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
+import { errorMessage, FailedPreconditionError, UnavailableError } from "../lib/errors.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import type { EventMeta, EventStore, ProjectionRow, StreamAppend } from "../store/mod.ts";
 import type { EffectCall, FoldState } from "./compiled_machine.ts";
@@ -143,7 +143,7 @@ export class Registry {
    * new states are visible and their effects have started.
    */
   async commit(decisions: readonly Decision[]): Promise<void> {
-    if (this.#closed) throw new FailedPreconditionError("The runtime is shutting down");
+    if (this.#closed) throw new UnavailableError("The runtime is shutting down");
     const time = this.#clock();
     const planned = decisions.map((d) => this.#plan(d, time));
     const { committed } = this.store.stage(planned.map((p) => p.append));
@@ -173,10 +173,15 @@ export class Registry {
     return new Promise((resolve) => this.#idle.add(resolve));
   }
 
-  /** Stops starting work and tells running effects to stop. The store stays open. */
+  /**
+   * Stops starting work, tells running effects to stop and fails callers still waiting for a
+   * stream to settle. The store stays open (its owner closes it).
+   */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
-    for (const actor of this.#actors.values()) actor.abortEffects();
+    const reason = new UnavailableError("The runtime is shutting down");
+    for (const actor of this.#actors.values()) actor.close(reason);
   }
 
   get closed(): boolean {

@@ -13,8 +13,9 @@ export class StreamActor<C = unknown> {
   /** Effects started and not finished. */
   inFlight = 0;
   #queue: Promise<unknown> = Promise.resolve();
-  #listeners = new Set<() => void>();
+  #listeners = new Set<{ check(): void; fail(reason: unknown): void }>();
   #effects = new AbortController();
+  #closed: { reason: unknown } | undefined;
 
   constructor(stream: string, kind: StreamKind, state: FoldState<C>, version: number) {
     this.stream = stream;
@@ -50,30 +51,42 @@ export class StreamActor<C = unknown> {
     this.#effects.abort();
   }
 
+  /** Fails everyone waiting on this stream: it will not change any more in this process. */
+  close(reason: unknown): void {
+    this.#closed = { reason };
+    this.#effects.abort(reason);
+    for (const listener of [...this.#listeners]) listener.fail(reason);
+  }
+
   /** Resolves with the state once `predicate` holds (checked now and after each commit). */
   until(predicate: (state: FoldState<C>) => boolean, signal?: AbortSignal): Promise<FoldState<C>> {
     if (predicate(this.state)) return Promise.resolve(this.state);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#closed !== undefined) return Promise.reject(this.#closed.reason);
     return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate(this.state)) return;
-        done();
-        resolve(this.state);
+      const listener = {
+        check: () => {
+          if (!predicate(this.state)) return;
+          done();
+          resolve(this.state);
+        },
+        fail: (reason: unknown) => {
+          done();
+          reject(reason);
+        },
       };
-      const abort = () => {
-        done();
-        reject(signal!.reason);
-      };
+      const abort = () => listener.fail(signal!.reason);
       const done = () => {
-        this.#listeners.delete(check);
+        this.#listeners.delete(listener);
         signal?.removeEventListener("abort", abort);
       };
-      this.#listeners.add(check);
+      this.#listeners.add(listener);
       signal?.addEventListener("abort", abort, { once: true });
     });
   }
 
   /** Called after each commit that changed this stream. */
   notify(): void {
-    for (const listener of [...this.#listeners]) listener();
+    for (const listener of [...this.#listeners]) listener.check();
   }
 }

@@ -49,10 +49,12 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
   const msPerSecond = options.msPerSecond ?? 1;
   const maxDelay = options.maxDelayMs ?? 1;
 
-  const pause = async () => {
+  // A crash kills work in flight: after a pause, an aborted effect changes nothing more.
+  const pause = async (signal: AbortSignal) => {
     const ms = random.int(maxDelay + 1);
     if (ms === 0) await Promise.resolve();
     else await new Promise((resolve) => setTimeout(resolve, ms));
+    if (signal.aborted) throw signal.reason;
   };
   const mayFail = (what: string) => {
     if (random.chance(failureRate)) throw new InjectedFailure(`injected failure: ${what}`);
@@ -70,13 +72,14 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
     context: ContainerContext,
     stage: HookStage,
     emit: (e: never) => Promise<void>,
+    signal: AbortSignal,
   ) => {
     // Warnings only after the container started (OCI: poststart, poststop).
     const fatal = stage === "create" || stage === "start";
     for (const hook of hooksOfStage(context, stage)) {
       if (context.hooksDone.includes(hook.name)) continue;
       await emit({ type: "HookStarted", data: { stage, name: hook.name } } as never);
-      await pause();
+      await pause(signal);
       world.hookRuns.push(`${context.id}/${stage}/${hook.name}`);
       if (random.chance(failureRate)) {
         const failed = {
@@ -94,8 +97,8 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
 
   return {
     sandbox: {
-      async pinNamespaces({ stream }) {
-        await pause();
+      async pinNamespaces({ stream, signal }) {
+        await pause(signal);
         mayFail("pin namespaces");
         world.namespaces.add(stream);
         const paths = {
@@ -105,7 +108,7 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
         };
         return { type: "NamespacesPinned", data: { paths } };
       },
-      async addNetwork({ stream, context, emit }) {
+      async addNetwork({ stream, context, emit, signal }) {
         const net = nextNetwork(context)!;
         const key = `${stream}/${net.name}/${net.ifname}`;
         // After a crash mid-ADD, check what the plugin left instead of adding blindly.
@@ -117,7 +120,7 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           return { type: "CniAdded", data: { ...net, result: { checked: true } } };
         }
         await emit({ type: "CniAddStarted", data: net });
-        await pause();
+        await pause(signal);
         // A failing ADD may leave the interface behind: rollback must DEL it.
         if (random.chance(failureRate)) {
           if (random.chance(0.5)) world.attachments.add(key);
@@ -126,23 +129,23 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
         world.attachments.add(key);
         return { type: "CniAdded", data: { ...net, result: { ips: ["10.88.0.2/16"] } } };
       },
-      async delNetwork({ stream, context }) {
+      async delNetwork({ stream, context, signal }) {
         const net = lastAttached(context)!;
-        await pause();
+        await pause(signal);
         mayFail(`CNI DEL ${net.name}`);
         world.attachments.delete(`${stream}/${net.name}/${net.ifname}`);
         return { type: "CniDeleted", data: { name: net.name, ifname: net.ifname } };
       },
-      async unpinNamespaces({ stream }) {
-        await pause();
+      async unpinNamespaces({ stream, signal }) {
+        await pause(signal);
         mayFail("unpin namespaces");
         world.namespaces.delete(stream);
         return { type: "NamespacesUnpinned", data: {} };
       },
     },
     container: {
-      async resolveImage({ context }) {
-        await pause();
+      async resolveImage({ context, signal }) {
+        await pause(signal);
         mayFail(`resolve ${context.image}`);
         return {
           type: "ImageResolved",
@@ -152,12 +155,12 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           },
         };
       },
-      async allocateVmid() {
-        await pause();
+      async allocateVmid({ signal }) {
+        await pause(signal);
         mayFail("allocate vmid");
         return { type: "VmidAllocated", data: { vmid: world.nextVmid++ } };
       },
-      async createCt({ context, emit }) {
+      async createCt({ context, emit, signal }) {
         const vmid = context.vmid!;
         if (world.cts.has(vmid)) return { type: "CtCreated", data: { vmid } };
         if (context.task === null) {
@@ -166,19 +169,19 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
             data: { upid: `UPID:stub:${vmid}:vzcreate`, operation: "create" },
           });
         }
-        await pause();
+        await pause(signal);
         mayFail(`create CT ${vmid}`);
         world.cts.set(vmid, { containerId: context.id, running: false });
         return { type: "CtCreated", data: { vmid } };
       },
-      async configureCt() {
-        await pause();
+      async configureCt({ signal }) {
+        await pause(signal);
         mayFail("configure CT");
         return { type: "CtConfigured", data: {} };
       },
-      runHooks: ({ context, params, emit }) =>
-        runHooks(context, params!.stage as HookStage, emit as never) as never,
-      async startCt({ context, emit }) {
+      runHooks: ({ context, params, emit, signal }) =>
+        runHooks(context, params!.stage as HookStage, emit as never, signal) as never,
+      async startCt({ context, emit, signal }) {
         const ct = world.cts.get(context.vmid!);
         if (ct === undefined) throw new Error(`CT ${context.vmid} does not exist`);
         if (!ct.running) {
@@ -186,7 +189,7 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
             type: "PveTaskStarted",
             data: { upid: `UPID:stub:${context.vmid}:vzstart`, operation: "start" },
           });
-          await pause();
+          await pause(signal);
           mayFail(`start CT ${context.vmid}`);
           ct.running = true;
         }
@@ -201,7 +204,7 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           // Ignores SIGTERM: only the grace period's end (killCt) stops it.
           await sleep(60_000, signal);
         }
-        await pause();
+        await pause(signal);
         if (ct) ct.running = false;
         return {
           type: "ContainerExited",
@@ -213,8 +216,8 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
         await sleep(deadline - Date.now(), signal);
         return { type: "StopTimeoutElapsed", data: {} };
       },
-      async killCt({ context }) {
-        await pause();
+      async killCt({ context, signal }) {
+        await pause(signal);
         const ct = world.cts.get(context.vmid!);
         if (ct) ct.running = false;
         return {
@@ -222,8 +225,8 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           data: { exitCode: 137, reason: "Error", message: "killed", finishedAt: Date.now() },
         };
       },
-      async destroyCt({ context }) {
-        await pause();
+      async destroyCt({ context, signal }) {
+        await pause(signal);
         if (context.vmid !== null && world.cts.has(context.vmid)) {
           mayFail(`destroy CT ${context.vmid}`);
           world.cts.delete(context.vmid);
