@@ -1,11 +1,14 @@
-// deno-lint-ignore-file no-console
 /** pve-cri's command line: `start` serves CRI, `replay` diagnoses the event log. */
+import { consoleOutput } from "./cli/output.ts";
+import { runReplay } from "./cli/replay.ts";
 
 const [command, ...args] = Deno.args;
 
 switch (command) {
+  case "replay":
+    Deno.exit(runReplay(args, consoleOutput));
+    break;
   default:
-    console.error(`Unknown command ${JSON.stringify(command ?? "")}: use start or replay`);
-    console.error(args.length);
+    consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start or replay`);
     Deno.exit(2);
 }

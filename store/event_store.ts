@@ -148,14 +148,21 @@ export class EventStore {
     return { results, committed: batch.wait() };
   }
 
-  /** The stream's events from `fromVersion` on (1 = all). Unknown streams have none. */
-  readStream(stream: string, fromVersion = 1): RecordedEvent[] {
+  /**
+   * The stream's events from `fromVersion` on (1 = all). Unknown streams have none. A corrupt
+   * row throws CorruptEventError, unless `onCorrupt` takes it and the read goes on.
+   */
+  readStream(
+    stream: string,
+    fromVersion = 1,
+    onCorrupt?: (error: CorruptEventError) => void,
+  ): RecordedEvent[] {
     return this.#guard(() => {
       const row = this.#sql.streamByName.get(stream) as { id: number; kind: string } | undefined;
       if (row === undefined) return [];
       const name = { name: stream, kind: row.kind };
       const rows = this.#sql.readStream.all(row.id, fromVersion) as unknown as EventRow[];
-      return rows.map((r) => decodeEvent(r, name, this.#upcast));
+      return this.#decodeRows(rows, () => name, onCorrupt);
     });
   }
 
@@ -170,17 +177,25 @@ export class EventStore {
   ): RecordedEvent[] {
     return this.#guard(() => {
       const rows = this.#sql.readAll.all(fromSeq, limit) as unknown as EventRow[];
-      const events: RecordedEvent[] = [];
-      for (const row of rows) {
-        try {
-          events.push(decodeEvent(row, this.#streamName(row), this.#upcast));
-        } catch (error) {
-          if (!(error instanceof CorruptEventError) || onCorrupt === undefined) throw error;
-          onCorrupt(error);
-        }
-      }
-      return events;
+      return this.#decodeRows(rows, (row) => this.#streamName(row), onCorrupt);
     });
+  }
+
+  #decodeRows(
+    rows: readonly EventRow[],
+    nameOf: (row: EventRow) => StreamName,
+    onCorrupt: ((error: CorruptEventError) => void) | undefined,
+  ): RecordedEvent[] {
+    const events: RecordedEvent[] = [];
+    for (const row of rows) {
+      try {
+        events.push(decodeEvent(row, nameOf(row), this.#upcast));
+      } catch (error) {
+        if (!(error instanceof CorruptEventError) || onCorrupt === undefined) throw error;
+        onCorrupt(error);
+      }
+    }
+    return events;
   }
 
   /** The seq of the last row `readAll(fromSeq, limit)` would read, corrupt rows included. */

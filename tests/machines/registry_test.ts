@@ -9,47 +9,19 @@ import {
   stopPodSandbox,
 } from "../../machines/commands.ts";
 import { foldStream } from "../../machines/fold.ts";
-import { projectors } from "../../machines/projections.ts";
 import { Registry } from "../../machines/registry.ts";
-import { upcastEvent } from "../../machines/events.ts";
-import { EventStore, ProjectionKeyConflictError } from "../../store/mod.ts";
+import { ProjectionKeyConflictError } from "../../store/mod.ts";
+import { openKernel, testContainer, testPod } from "../_support/runtime.ts";
 import { Random } from "../_support/random.ts";
 import { stubEffects, type StubOptions, StubWorld } from "../_support/stub_effects.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 
 function openRuntime(path: string, world: StubWorld, options: Partial<StubOptions> = {}) {
-  const store = EventStore.open({ path, upcast: upcastEvent, projectors });
-  const registry = Registry.open({
-    store,
-    effects: stubEffects(world, { random: new Random(7), ...options }),
-  });
-  return {
-    store,
-    registry,
-    [Symbol.dispose]() {
-      registry.close();
-      store.close();
-    },
-  };
+  return openKernel(path, { world, ...options });
 }
 
-const pod = (name: string, networks = 1) => ({
-  id: `${name}-id`.padEnd(64, "0"),
-  metadata: { name, uid: `${name}-uid`, namespace: "default", attempt: 0 },
-  networks: Array.from({ length: networks }, (_, i) => ({ name: `net${i}`, ifname: `eth${i}` })),
-  runtimeHandler: "",
-  config: {},
-});
-
-const ctr = (sandboxId: string, name: string) => ({
-  id: `${name}-cid`.padEnd(64, "0"),
-  sandboxId,
-  metadata: { name, attempt: 0 },
-  image: "busybox:latest",
-  envs: [{ key: "TOKEN", value: "s3cret" }],
-  hooks: [],
-  config: {},
-});
+const pod = testPod;
+const ctr = testContainer;
 
 Deno.test("a pod and its container go through the whole lifecycle and leave nothing behind", async () => {
   using dir = tempDir();

@@ -1,0 +1,137 @@
+/**
+ * `deno task replay`: diagnose the event log, read-only, beside a running server.
+ *
+ *   replay                      every stream: kind, name, state, version, last event time
+ *   replay ID|PREFIX            the stream's timeline: time, seq, event, state after
+ *   replay [ID] --at SEQ|TIME   the state(s) at that point of the log
+ *   replay --verify             re-fold everything; list illegal or unknown events (exit 1)
+ *   --json  --state-dir DIR  --busy-timeout MS
+ *
+ * Exit status: 0 fine, 1 verify found problems, 2 the log could not be read (or bad usage).
+ */
+import { parseArgs } from "node:util";
+import { RuntimeError } from "../lib/errors.ts";
+import { databasePath, defaultStateDir } from "../lib/paths.ts";
+import { upcastEvent } from "../machines/events.ts";
+import { EventStore, StoreUnavailableError } from "../store/mod.ts";
+import { listView, stateView, timelineView, verifyView } from "./replay_views.ts";
+import type { Output } from "./output.ts";
+
+export class UsageError extends Error {}
+
+const usage = `Usage: deno task replay [ID|PREFIX] [--at SEQ|ISO-TIME] [--verify] [--json]
+                         [--state-dir DIR] [--busy-timeout MS]`;
+
+export interface ReplayArgs {
+  stream: string | undefined;
+  at: { seq: number } | { time: number } | undefined;
+  verify: boolean;
+  json: boolean;
+  stateDir: string;
+  busyTimeoutMs: number;
+}
+
+export function parseReplayArgs(args: string[]): ReplayArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        at: { type: "string" },
+        verify: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        "state-dir": { type: "string" },
+        "busy-timeout": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) throw new UsageError("");
+  if (positionals.length > 1) {
+    throw new UsageError(`One stream at a time, got ${positionals.length}`);
+  }
+  const busy = values["busy-timeout"] === undefined ? 5000 : Number(values["busy-timeout"]);
+  if (!Number.isInteger(busy) || busy < 0) {
+    throw new UsageError(
+      `--busy-timeout must be a number of milliseconds, got "${values["busy-timeout"]}"`,
+    );
+  }
+  return {
+    stream: positionals[0],
+    at: values.at === undefined ? undefined : parseAt(values.at),
+    verify: values.verify!,
+    json: values.json!,
+    stateDir: values["state-dir"] ?? defaultStateDir(),
+    busyTimeoutMs: busy,
+  };
+}
+
+function parseAt(value: string): { seq: number } | { time: number } {
+  if (/^\d+$/.test(value)) return { seq: Number(value) };
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) {
+    throw new UsageError(`--at takes a seq number or an ISO time, got "${value}"`);
+  }
+  return { time };
+}
+
+/** Runs replay; returns the exit status. Never throws: every failure is one line on stderr. */
+export function runReplay(args: string[], out: Output): number {
+  let options: ReplayArgs;
+  try {
+    options = parseReplayArgs(args);
+  } catch (error) {
+    const message = (error as Error).message;
+    out.error(message === "" ? usage : `pve-cri replay: ${message}\n${usage}`);
+    return 2;
+  }
+  let store: EventStore | undefined;
+  try {
+    store = EventStore.open({
+      path: databasePath(options.stateDir),
+      readOnly: true,
+      busyTimeoutMs: options.busyTimeoutMs,
+      upcast: upcastEvent,
+    });
+    if (options.verify) return verifyView(store, options, out);
+    if (options.stream !== undefined) {
+      const stream = resolveStream(store, options.stream);
+      return options.at === undefined
+        ? timelineView(store, stream, options, out)
+        : stateView(store, stream, options, out);
+    }
+    return listView(store, options, out);
+  } catch (error) {
+    out.error(`pve-cri replay: ${describe(error)}`);
+    return 2;
+  } finally {
+    try {
+      store?.close();
+    } catch {
+      // Closing a read-only connection cannot lose anything.
+    }
+  }
+}
+
+/** A stream id, or a prefix that names exactly one stream. */
+function resolveStream(store: EventStore, idOrPrefix: string): string {
+  if (store.streamInfo(idOrPrefix) !== undefined) return idOrPrefix;
+  const matches = store.listStreams().filter((s) => s.stream.startsWith(idOrPrefix));
+  if (matches.length === 1) return matches[0]!.stream;
+  if (matches.length === 0) throw new UsageError(`No stream matches "${idOrPrefix}"`);
+  throw new UsageError(
+    `"${idOrPrefix}" matches ${matches.length} streams: give more of the id`,
+  );
+}
+
+function describe(error: unknown): string {
+  if (error instanceof StoreUnavailableError || error instanceof RuntimeError) {
+    return error.message;
+  }
+  if (error instanceof UsageError) return error.message;
+  return `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+}
