@@ -8,6 +8,10 @@ switch (command) {
   case "replay":
     Deno.exit(runReplay(args, consoleOutput));
     break;
+  case "start":
+    consoleOutput.error("pve-cri: the CRI endpoint is not built yet; see `issues`");
+    Deno.exit(1);
+    break;
   default:
     consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start or replay`);
     Deno.exit(2);

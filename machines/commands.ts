@@ -177,7 +177,7 @@ export async function startContainer(
       });
     }
     const sandbox = registry.get(state.context.sandboxId);
-    if (sandbox?.state.value !== "ready") {
+    if (sandbox?.value !== "ready") {
       throw new FailedPreconditionError(
         `Sandbox "${state.context.sandboxId}" of container "${id}" is not ready`,
         { details: { container_id: id, sandbox_id: state.context.sandboxId } },
@@ -250,7 +250,7 @@ export async function observeContainerExit(
 ): Promise<boolean> {
   const actor = containerActor(registry, id);
   if (actor === undefined) return false;
-  if (!machines.container.eventsOf(actor.state.value).includes("ContainerExited")) return false;
+  if (!machines.container.eventsOf(actor.value).includes("ContainerExited")) return false;
   await registry.commit([{
     actor,
     events: [{ type: "ContainerExited", data: exit }],

@@ -51,12 +51,23 @@ export class CompiledMachine<C, E extends { type: string }> {
   readonly #states: Map<string, CompiledState>;
   readonly #guards: Record<string, GuardFn<C>>;
   readonly #assign: Assigner<C>;
+  readonly #wholeContext: boolean;
   readonly #initialContext: (input: { id: string }) => C;
 
-  constructor(machine: AnyStateMachine, assignAction: string) {
+  /**
+   * `assignAction` names the one assign(fn) of the machine. When `wholeContext` is set, that
+   * function returns the whole context (a decider's evolve), so the table takes its result
+   * as is rather than merging it into a copy as XState does; the results are equal.
+   */
+  constructor(
+    machine: AnyStateMachine,
+    assignAction: string,
+    options: { wholeContext?: boolean } = {},
+  ) {
     this.id = machine.id;
     this.#guards = machine.implementations.guards as Record<string, GuardFn<C>>;
     this.#assign = assignerOf<C>(machine, assignAction);
+    this.#wholeContext = options.wholeContext ?? false;
     this.#initialContext = initialContextOf<C>(machine);
     this.#states = new Map();
     for (const [key, node] of Object.entries(machine.root.states)) {
@@ -110,9 +121,11 @@ export class CompiledMachine<C, E extends { type: string }> {
     if (chosen === undefined) {
       return { ok: false, reason: `no guard of ${event.type} holds in state "${state.value}"` };
     }
-    const context = chosen.assigns
-      ? { ...state.context, ...this.#assign(args) } as C
-      : state.context;
+    let context = state.context;
+    if (chosen.assigns) {
+      const update = this.#assign(args);
+      context = this.#wholeContext ? update as C : { ...state.context, ...update };
+    }
     if (chosen.target === null) {
       return { ok: true, state: { value: state.value, context }, effects: chosen.effects };
     }

@@ -23,8 +23,12 @@ export interface ContextOf {
 }
 
 export const machines: { [K in StreamKind]: CompiledMachine<ContextOf[K], DomainEvent> } = {
-  sandbox: new CompiledMachine<SandboxContext, DomainEvent>(sandboxMachine, "record"),
-  container: new CompiledMachine<ContainerContext, DomainEvent>(containerMachine, "record"),
+  sandbox: new CompiledMachine<SandboxContext, DomainEvent>(sandboxMachine, "record", {
+    wholeContext: true,
+  }),
+  container: new CompiledMachine<ContainerContext, DomainEvent>(containerMachine, "record", {
+    wholeContext: true,
+  }),
 };
 
 export const xstateMachines = { sandbox: sandboxMachine, container: containerMachine };
@@ -68,9 +72,10 @@ export function foldEvent(
 ): FoldStep {
   const problem = eventProblem(event, options);
   if (problem !== undefined) return { ok: false, reason: problem };
+  // A recorded event has the machine event's fields (type, data, time): no copy needed.
   return (machines[kind] as CompiledMachine<unknown, DomainEvent>).step(
     state as FoldState<unknown>,
-    toDomainEvent(event),
+    event as unknown as DomainEvent,
   ) as FoldStep;
 }
 

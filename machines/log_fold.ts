@@ -55,13 +55,10 @@ export function foldLog(store: EventStore, options: FoldLogOptions = {}): LogFol
       reason: error.message,
     });
   };
-  let from = 0;
-  for (;;) {
-    const page = store.readAll(from, pageSize, onCorrupt);
-    const last = store.lastSeqOfPage(from, pageSize);
-    if (last === undefined) break;
-    from = last;
-    for (const event of page) {
+  for (let from: number | undefined = 0; from !== undefined;) {
+    const page = store.readPage(from, pageSize, onCorrupt, { meta: false });
+    from = page.next;
+    for (const event of page.events) {
       if (options.untilSeq !== undefined && event.seq > options.untilSeq) return done();
       if (options.untilTime !== undefined && event.time > options.untilTime) return done();
       if (options.only !== undefined && !options.only.has(event.stream)) continue;

@@ -1,13 +1,15 @@
 /**
  * Read models of live sandboxes and containers, kept by the store inside each append, so
- * List calls and startup never need a replay. A row is the folded state itself; it holds the
- * name reservation as its unique key, and disappears when the stream reaches a final state.
+ * List calls and startup never need a replay. A row is the folded state itself plus a small
+ * summary (what lists and startup read); it holds the name reservation as its unique key and
+ * disappears when the stream reaches a final state.
  */
 import type { Projector, RecordedEvent } from "../store/mod.ts";
+import type { FoldState } from "./compiled_machine.ts";
 import type { ContainerContext } from "./container_context.ts";
 import type { StreamKind } from "./events.ts";
 import { type AnyFoldState, type ContextOf, foldEvent, machines } from "./fold.ts";
-import type { SandboxContext } from "./sandbox_context.ts";
+import type { PodMetadata, SandboxContext } from "./sandbox_context.ts";
 
 export interface StreamDoc<C> {
   state: string;
@@ -16,9 +18,80 @@ export interface StreamDoc<C> {
   updatedAt: number;
 }
 
+type Labels = Record<string, string>;
+
+export interface SandboxSummary {
+  state: string;
+  metadata: PodMetadata;
+  runtimeHandler: string;
+  labels: Labels;
+  annotations: Labels;
+  createdAt: number;
+  containers: number;
+}
+
+export interface ContainerSummary {
+  state: string;
+  sandboxId: string;
+  name: string;
+  attempt: number;
+  image: string;
+  imageId: string | null;
+  vmid: number | null;
+  labels: Labels;
+  annotations: Labels;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  exitCode: number | null;
+}
+
+export interface SummaryOf {
+  sandbox: SandboxSummary;
+  container: ContainerSummary;
+}
+
 export const projectionNames: { [K in StreamKind]: string } = {
   sandbox: "sandboxes",
   container: "containers",
+};
+
+/** Labels or annotations from the CRI config, when it carries them. */
+function stringMap(config: unknown, field: string): Labels {
+  const value = typeof config === "object" && config !== null
+    ? (config as Record<string, unknown>)[field]
+    : undefined;
+  if (typeof value !== "object" || value === null) return {};
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => typeof v === "string"),
+  ) as Labels;
+}
+
+export const summarize: { [K in StreamKind]: (state: FoldState<ContextOf[K]>) => SummaryOf[K] } = {
+  sandbox: ({ value, context: c }) => ({
+    state: value,
+    metadata: c.metadata,
+    runtimeHandler: c.runtimeHandler,
+    labels: stringMap(c.config, "labels"),
+    annotations: stringMap(c.config, "annotations"),
+    createdAt: c.createdAt,
+    containers: c.containers.length,
+  }),
+  container: ({ value, context: c }) => ({
+    state: value,
+    sandboxId: c.sandboxId,
+    name: c.name,
+    attempt: c.attempt,
+    image: c.image,
+    imageId: c.imageId,
+    vmid: c.vmid,
+    labels: stringMap(c.config, "labels"),
+    annotations: stringMap(c.config, "annotations"),
+    createdAt: c.createdAt,
+    startedAt: c.startedAt,
+    finishedAt: c.finishedAt,
+    exitCode: c.exitCode,
+  }),
 };
 
 /** Sandbox names are reserved as containerd does: one live sandbox per pod metadata. */
@@ -35,7 +108,7 @@ export function containerKey(c: ContainerContext): string {
 function projector<K extends StreamKind>(
   kind: K,
   keyOf: (context: ContextOf[K]) => string,
-): Projector<StreamDoc<ContextOf[K]>> {
+): Projector<StreamDoc<ContextOf[K]>, SummaryOf[K]> {
   return {
     name: projectionNames[kind],
     revision: 1,
@@ -51,10 +124,11 @@ function projector<K extends StreamKind>(
         if (step.ok) state = step.state;
       }
       if (machines[kind].isFinal(state.value)) return null;
-      const context = state.context as ContextOf[K];
+      const folded = state as FoldState<ContextOf[K]>;
       return {
-        key: keyOf(context),
-        doc: { state: state.value, context, updatedAt: events.at(-1)!.time },
+        key: keyOf(folded.context),
+        summary: summarize[kind](folded),
+        doc: { state: folded.value, context: folded.context, updatedAt: events.at(-1)!.time },
       };
     },
   };

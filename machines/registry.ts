@@ -5,9 +5,14 @@
  * events the same way. On open it loads live streams from the projections and resumes the
  * ones caught mid-step by a crash.
  */
-import { errorMessage, FailedPreconditionError, UnavailableError } from "../lib/errors.ts";
+import {
+  errorMessage,
+  FailedPreconditionError,
+  InternalError,
+  UnavailableError,
+} from "../lib/errors.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
-import type { EventMeta, EventStore, ProjectionRow, StreamAppend } from "../store/mod.ts";
+import type { EventMeta, EventStore, StreamAppend } from "../store/mod.ts";
 import type { EffectCall, FoldState } from "./compiled_machine.ts";
 import {
   type AdapterEffectHandlers,
@@ -27,7 +32,7 @@ import {
 } from "./events.ts";
 import { type ContextOf, machines } from "./fold.ts";
 import { ownerEffects } from "./owner_effects.ts";
-import { projectionNames, type StreamDoc } from "./projections.ts";
+import { projectionNames, type StreamDoc, summarize, type SummaryOf } from "./projections.ts";
 import { StreamActor } from "./stream_actor.ts";
 
 export interface RegistryOptions {
@@ -96,14 +101,15 @@ export class Registry {
     const registry = new Registry(options);
     const resumable: StreamActor[] = [];
     for (const kind of ["sandbox", "container"] as const) {
-      for (const row of options.store.listProjection<StreamDoc<unknown>>(projectionNames[kind])) {
-        const actor = registry.#adopt(kind, row);
-        if (!machines[kind].isSettled(actor.state.value)) resumable.push(actor);
+      for (const row of options.store.listProjectionSummaries(projectionNames[kind])) {
+        const actor = registry.#actor(kind, row.stream, row.version, row.summary);
+        registry.#actors.set(row.stream, actor);
+        if (!machines[kind].isSettled(actor.value)) resumable.push(actor);
       }
     }
     for (const actor of resumable) {
-      registry.log.info("resuming stream", { stream: actor.stream, state: actor.state.value });
-      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.state.value));
+      registry.log.info("resuming stream", { stream: actor.stream, state: actor.value });
+      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.value));
     }
     return registry;
   }
@@ -130,11 +136,11 @@ export class Registry {
   }
 
   /** A new actor for a stream that has no events yet. */
-  newActor<K extends StreamKind>(kind: K, stream: string): StreamActor<ContextOf[K]> {
+  newActor<K extends StreamKind>(kind: K, stream: string): StreamActor<ContextOf[K], SummaryOf[K]> {
     if (this.#actors.has(stream)) throw new TypeError(`Stream "${stream}" already has an actor`);
-    return new StreamActor(stream, kind, machines[kind].initialState(stream), 0) as StreamActor<
-      ContextOf[K]
-    >;
+    const initial = machines[kind].initialState(stream) as FoldState<never>;
+    const actor = this.#actor(kind, stream, 0, summarize[kind](initial), initial);
+    return actor as unknown as StreamActor<ContextOf[K], SummaryOf[K]>;
   }
 
   /**
@@ -151,19 +157,25 @@ export class Registry {
       const { actor } = decision;
       if (actor.version === 0) this.#actors.set(actor.stream, actor);
       for (const state of states) actor.advance(state);
+      actor.pending++;
     }
     try {
       await committed;
     } catch (error) {
       // The optimistic states were never stored: reload each touched stream from the log.
-      for (const { decision } of planned) this.#reload(decision.actor);
+      for (const { decision } of planned) {
+        decision.actor.pending--;
+        this.#reload(decision.actor);
+      }
       throw error;
     }
     for (const { decision, effects } of planned) {
       const { actor } = decision;
-      if (machines[actor.kind].isFinal(actor.state.value)) this.#actors.delete(actor.stream);
+      actor.pending--;
+      if (machines[actor.kind].isFinal(actor.value)) this.#actors.delete(actor.stream);
       actor.notify();
       this.#runEffects(actor, effects);
+      this.#releaseIfIdle(actor);
     }
   }
 
@@ -223,11 +235,37 @@ export class Registry {
     return { decision, states, effects, append };
   }
 
-  #adopt(kind: StreamKind, row: ProjectionRow<StreamDoc<unknown>>): StreamActor {
-    const state = { value: row.doc.state, context: row.doc.context };
-    const actor = new StreamActor(row.stream, kind, state, row.version);
-    this.#actors.set(row.stream, actor);
-    return actor;
+  #actor(
+    kind: StreamKind,
+    stream: string,
+    version: number,
+    summary: unknown,
+    state?: FoldState<unknown>,
+  ): StreamActor {
+    const name = projectionNames[kind];
+    return new StreamActor<unknown, unknown>({
+      stream,
+      kind,
+      version,
+      value: state?.value ?? (summary as { state: string }).state,
+      summary,
+      ...(state === undefined ? {} : { state }),
+      source: {
+        load: () => {
+          const row = this.store.getProjection<StreamDoc<unknown>>(name, stream);
+          if (row === undefined) {
+            throw new InternalError(`Stream "${stream}" has no projection row`);
+          }
+          return { value: row.doc.state, context: row.doc.context };
+        },
+        summarize: (s) => (summarize[kind] as (s: FoldState<unknown>) => unknown)(s),
+      },
+    });
+  }
+
+  /** A settled actor with nothing running keeps no context in memory. */
+  #releaseIfIdle(actor: StreamActor): void {
+    if (machines[actor.kind].isSettled(actor.value)) actor.release();
   }
 
   #reload(actor: StreamActor): void {
@@ -235,16 +273,13 @@ export class Registry {
       projectionNames[actor.kind],
       actor.stream,
     );
-    this.#actors.delete(actor.stream);
     if (row === undefined) {
       // Never committed (or now final): the actor must not be used again.
+      this.#actors.delete(actor.stream);
       actor.abortEffects();
       return;
     }
-    const fresh = this.#adopt(actor.kind, row);
-    actor.state = fresh.state;
-    actor.version = fresh.version;
-    this.#actors.set(actor.stream, actor);
+    actor.reset(row.version, row.doc.state, row.summary);
   }
 
   #runEffects(actor: StreamActor, effects: readonly EffectCall[]): void {
@@ -302,6 +337,7 @@ export class Registry {
       })
       .finally(() => {
         actor.inFlight--;
+        this.#releaseIfIdle(actor);
         if (--this.#inFlight === 0) {
           for (const resolve of this.#idle) resolve();
           this.#idle.clear();

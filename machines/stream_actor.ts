@@ -1,27 +1,76 @@
 import type { FoldState } from "./compiled_machine.ts";
 import type { StreamKind } from "./events.ts";
 
+export interface ActorSource<C, S> {
+  /** The stream's state as last committed (its projection row): for a released context. */
+  load(): FoldState<C>;
+  summarize(state: FoldState<C>): S;
+}
+
 /**
  * One stream's live state in the registry. Commands on it run one at a time, in order;
  * effect results arrive between them. The state is the fold of the stream's committed events.
+ * A settled, idle actor keeps only its state name and summary; its context is read back from
+ * the projection (stored with the same commit) when something needs it.
  */
-export class StreamActor<C = unknown> {
+export class StreamActor<C = unknown, S = unknown> {
   readonly stream: string;
   readonly kind: StreamKind;
-  state: FoldState<C>;
   version: number;
+  summary: S;
   /** Effects started and not finished. */
   inFlight = 0;
+  /** Commits staged and not yet durable: the state is ahead of the store. */
+  pending = 0;
+  #value: string;
+  #state: FoldState<C> | undefined;
+  readonly #source: ActorSource<C, S>;
   #queue: Promise<unknown> = Promise.resolve();
   #listeners = new Set<{ check(): void; fail(reason: unknown): void }>();
   #effects = new AbortController();
   #closed: { reason: unknown } | undefined;
 
-  constructor(stream: string, kind: StreamKind, state: FoldState<C>, version: number) {
-    this.stream = stream;
-    this.kind = kind;
-    this.state = state;
+  constructor(options: {
+    stream: string;
+    kind: StreamKind;
+    version: number;
+    value: string;
+    summary: S;
+    source: ActorSource<C, S>;
+    state?: FoldState<C>;
+  }) {
+    this.stream = options.stream;
+    this.kind = options.kind;
+    this.version = options.version;
+    this.summary = options.summary;
+    this.#value = options.value;
+    this.#state = options.state;
+    this.#source = options.source;
+  }
+
+  /** The state's name, without loading its context. */
+  get value(): string {
+    return this.#value;
+  }
+
+  get state(): FoldState<C> {
+    this.#state ??= this.#source.load();
+    return this.#state;
+  }
+
+  /** Drops the context of an idle actor: the projection holds the same state. */
+  release(): void {
+    if (this.inFlight === 0 && this.pending === 0 && this.#listeners.size === 0) {
+      this.#state = undefined;
+    }
+  }
+
+  /** Replaces the state with what the store holds (after a failed commit). */
+  reset(version: number, value: string, summary: S): void {
     this.version = version;
+    this.#value = value;
+    this.summary = summary;
+    this.#state = undefined;
   }
 
   /** Runs `command` after every earlier command on this stream has finished. */
@@ -38,11 +87,13 @@ export class StreamActor<C = unknown> {
 
   /** Moves to a new state; effects of the old state are told to stop. */
   advance(state: FoldState<C>): void {
-    if (state.value !== this.state.value) {
+    if (state.value !== this.#value) {
       this.#effects.abort();
       this.#effects = new AbortController();
     }
-    this.state = state;
+    this.#state = state;
+    this.#value = state.value;
+    this.summary = this.#source.summarize(state);
     this.version++;
   }
 

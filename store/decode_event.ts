@@ -28,7 +28,7 @@ export function decodeEvent(row: EventRow, stream: StreamName, upcast: Upcaster)
   }
   if (typeof time !== "number") throw corrupt("time is not a number");
   const data = parseJson(dataText, "data", corrupt);
-  const meta = parseJson(metaText, "meta", corrupt);
+  const meta = metaText === "{}" ? {} : parseJson(metaText, "meta", corrupt);
   if (typeof meta !== "object" || meta === null || Array.isArray(meta)) {
     throw corrupt("meta is not an object");
   }

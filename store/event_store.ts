@@ -21,6 +21,8 @@ import type {
   EventListener,
   ExpectedVersion,
   ProjectionRow,
+  ProjectionSummary,
+  ProjectionUpdate,
   Projector,
   RecordedEvent,
   StreamAppend,
@@ -175,9 +177,25 @@ export class EventStore {
     limit = 1000,
     onCorrupt?: (error: CorruptEventError) => void,
   ): RecordedEvent[] {
+    return this.readPage(fromSeq, limit, onCorrupt).events;
+  }
+
+  /**
+   * Like readAll, plus the seq to continue from (the last row read, corrupt or not), or
+   * undefined at the end of the log: for scanning the whole log page by page. With
+   * `meta: false` events come with empty metadata, which folding does not need.
+   */
+  readPage(
+    fromSeq: number,
+    limit: number,
+    onCorrupt?: (error: CorruptEventError) => void,
+    options: { meta?: boolean } = {},
+  ): { events: RecordedEvent[]; next: number | undefined } {
     return this.#guard(() => {
-      const rows = this.#sql.readAll.all(fromSeq, limit) as unknown as EventRow[];
-      return this.#decodeRows(rows, (row) => this.#streamName(row), onCorrupt);
+      const statement = options.meta === false ? this.#sql.readAllWithoutMeta : this.#sql.readAll;
+      const rows = statement.all(fromSeq, limit) as unknown as EventRow[];
+      const events = this.#decodeRows(rows, (row) => this.#streamName(row), onCorrupt);
+      return { events, next: rows.at(-1)?.[0] };
     });
   }
 
@@ -198,14 +216,6 @@ export class EventStore {
     return events;
   }
 
-  /** The seq of the last row `readAll(fromSeq, limit)` would read, corrupt rows included. */
-  lastSeqOfPage(fromSeq: number, limit: number): number | undefined {
-    return this.#guard(() => {
-      const rows = this.#sql.readAll.all(fromSeq, limit) as unknown as EventRow[];
-      return rows.at(-1)?.[0];
-    });
-  }
-
   streamInfo(stream: string): StreamInfo | undefined {
     return this.#guard(() => {
       const row = this.#sql.streamInfo.get(stream) as unknown as StreamInfoRow | undefined;
@@ -220,29 +230,63 @@ export class EventStore {
     );
   }
 
-  getProjection<Doc>(projection: string, stream: string): ProjectionRow<Doc> | undefined {
+  getProjection<Doc, Summary = unknown>(
+    projection: string,
+    stream: string,
+  ): ProjectionRow<Doc, Summary> | undefined {
     return this.#guard(() => {
       const id = this.#streamId(stream);
       if (id === undefined) return undefined;
-      return this.#committedRow<Doc>(projection, id, stream);
+      return this.#committedRow<Doc, Summary>(projection, id, stream);
     });
   }
 
-  listProjection<Doc>(projection: string): ProjectionRow<Doc>[] {
+  /** Every row of a projection, documents parsed. */
+  listProjection<Doc, Summary = unknown>(projection: string): ProjectionRow<Doc, Summary>[] {
     return this.#guard(() =>
       (this.#sql.projectionRows.all(projection) as unknown as ProjectionDbRow[]).map((row) =>
-        toProjectionRow<Doc>(row)
+        toProjectionRow<Doc, Summary>(row)
+      )
+    );
+  }
+
+  /** Every row of a projection with its document as stored (JSON text), unparsed. */
+  listProjectionText<Summary = unknown>(projection: string): ProjectionRow<string, Summary>[] {
+    return this.#guard(() =>
+      (this.#sql.projectionRows.all(projection) as unknown as ProjectionDbRow[]).map((row) => ({
+        stream: row.name,
+        key: row.key,
+        version: row.version,
+        summary: JSON.parse(row.summary) as Summary,
+        doc: row.doc,
+      }))
+    );
+  }
+
+  /** Every row's summary, without the documents: cheap enough for startup and List calls. */
+  listProjectionSummaries<Summary>(projection: string): ProjectionSummary<Summary>[] {
+    return this.#guard(() =>
+      (this.#sql.projectionSummaries.all(projection) as unknown as ProjectionDbRow[]).map(
+        (row) => ({
+          stream: row.name,
+          key: row.key,
+          version: row.version,
+          summary: JSON.parse(row.summary) as Summary,
+        }),
       )
     );
   }
 
   /** The row holding a unique key, or undefined. */
-  findByKey<Doc>(projection: string, key: string): ProjectionRow<Doc> | undefined {
+  findByKey<Doc, Summary = unknown>(
+    projection: string,
+    key: string,
+  ): ProjectionRow<Doc, Summary> | undefined {
     return this.#guard(() => {
       const row = this.#sql.projectionByKey.get(projection, key) as unknown as
         | ProjectionDbRow
         | undefined;
-      return row === undefined ? undefined : toProjectionRow<Doc>(row);
+      return row === undefined ? undefined : toProjectionRow<Doc, Summary>(row);
     });
   }
 
@@ -353,7 +397,7 @@ export class EventStore {
         ? this.#guard(() => this.#committedRow(projector.name, streamId, stream))
         : undefined;
       const current = pending === undefined ? committed : pending.row ?? undefined;
-      let next: Omit<ProjectionRow, "stream" | "version"> | null;
+      let next: ProjectionUpdate | null;
       try {
         next = projector.evolve(current, events);
       } catch (error) {
@@ -362,9 +406,13 @@ export class EventStore {
           details: { stream, projection: projector.name },
         });
       }
-      const row = next === null
-        ? null
-        : { stream, key: next.key, version: nextVersion, doc: next.doc };
+      const row = next === null ? null : {
+        stream,
+        version: nextVersion,
+        key: next.key,
+        summary: next.summary ?? null,
+        doc: next.doc,
+      };
       const previousKey = current?.key ?? null;
       const key = row?.key ?? null;
       if (key !== null && key !== previousKey) {
@@ -482,16 +530,15 @@ export class EventStore {
     return name;
   }
 
-  #committedRow<Doc>(
+  #committedRow<Doc, Summary = unknown>(
     projection: string,
     streamId: number,
     stream: string,
-  ): ProjectionRow<Doc> | undefined {
+  ): ProjectionRow<Doc, Summary> | undefined {
     const row = this.#sql.projectionRow.get(projection, streamId) as
-      | { key: string | null; version: number; doc: string }
+      | Omit<ProjectionDbRow, "name">
       | undefined;
-    if (row === undefined) return undefined;
-    return { stream, key: row.key, version: row.version, doc: JSON.parse(row.doc) as Doc };
+    return row === undefined ? undefined : toProjectionRow({ ...row, name: stream });
   }
 
   #readDataVersion(): number {
@@ -522,8 +569,7 @@ export class EventStore {
         db: this.#db,
         sql: this.#sql,
         projectors: this.#projectors,
-        readAll: (from, limit, onCorrupt) => this.readAll(from, limit, onCorrupt),
-        lastSeqOfPage: (from, limit) => this.lastSeqOfPage(from, limit),
+        readPage: (from, limit, onCorrupt) => this.readPage(from, limit, onCorrupt),
         log: this.#log,
       })
     );
@@ -549,11 +595,18 @@ interface ProjectionDbRow {
   name: string;
   key: string | null;
   version: number;
+  summary: string;
   doc: string;
 }
 
-function toProjectionRow<Doc>(row: ProjectionDbRow): ProjectionRow<Doc> {
-  return { stream: row.name, key: row.key, version: row.version, doc: JSON.parse(row.doc) as Doc };
+function toProjectionRow<Doc, Summary>(row: ProjectionDbRow): ProjectionRow<Doc, Summary> {
+  return {
+    stream: row.name,
+    key: row.key,
+    version: row.version,
+    summary: JSON.parse(row.summary) as Summary,
+    doc: JSON.parse(row.doc) as Doc,
+  };
 }
 
 function checkExpectedVersion(

@@ -94,8 +94,15 @@ export class PendingBatch {
         sql.deleteProjection.run(p.projection, p.streamId);
         continue;
       }
-      const { key, version, doc } = p.row;
-      sql.upsertProjection.run(p.projection, p.streamId, key, version, JSON.stringify(doc));
+      const { key, version, summary, doc } = p.row;
+      sql.upsertProjection.run(
+        p.projection,
+        p.streamId,
+        key,
+        version,
+        JSON.stringify(summary),
+        JSON.stringify(doc),
+      );
       if (key !== null && key !== p.committedKey) sql.insertKey.run(p.projection, key, p.streamId);
     }
   }

@@ -9,12 +9,11 @@ export interface RebuildInput {
   db: DatabaseSync;
   sql: Statements;
   projectors: readonly Projector[];
-  readAll(
+  readPage(
     fromSeq: number,
     limit: number,
     onCorrupt: (error: CorruptEventError) => void,
-  ): RecordedEvent[];
-  lastSeqOfPage(fromSeq: number, limit: number): number | undefined;
+  ): { events: RecordedEvent[]; next: number | undefined };
   log: Logger;
 }
 
@@ -46,11 +45,10 @@ export function rebuildProjections(input: RebuildInput): void {
       error: error.message,
     });
   };
-  for (let from = 0;;) {
-    const events = input.readAll(from, pageSize, onCorrupt);
-    const last = input.lastSeqOfPage(from, pageSize);
-    if (last === undefined) break;
-    from = last;
+  for (let from: number | undefined = 0; from !== undefined;) {
+    const page = input.readPage(from, pageSize, onCorrupt);
+    const events = page.events;
+    from = page.next;
     for (const event of events) {
       if (broken.has(event.stream)) continue;
       if (!streamIds.has(event.stream)) {
@@ -62,7 +60,15 @@ export function rebuildProjections(input: RebuildInput): void {
         const byStream = rows.get(projector.name)!;
         const next = projector.evolve(byStream.get(id), [event]);
         if (next === null) byStream.delete(id);
-        else byStream.set(id, { stream: event.stream, version: event.version, ...next });
+        else {
+          byStream.set(id, {
+            stream: event.stream,
+            version: event.version,
+            key: next.key,
+            summary: next.summary ?? null,
+            doc: next.doc,
+          });
+        }
       }
     }
   }
@@ -75,7 +81,14 @@ export function rebuildProjections(input: RebuildInput): void {
       const holders = new Map<string, string>();
       for (const [id, row] of rows.get(projector.name)!) {
         if (broken.has(row.stream)) continue;
-        sql.upsertProjection.run(projector.name, id, row.key, row.version, JSON.stringify(row.doc));
+        sql.upsertProjection.run(
+          projector.name,
+          id,
+          row.key,
+          row.version,
+          JSON.stringify(row.summary),
+          JSON.stringify(row.doc),
+        );
         if (row.key === null) continue;
         const holder = holders.get(row.key);
         if (holder !== undefined) {

@@ -65,20 +65,33 @@ export interface StreamInfo {
 }
 
 /** One stream's row in a projection. */
-export interface ProjectionRow<Doc = unknown> {
+export interface ProjectionRow<Doc = unknown, Summary = unknown> {
   stream: string;
   /** A value unique among the projection's rows (e.g. a reserved name), or null. */
   key: string | null;
   /** The stream version this row reflects. */
   version: number;
+  /** The few fields list views and startup need; cheap to read for every row. */
+  summary: Summary;
   doc: Doc;
 }
+
+/** What a projector returns for a stream: its row, less what the store fills in. */
+export interface ProjectionUpdate<Doc = unknown, Summary = unknown> {
+  key: string | null;
+  doc: Doc;
+  /** Omitted: stored as null. */
+  summary?: Summary;
+}
+
+/** A row without its document: what listing every row costs little. */
+export type ProjectionSummary<Summary = unknown> = Omit<ProjectionRow<never, Summary>, "doc">;
 
 /**
  * Keeps a read model up to date. Runs inside the append, so the model never lags the log.
  * `store/` knows nothing of what the rows mean: the machines' side registers projectors.
  */
-export interface Projector<Doc = unknown> {
+export interface Projector<Doc = unknown, Summary = unknown> {
   name: string;
   /** Bump when `evolve` changes meaning: the store then rebuilds the projection from events. */
   revision: number;
@@ -89,9 +102,9 @@ export interface Projector<Doc = unknown> {
    * Must be pure: the store rebuilds projections by calling it again.
    */
   evolve(
-    current: ProjectionRow<Doc> | undefined,
+    current: ProjectionRow<Doc, Summary> | undefined,
     events: readonly RecordedEvent[],
-  ): Omit<ProjectionRow<Doc>, "stream" | "version"> | null;
+  ): ProjectionUpdate<Doc, Summary> | null;
 }
 
 /** Turns an old payload into today's shape. Unknown types pass through unchanged. */

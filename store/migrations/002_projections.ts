@@ -1,8 +1,9 @@
 import type { Migration } from "./mod.ts";
 
 /**
- * Read models kept inside the append transaction. Unique keys live in their own table so a
- * row update that keeps its key touches no unique index.
+ * Read models kept inside the append transaction: a small summary (what List calls and
+ * startup read) and the full document. Unique keys live in their own table so a row update
+ * that keeps its key touches no unique index.
  */
 export const projections: Migration = {
   version: 2,
@@ -13,6 +14,7 @@ export const projections: Migration = {
       stream_id  INTEGER NOT NULL REFERENCES streams (id),
       key        TEXT,
       version    INTEGER NOT NULL,
+      summary    TEXT NOT NULL,
       doc        TEXT NOT NULL,
       PRIMARY KEY (projection, stream_id)
     ) WITHOUT ROWID;

@@ -19,7 +19,12 @@ import {
 import { upcastEvent } from "../../machines/events.ts";
 import { machines } from "../../machines/fold.ts";
 import { foldLog } from "../../machines/log_fold.ts";
-import { projectionNames, projectors, type StreamDoc } from "../../machines/projections.ts";
+import {
+  projectionNames,
+  projectors,
+  type StreamDoc,
+  summarize,
+} from "../../machines/projections.ts";
 import { Registry } from "../../machines/registry.ts";
 import type { ContainerContext } from "../../machines/container_context.ts";
 import type { SandboxContext } from "../../machines/sandbox_context.ts";
@@ -101,7 +106,12 @@ function assertConsistent(rt: Runtime): void {
     assert.deepEqual(row.doc.context, summary.state!.context, `${info.stream}: projected context`);
     assert.equal(row.version, info.version, `${info.stream}: projected version`);
     assert.ok(actor, `${info.stream}: live stream has an actor`);
-    assert.equal(actor.state.value, summary.state!.value, `${info.stream}: live state`);
+    assert.equal(actor.value, summary.state!.value, `${info.stream}: live state`);
+    assert.deepEqual(
+      actor.summary,
+      (summarize[kind] as (s: unknown) => unknown)(summary.state),
+      `${info.stream}: live summary`,
+    );
     assert.deepEqual(actor.state.context, summary.state!.context, `${info.stream}: live context`);
     assert.equal(actor.version, info.version, `${info.stream}: live version`);
   }

@@ -43,6 +43,7 @@ Deno.test("projections follow every append inside its transaction", async () => 
       stream: "t1",
       key: "alpha",
       version: 2,
+      summary: null,
       doc: { name: "alpha", count: 2 },
     });
     assert.equal(store.getProjection("counter", "o1"), undefined, "other kinds are not followed");
