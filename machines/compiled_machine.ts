@@ -148,6 +148,7 @@ interface NodeLike {
   exit: readonly unknown[];
   always?: readonly unknown[];
   after: readonly unknown[];
+  invoke: readonly unknown[];
   on: Record<string, readonly TransitionLike[]>;
 }
 
@@ -167,6 +168,8 @@ function compileState(rawNode: unknown, key: string, assignAction: string): Comp
   if ((node.always?.length ?? 0) > 0 || node.after.length > 0) {
     throw new TypeError(`Cannot compile ${where}: no eventless or delayed transitions`);
   }
+  // Invoked actors act before anything is stored; effects must be named actions instead.
+  if (node.invoke.length > 0) throw new TypeError(`Cannot compile ${where}: no invoked actors`);
   if (node.exit.length > 0) throw new TypeError(`Cannot compile ${where}: no exit actions`);
   const entry = node.entry.map((a) => effectCall(a, where));
   if (entry.some((e) => e.type === assignAction)) {

@@ -205,3 +205,32 @@ Deno.test("a failed CNI ADD rolls back: DEL, unpin, and the sandbox fails withou
   );
   registry.close();
 });
+
+Deno.test("a stream stuck in an effect does not hold up commands on other streams", async () => {
+  using dir = tempDir();
+  const world = new StubWorld();
+  const base = stubEffects(world, { random: new Random(5) });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const slow = testPod("slow");
+  const effects = {
+    ...base,
+    sandbox: {
+      ...base.sandbox,
+      pinNamespaces: async (input: Parameters<typeof base.sandbox.pinNamespaces>[0]) => {
+        if (input.stream === slow.id) await gate;
+        return await base.sandbox.pinNamespaces(input);
+      },
+    },
+  };
+  using rt = openKernel(`${dir.path}/events.db`, { world });
+  rt.registry.close();
+  const registry = Registry.open({ store: rt.store, effects });
+  const stuck = runPodSandbox(registry, slow);
+  const fast = testPod("fast");
+  assert.equal((await runPodSandbox(registry, fast)).value, "ready");
+  assert.equal(registry.get(slow.id)!.value, "pinning", "the slow one is still working");
+  release();
+  assert.equal((await stuck).value, "ready");
+  registry.close();
+});
