@@ -6,7 +6,7 @@
 import { FailedPreconditionError, NotFoundError } from "../lib/errors.ts";
 import type { EventMeta } from "../store/mod.ts";
 import type { FoldState } from "./compiled_machine.ts";
-import type { ContainerContext, HookSpec } from "./container_context.ts";
+import type { ContainerContext, HookSpec, ResourceLimits } from "./container_context.ts";
 import { machines } from "./fold.ts";
 import type { Registry } from "./registry.ts";
 import type { NetworkAttachment, PodMetadata, SandboxContext } from "./sandbox_context.ts";
@@ -257,4 +257,45 @@ export async function observeContainerExit(
     meta: { cause: "node" },
   }]);
   return true;
+}
+
+/**
+ * Changes a created or running container's limits (Proxmox applies them live) and waits for
+ * the result. Anything else has no CT limits to change.
+ */
+export async function updateContainerResources(
+  registry: Registry,
+  id: string,
+  resources: ResourceLimits,
+  options: CommandOptions = {},
+): Promise<ContainerState> {
+  const actor = containerActor(registry, id);
+  if (actor === undefined) {
+    throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
+  }
+  return await actor.enqueue(async () => {
+    const state = await settled(actor, options.signal) as ContainerState;
+    if (state.value !== "created" && state.value !== "running") {
+      throw new FailedPreconditionError(
+        `Container "${id}" is ${state.value}: only created or running containers have limits`,
+        { details: { container_id: id, state: state.value } },
+      );
+    }
+    await registry.commit([{
+      actor,
+      events: [{ type: "ContainerResourcesRequested", data: { resources } }],
+      meta: options.meta ?? {},
+    }]);
+    const after = await actor.until(
+      (s) => !s.context.resourcesPending || !["created", "running"].includes(s.value),
+      options.signal,
+    ) as ContainerState;
+    if (after.context.lastError?.event === "ContainerResourcesUpdateFailed") {
+      throw new FailedPreconditionError(
+        `Updating the resources of container "${id}" failed: ${after.context.lastError.error}`,
+        { details: { container_id: id } },
+      );
+    }
+    return after;
+  });
 }

@@ -2,11 +2,12 @@
  * What a container stream remembers, and how each event changes it (the decider's evolve).
  */
 import type { Infer } from "../lib/shape.ts";
-import type { DomainEvent, hookSpec, hookStage } from "./events.ts";
+import type { DomainEvent, hookSpec, hookStage, resourceLimits } from "./events.ts";
 import type { StepError } from "./sandbox_context.ts";
 
 export type HookSpec = Infer<typeof hookSpec>;
 export type HookStage = Infer<typeof hookStage>;
+export type ResourceLimits = Infer<typeof resourceLimits>;
 
 /** Which stage each OCI hook phase runs in, as DESIGN §3 orders the container lifecycle. */
 export const stageOfPhase: Record<string, HookStage> = {
@@ -45,6 +46,9 @@ export interface ContainerContext {
   stopRequestedAt: number | null;
   stopTimeoutSeconds: number | null;
   removeRequested: boolean;
+  /** Limits applied by UpdateContainerResources, and whether an update is in flight. */
+  resources: ResourceLimits | null;
+  resourcesPending: boolean;
   lastError: StepError | null;
   leaks: string[];
 }
@@ -75,6 +79,8 @@ export function initialContainerContext(id: string): ContainerContext {
     stopRequestedAt: null,
     stopTimeoutSeconds: null,
     removeRequested: false,
+    resources: null,
+    resourcesPending: false,
     lastError: null,
     leaks: [],
   };
@@ -106,7 +112,13 @@ export function evolveContainer(context: ContainerContext, event: DomainEvent): 
     case "ImageResolved":
       return { ...context, imageId: event.data.imageId, template: event.data.template };
     case "VmidAllocated":
-      return { ...context, vmid: event.data.vmid };
+      return { ...context, vmid: event.data.vmid, task: null };
+    case "ContainerResourcesRequested":
+      return { ...context, resourcesPending: true, lastError: null };
+    case "ContainerResourcesUpdated":
+      return { ...context, resources: event.data.resources, resourcesPending: false };
+    case "ContainerResourcesUpdateFailed":
+      return { ...context, resourcesPending: false, lastError: failure(event) };
     case "PveTaskStarted":
       return { ...context, task: { upid: event.data.upid, operation: event.data.operation } };
     case "CtCreated":

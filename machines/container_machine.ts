@@ -11,6 +11,13 @@ import type { DomainEvent } from "./events.ts";
 /** Effects are bound by the registry; here they are only names. */
 const effect = () => {};
 
+/** Limits change in place (Proxmox hot-plugs them) while the container is created or runs. */
+const resourceUpdates = {
+  ContainerResourcesRequested: { actions: ["record", "updateResources"] },
+  ContainerResourcesUpdated: { actions: "record" },
+  ContainerResourcesUpdateFailed: { actions: "record" },
+} as const;
+
 export const containerMachine = setup({
   types: {
     context: {} as ContainerContext,
@@ -29,6 +36,7 @@ export const containerMachine = setup({
     armStopTimer: effect,
     killCt: effect,
     destroyCt: effect,
+    updateResources: effect,
   },
   guards: {
     hasHooks: ({ context }, params: { stage: HookStage }) =>
@@ -63,6 +71,8 @@ export const containerMachine = setup({
       entry: "createCt",
       on: {
         PveTaskStarted: { actions: "record" },
+        // Another create took the VMID first: the effect records a new one and goes on.
+        VmidAllocated: { actions: "record" },
         CtCreated: { target: "configuringCt", actions: "record" },
         PveTaskFailed: { target: "rollingBack", actions: "record" },
       },
@@ -103,6 +113,7 @@ export const containerMachine = setup({
     created: {
       tags: ["settled"],
       on: {
+        ...resourceUpdates,
         ContainerStartRequested: [
           {
             guard: { type: "hasHooks", params: { stage: "start" } },
@@ -155,6 +166,7 @@ export const containerMachine = setup({
     running: {
       tags: ["settled"],
       on: {
+        ...resourceUpdates,
         ContainerStopRequested: { target: "stopping", actions: "record" },
         ContainerExited: { target: "exited", actions: "record" },
         ContainerRemoveRequested: { target: "killing", actions: "record" },

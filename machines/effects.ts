@@ -27,6 +27,7 @@ export const containerEffectNames = [
   "armStopTimer",
   "killCt",
   "destroyCt",
+  "updateResources",
 ] as const;
 
 export type SandboxEffect = (typeof sandboxEffectNames)[number];
@@ -112,4 +113,5 @@ export const containerFailures: Record<ContainerEffect, FailureOf<ContainerConte
   armStopTimer: () => null,
   killCt: (e) => ({ type: "ContainerStopFailed", data: failureData(e) }),
   destroyCt: (e) => ({ type: "CtDestroyFailed", data: failureData(e) }),
+  updateResources: (e) => ({ type: "ContainerResourcesUpdateFailed", data: failureData(e) }),
 };

@@ -9,6 +9,7 @@ import {
   integer,
   json,
   literal,
+  number,
   object,
   optional,
   record,
@@ -54,6 +55,13 @@ export const hookSpec = object({
   timeoutSeconds: optional(integer),
 });
 const keyValue = object({ key: string, value: string });
+/** Limits in Proxmox's units: MiB, cores (0 = unlimited), shares. */
+export const resourceLimits = object({
+  memoryMiB: optional(integer),
+  swapMiB: optional(integer),
+  cpulimit: optional(number),
+  cpuunits: optional(integer),
+});
 
 /** Old payload of SandboxRequested: flat metadata and at most one network. */
 interface SandboxRequestedV1 {
@@ -334,6 +342,24 @@ export const catalog = {
       message: optional(string),
       finishedAt: integer,
     }),
+  }),
+  ContainerResourcesRequested: spec({
+    kind: "container",
+    version: 1,
+    doc: "UpdateContainerResources was accepted: the limits to apply",
+    shape: object({ resources: resourceLimits }),
+  }),
+  ContainerResourcesUpdated: spec({
+    kind: "container",
+    version: 1,
+    doc: "The CT's limits were changed",
+    shape: object({ resources: resourceLimits }),
+  }),
+  ContainerResourcesUpdateFailed: spec({
+    kind: "container",
+    version: 1,
+    doc: "Changing the CT's limits failed",
+    shape: failure,
   }),
   ContainerRemoveRequested: spec({
     kind: "container",

@@ -225,6 +225,11 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           data: { exitCode: 137, reason: "Error", message: "killed", finishedAt: Date.now() },
         };
       },
+      async updateResources({ context, signal }) {
+        await pause(signal);
+        mayFail(`update CT ${context.vmid}`);
+        return { type: "ContainerResourcesUpdated", data: { resources: { memoryMiB: 64 } } };
+      },
       async destroyCt({ context, signal }) {
         await pause(signal);
         if (context.vmid !== null && world.cts.has(context.vmid)) {

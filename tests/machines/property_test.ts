@@ -15,6 +15,7 @@ import {
   startContainer,
   stopContainer,
   stopPodSandbox,
+  updateContainerResources,
 } from "../../machines/commands.ts";
 import { upcastEvent } from "../../machines/events.ts";
 import { machines } from "../../machines/fold.ts";
@@ -204,6 +205,12 @@ async function runSequence(random: Random, sequenceSeed: number): Promise<void> 
       sandboxes.length ? stopPodSandbox(rt.registry, random.pick(sandboxes)) : Promise.resolve(),
     () =>
       sandboxes.length ? removePodSandbox(rt.registry, random.pick(sandboxes)) : Promise.resolve(),
+    () =>
+      containers.length
+        ? updateContainerResources(rt.registry, random.pick(containers), {
+          memoryMiB: 64 + random.int(64),
+        })
+        : Promise.resolve(),
     () =>
       containers.length
         ? observeContainerExit(rt.registry, random.pick(containers), {
