@@ -22,6 +22,8 @@ export interface FaultRule {
   failTask?: string;
   /** The task the request starts runs this long before its work. */
   taskDelayMs?: number;
+  /** The task the request starts logs this many warnings (ends `WARNINGS: N`). */
+  taskWarnings?: number;
   /** The CT's config file lock is held elsewhere: the request fails as PVE's flock times out. */
   lockTimeout?: boolean;
 }
@@ -34,6 +36,7 @@ export interface AppliedFaults {
   drop?: "before" | "after";
   failTask?: string;
   taskDelayMs?: number;
+  taskWarnings?: number;
   lockTimeout: boolean;
 }
 
@@ -92,6 +95,7 @@ export class FaultInjector {
       if (rule.drop !== undefined) applied.drop = rule.drop;
       if (rule.failTask !== undefined) applied.failTask = rule.failTask;
       if (rule.taskDelayMs !== undefined) applied.taskDelayMs = rule.taskDelayMs;
+      if (rule.taskWarnings !== undefined) applied.taskWarnings = rule.taskWarnings;
       if (rule.lockTimeout) applied.lockTimeout = true;
     }
     this.#rules = this.#rules.filter((r) => r.remaining > 0);

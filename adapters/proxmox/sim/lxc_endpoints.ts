@@ -53,6 +53,9 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
       work: (context) => runCtOp(node, op, context),
       ...(request.faults.failTask === undefined ? {} : { failWith: request.faults.failTask }),
       ...(request.faults.taskDelayMs === undefined ? {} : { delayMs: request.faults.taskDelayMs }),
+      ...(request.faults.taskWarnings === undefined
+        ? {}
+        : { warnings: request.faults.taskWarnings }),
     });
   const running = (vmid: number) => node.driver.status(vmid).state === "running";
 

@@ -20,6 +20,9 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
       work,
       ...(request.faults.failTask === undefined ? {} : { failWith: request.faults.failTask }),
       ...(request.faults.taskDelayMs === undefined ? {} : { delayMs: request.faults.taskDelayMs }),
+      ...(request.faults.taskWarnings === undefined
+        ? {}
+        : { warnings: request.faults.taskWarnings }),
     });
   const volumeOf = (params: ApiRequest["params"]) => {
     const volume = String(params.volume);

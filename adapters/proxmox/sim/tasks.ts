@@ -45,6 +45,7 @@ export interface SpawnRequest {
   /** Injected faults: the task fails with this message, or takes this long first. */
   failWith?: string;
   delayMs?: number;
+  warnings?: number;
 }
 
 export interface TaskListFilter {
@@ -189,6 +190,7 @@ export class TaskManager {
       // A worker runs after its UPID was answered, as a forked PVE worker does.
       await new Promise((resolve) => setTimeout(resolve, request.delayMs ?? 0));
       if (request.failWith !== undefined) throw new Error(request.failWith);
+      for (let i = 1; i <= (request.warnings ?? 0); i++) context.warn(`simulated warning ${i}`);
       if (abort.signal.aborted) throw new Error("received interrupt");
       await request.work(context);
       if (abort.signal.aborted) throw new Error("received interrupt");
