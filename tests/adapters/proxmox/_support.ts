@@ -47,7 +47,9 @@ export async function testEnv(options: Partial<SimulatorOptions> = {}): Promise<
   const onRequest = (record: RequestRecord) => {
     requests.push(record);
     if (apidoc === undefined) return;
-    problems.push(...checkRequest(apidoc, record));
+    // A request the simulator refused for its values was sent so on purpose by the test; the
+    // contract test holds the simulator's validation to the schema.
+    if (record.status !== 400) problems.push(...checkRequest(apidoc, record));
     if (record.status === 200) {
       problems.push(...checkResponse(apidoc, record.method, record.path, record.data));
     }
