@@ -1,0 +1,57 @@
+/**
+ * What makes a simulated CT exist: the simulator keeps Proxmox's bookkeeping (configs, locks,
+ * tasks) and asks a driver to do the real thing. The memory driver only remembers; an LXC
+ * driver (later) unpacks the template and runs `lxc-start` with the entrypoint and env.
+ */
+
+/** Where task output goes; a driver's lines appear in the task log. */
+export interface TaskLog {
+  log(line: string): void;
+  warn(line: string): void;
+  readonly signal: AbortSignal;
+}
+
+/** What a driver needs from a CT's config to run it. */
+export interface CtRunSpec {
+  vmid: number;
+  hostname: string;
+  /** Init command line (`entrypoint`), `/sbin/init` when unset. */
+  entrypoint: string;
+  /** `KEY=value` entries (`env`). */
+  env: string[];
+  cmode: "tty" | "console" | "shell";
+  memoryMiB: number;
+  swapMiB: number;
+  cores?: number;
+  unprivileged: boolean;
+  /** Raw `lxc.*` lines of the config, whitelisted. */
+  lxc: [string, string][];
+}
+
+export interface CtCreateSpec {
+  vmid: number;
+  /** Path of the template file (a `vztmpl` volume) to unpack. */
+  templatePath: string;
+  ostype?: string;
+  log: TaskLog;
+}
+
+export interface CtRuntimeStatus {
+  state: "running" | "stopped";
+  /** The init process id while running. */
+  pid?: number;
+  /** When it started, ms since the epoch. */
+  startedAt?: number;
+}
+
+export interface CtDriver {
+  create(spec: CtCreateSpec): Promise<void>;
+  start(spec: CtRunSpec, log: TaskLog): Promise<void>;
+  /** Hard stop (SIGKILL to everything). */
+  stop(vmid: number, log: TaskLog): Promise<void>;
+  /** Clean shutdown; false if the CT was still running after the timeout. */
+  shutdown(vmid: number, timeoutSeconds: number, log: TaskLog): Promise<boolean>;
+  destroy(vmid: number, log: TaskLog): Promise<void>;
+  status(vmid: number): CtRuntimeStatus;
+  close(): Promise<void>;
+}
