@@ -48,6 +48,8 @@ export interface ContainerContext {
   removeRequested: boolean;
   /** Limits applied by UpdateContainerResources, and whether an update is in flight. */
   resources: ResourceLimits | null;
+  /** The limits asked for while an update is in flight. */
+  resourcesRequested: ResourceLimits | null;
   resourcesPending: boolean;
   lastError: StepError | null;
   leaks: string[];
@@ -80,6 +82,7 @@ export function initialContainerContext(id: string): ContainerContext {
     stopTimeoutSeconds: null,
     removeRequested: false,
     resources: null,
+    resourcesRequested: null,
     resourcesPending: false,
     lastError: null,
     leaks: [],
@@ -114,11 +117,26 @@ export function evolveContainer(context: ContainerContext, event: DomainEvent): 
     case "VmidAllocated":
       return { ...context, vmid: event.data.vmid, task: null };
     case "ContainerResourcesRequested":
-      return { ...context, resourcesPending: true, lastError: null };
+      return {
+        ...context,
+        resourcesRequested: event.data.resources,
+        resourcesPending: true,
+        lastError: null,
+      };
     case "ContainerResourcesUpdated":
-      return { ...context, resources: event.data.resources, resourcesPending: false };
+      return {
+        ...context,
+        resources: event.data.resources,
+        resourcesRequested: null,
+        resourcesPending: false,
+      };
     case "ContainerResourcesUpdateFailed":
-      return { ...context, resourcesPending: false, lastError: failure(event) };
+      return {
+        ...context,
+        resourcesRequested: null,
+        resourcesPending: false,
+        lastError: failure(event),
+      };
     case "PveTaskStarted":
       return { ...context, task: { upid: event.data.upid, operation: event.data.operation } };
     case "CtCreated":

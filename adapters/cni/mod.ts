@@ -1,0 +1,38 @@
+/**
+ * Pod networking through CNI: the networks a new pod gets, ADD, DEL, and whether networking
+ * is ready at all (the CRI's NetworkReady condition).
+ */
+export interface NetworkAttachment {
+  /** The CNI network (conflist) name. */
+  name: string;
+  ifname: string;
+}
+
+export interface CniRequest extends NetworkAttachment {
+  /** The sandbox id: CNI's CONTAINERID. */
+  sandboxId: string;
+  /** The pinned network namespace: CNI's NETNS. */
+  netns: string;
+}
+
+/** The part of a CNI result the runtime reads: the pod's addresses. */
+export interface CniResult {
+  ips: { address: string; gateway?: string; interface?: number }[];
+  interfaces?: { name: string; mac?: string; sandbox?: string }[];
+  [field: string]: unknown;
+}
+
+export interface NetworkStatus {
+  ready: boolean;
+  reason: string;
+  message: string;
+}
+
+export interface NetworkPlugin {
+  status(): Promise<NetworkStatus>;
+  /** The attachments a pod on the pod network gets, in order (none for host network). */
+  networksFor(hostNetwork: boolean): NetworkAttachment[];
+  add(request: CniRequest): Promise<CniResult>;
+  /** Idempotent, as CNI requires: deleting what is gone succeeds. */
+  del(request: CniRequest): Promise<void>;
+}

@@ -1,0 +1,41 @@
+import type { ExitStatus, NodeAdapter, PinnedNamespaces } from "./mod.ts";
+
+/**
+ * Namespaces and processes kept in memory: paths are names only, exit codes follow what was
+ * done (SIGTERM → 143, SIGKILL → 137, as a shell reports them), pids are made up.
+ */
+export class MemoryNode implements NodeAdapter {
+  readonly pinned = new Map<string, PinnedNamespaces>();
+  readonly #clock: () => number;
+  #nextPid = 1000;
+
+  constructor(options: { clock?: () => number } = {}) {
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  pinNamespaces(sandboxId: string): Promise<PinnedNamespaces> {
+    let ns = this.pinned.get(sandboxId);
+    if (ns === undefined) {
+      const base = `/run/pve-cri/ns/${sandboxId}`;
+      ns = { paths: { net: `${base}/net`, ipc: `${base}/ipc`, uts: `${base}/uts` } };
+      this.pinned.set(sandboxId, ns);
+    }
+    return Promise.resolve(ns);
+  }
+
+  unpinNamespaces(sandboxId: string): Promise<void> {
+    this.pinned.delete(sandboxId);
+    return Promise.resolve();
+  }
+
+  processStarted(_vmid: number): Promise<{ pid?: number; startedAt: number }> {
+    return Promise.resolve({ pid: this.#nextPid++, startedAt: this.#clock() });
+  }
+
+  exitStatus(_vmid: number, how: "stopped" | "killed" | "exited"): Promise<ExitStatus> {
+    const finishedAt = this.#clock();
+    if (how === "killed") return Promise.resolve({ exitCode: 137, reason: "Error", finishedAt });
+    if (how === "stopped") return Promise.resolve({ exitCode: 143, reason: "Error", finishedAt });
+    return Promise.resolve({ exitCode: 0, reason: "Completed", finishedAt });
+  }
+}

@@ -1,0 +1,348 @@
+/**
+ * The container's effects bound to Proxmox (the control plane), the node (the process plane),
+ * hooks and images. Each is idempotent and keyed: a VMID is recorded before the create call,
+ * a task's UPID before waiting on it, and a resumed effect checks what Proxmox already did
+ * before calling again. A CT is only ever touched when its description says it is ours.
+ */
+import type { HookRunner } from "../adapters/hooks/mod.ts";
+import type { NodeAdapter } from "../adapters/node/mod.ts";
+import {
+  type ProxmoxApi,
+  PveAlreadyExistsError,
+  PveAlreadyRunningError,
+  PveLockedError,
+  PveNotFoundError,
+  PveNotRunningError,
+} from "../adapters/proxmox/mod.ts";
+import { InternalError, NotFoundError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  type ContainerContext,
+  hooksOfStage,
+  type HookStage,
+} from "../machines/container_context.ts";
+import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts";
+import type { NewEvent } from "../machines/events.ts";
+import type { ContainerSpec, PodMetadata } from "./api.ts";
+import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
+import type { TemplateImages } from "./template_images.ts";
+
+export interface SandboxFacts {
+  metadata: PodMetadata;
+  hostname: string;
+}
+
+export interface ContainerEffectDeps {
+  api: ProxmoxApi;
+  node: NodeAdapter;
+  hooks: HookRunner;
+  images: TemplateImages;
+  /** Storage for the CT's root filesystem, and its size in GiB. */
+  rootfs: { storage: string; sizeGiB: number };
+  sandbox(id: string): SandboxFacts | undefined;
+  log: Logger;
+  /** Extra time after a grace period before pve-cri kills a CT Proxmox has not stopped. */
+  killBackstopMs?: number;
+}
+
+type Input = EffectInput<ContainerContext>;
+
+/** Whose CT a VMID is: our container id, another id, or undefined when there is no CT. */
+async function ownerOf(api: ProxmoxApi, vmid: number): Promise<string | null | undefined> {
+  try {
+    const config = await api.ctConfig({ vmid });
+    return identityOf(config.description)?.containerId ?? null;
+  } catch (error) {
+    if (error instanceof PveNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** Waits for the task the stream recorded, when the current step is that operation. */
+async function resumeTask(api: ProxmoxApi, input: Input, operation: string): Promise<boolean> {
+  const task = input.context.task;
+  if (task === null || task.operation !== operation) return false;
+  await api.waitForTask(task.upid, { signal: input.signal });
+  return true;
+}
+
+/** Starts a task, records its UPID, then waits for it. */
+async function runTask(
+  api: ProxmoxApi,
+  input: Input,
+  operation: string,
+  start: () => Promise<string>,
+): Promise<void> {
+  const upid = await start();
+  await input.emit({ type: "PveTaskStarted", data: { upid, operation } });
+  await api.waitForTask(upid, { signal: input.signal });
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+function specOf(context: ContainerContext): ContainerSpec {
+  return context.config as ContainerSpec;
+}
+
+export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandlers["container"] {
+  const { api, node, hooks, images, log } = deps;
+  const backstop = deps.killBackstopMs ?? 5000;
+
+  const exited = async (vmid: number, how: "stopped" | "killed" | "exited"): Promise<NewEvent> => {
+    const status = await node.exitStatus(vmid, how);
+    return {
+      type: "ContainerExited",
+      data: {
+        exitCode: status.exitCode,
+        reason: status.reason,
+        finishedAt: status.finishedAt,
+        ...(status.message === undefined ? {} : { message: status.message }),
+      },
+    };
+  };
+
+  const runHooks = async (input: Input): Promise<NewEvent> => {
+    const stage = input.params?.stage as HookStage;
+    const fatal = stage === "create" || stage === "start";
+    const state = { ociVersion: "1.0.2", id: input.stream, status: stage, pid: 0, bundle: "" };
+    for (const hook of hooksOfStage(input.context, stage)) {
+      if (input.context.hooksDone.includes(hook.name)) continue;
+      await input.emit({ type: "HookStarted", data: { stage, name: hook.name } });
+      try {
+        await hooks.run(hook, state, input.signal);
+      } catch (error) {
+        const failed: NewEvent = {
+          type: "HookFailed",
+          data: {
+            stage,
+            name: hook.name,
+            error: error instanceof Error ? error.message : String(error),
+          },
+        };
+        if (fatal) return failed;
+        await input.emit(failed);
+        continue;
+      }
+      await input.emit({ type: "HookFinished", data: { stage, name: hook.name } });
+    }
+    return { type: "HooksCompleted", data: { stage } };
+  };
+
+  return {
+    async resolveImage({ context }) {
+      const image = await images.find(context.image);
+      if (image === undefined) {
+        throw new NotFoundError(`Image "${context.image}" is not present: pull it first`, {
+          details: { image: context.image },
+        });
+      }
+      return { type: "ImageResolved", data: { imageId: image.id, template: image.volid } };
+    },
+
+    async allocateVmid() {
+      return { type: "VmidAllocated", data: { vmid: await api.nextVmid() } };
+    },
+
+    async createCt(input) {
+      const { context } = input;
+      if (await resumeTask(api, input, "create")) {
+        return { type: "CtCreated", data: { vmid: context.vmid! } };
+      }
+      const sandbox = deps.sandbox(context.sandboxId);
+      if (sandbox === undefined) throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
+      const identity = {
+        containerId: context.id,
+        sandboxId: context.sandboxId,
+        podUid: sandbox.metadata.uid,
+        podName: sandbox.metadata.name,
+        podNamespace: sandbox.metadata.namespace,
+        name: context.name,
+        attempt: context.attempt,
+      };
+      let vmid = context.vmid!;
+      for (let attempt = 0;; attempt++) {
+        // A create whose answer was lost (a crash) may have made the CT already.
+        const owner = await ownerOf(api, vmid);
+        if (owner === context.id) return { type: "CtCreated", data: { vmid } };
+        if (owner === undefined) {
+          try {
+            await runTask(api, input, "create", () =>
+              api.createCt({
+                vmid,
+                ostemplate: context.template!,
+                hostname: validHostname(sandbox.hostname) ?? `ct${vmid}`,
+                rootfs: `${deps.rootfs.storage}:${deps.rootfs.sizeGiB}`,
+                cmode: "console",
+                ostype: "unmanaged",
+                tags: ctTags(identity),
+                description: ctDescription(identity),
+              }));
+            return { type: "CtCreated", data: { vmid } };
+          } catch (error) {
+            if (!(error instanceof PveAlreadyExistsError) || attempt >= 5) throw error;
+          }
+        }
+        // Another create took this VMID first: record a new one, then try again.
+        vmid = await api.nextVmid();
+        log.info("VMID taken, allocating another", { container_id: context.id, vmid });
+        await input.emit({ type: "VmidAllocated", data: { vmid } });
+      }
+    },
+
+    async configureCt({ context }) {
+      const vmid = context.vmid!;
+      const spec = specOf(context);
+      const config = await api.ctConfig({ vmid });
+      // The image's env first, the CRI's on top (as containerd merges them).
+      const env = new Map<string, string>();
+      for (const entry of (config.env ?? "").split("\0").filter((e) => e !== "")) {
+        const eq = entry.indexOf("=");
+        if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+      }
+      for (const { key, value } of context.envs) env.set(key, value);
+      const set: { env?: string[]; entrypoint?: string } = {};
+      if (env.size > 0) set.env = [...env].map(([k, v]) => `${k}=${v}`);
+      // PVE 9.1 overwrites a create-time entrypoint with the image's, so it is set now.
+      if (spec.command.length > 0) {
+        set.entrypoint = [...spec.command, ...spec.args].map(shellQuote).join(" ");
+      }
+      if (set.env !== undefined || set.entrypoint !== undefined) {
+        await api.updateCtConfig({ vmid, set });
+      }
+      return { type: "CtConfigured", data: {} };
+    },
+
+    runHooks,
+
+    async startCt(input) {
+      const vmid = input.context.vmid!;
+      if (!(await resumeTask(api, input, "start"))) {
+        try {
+          await runTask(api, input, "start", () => api.startCt({ vmid }));
+        } catch (error) {
+          if (!(error instanceof PveAlreadyRunningError)) throw error;
+        }
+      }
+      const started = await node.processStarted(vmid);
+      return {
+        type: "ContainerStarted",
+        data: {
+          startedAt: started.startedAt,
+          ...(started.pid === undefined ? {} : { pid: started.pid }),
+        },
+      };
+    },
+
+    async signalStop(input) {
+      const vmid = input.context.vmid!;
+      const timeout = input.context.stopTimeoutSeconds ?? 0;
+      try {
+        if (!(await resumeTask(api, input, timeout === 0 ? "stop" : "shutdown"))) {
+          await runTask(
+            api,
+            input,
+            timeout === 0 ? "stop" : "shutdown",
+            () =>
+              timeout === 0
+                ? api.stopCt({ vmid })
+                : api.shutdownCt({ vmid, timeout, forceStop: true }),
+          );
+        }
+      } catch (error) {
+        if (error instanceof PveNotRunningError) return await exited(vmid, "exited");
+        throw error;
+      }
+      return await exited(vmid, timeout === 0 ? "killed" : "stopped");
+    },
+
+    async armStopTimer({ context, signal }) {
+      // Proxmox's shutdown forces the stop itself; this is the backstop if it does not.
+      const deadline = context.stopRequestedAt! + (context.stopTimeoutSeconds ?? 0) * 1000 +
+        backstop;
+      await sleep(deadline - Date.now(), signal);
+      return { type: "StopTimeoutElapsed", data: {} };
+    },
+
+    async killCt(input) {
+      const vmid = input.context.vmid!;
+      try {
+        if (!(await resumeTask(api, input, "kill"))) {
+          await runTask(api, input, "kill", () => api.stopCt({ vmid, overruleShutdown: true }));
+        }
+      } catch (error) {
+        if (error instanceof PveNotRunningError) return await exited(vmid, "exited");
+        throw error;
+      }
+      return await exited(vmid, "killed");
+    },
+
+    async destroyCt(input) {
+      const { context } = input;
+      const vmid = context.vmid;
+      if (vmid === null) return { type: "CtDestroyed", data: {} };
+      if (await resumeTask(api, input, "destroy")) return { type: "CtDestroyed", data: {} };
+      for (let attempt = 0;; attempt++) {
+        const owner = await ownerOf(api, vmid);
+        if (owner === undefined) return { type: "CtDestroyed", data: {} };
+        if (owner !== context.id) {
+          log.warn("not destroying a CT pve-cri does not own", { container_id: context.id, vmid });
+          return { type: "CtDestroyed", data: {} };
+        }
+        try {
+          await runTask(
+            api,
+            input,
+            "destroy",
+            () => api.destroyCt({ vmid, force: true, purge: true }),
+          );
+          return { type: "CtDestroyed", data: {} };
+        } catch (error) {
+          // A create still running (a resumed rollback) holds the lock: wait for it.
+          if (error instanceof PveLockedError && error.lock === "create" && attempt < 50) {
+            await sleep(200, input.signal);
+            continue;
+          }
+          if (error instanceof PveNotFoundError) return { type: "CtDestroyed", data: {} };
+          throw error;
+        }
+      }
+    },
+
+    async updateResources({ context }) {
+      const vmid = context.vmid;
+      const requested = context.resourcesRequested;
+      if (vmid === null || requested === null) {
+        throw new InternalError(`Container "${context.id}" has no CT or no limits to apply`);
+      }
+      const set: { memory?: number; swap?: number; cpulimit?: number; cpuunits?: number } = {};
+      if (requested.memoryMiB !== undefined) set.memory = requested.memoryMiB;
+      if (requested.swapMiB !== undefined) set.swap = requested.swapMiB;
+      if (requested.cpulimit !== undefined) set.cpulimit = requested.cpulimit;
+      if (requested.cpuunits !== undefined) set.cpuunits = requested.cpuunits;
+      if (Object.keys(set).length > 0) await api.updateCtConfig({ vmid, set });
+      return { type: "ContainerResourcesUpdated", data: { resources: requested } };
+    },
+  };
+}
+
+function validHostname(name: string): string | undefined {
+  return /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$/.test(
+      name,
+    ) &&
+      name.length <= 255
+    ? name
+    : undefined;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, Math.max(0, ms));
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}

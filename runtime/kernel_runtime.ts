@@ -1,0 +1,449 @@
+/**
+ * The PodRuntime over the kernel: CRI-level commands become machine commands, views come from
+ * the live actors (summaries for lists, full state for status), images from template storage.
+ */
+import type { NetworkPlugin } from "../adapters/cni/mod.ts";
+import type { ProxmoxApi } from "../adapters/proxmox/mod.ts";
+import { AlreadyExistsError, RuntimeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import * as commands from "../machines/commands.ts";
+import type { ContainerContext } from "../machines/container_context.ts";
+import { machines } from "../machines/fold.ts";
+import type { ContainerSummary, SandboxSummary } from "../machines/projections.ts";
+import type { Registry } from "../machines/registry.ts";
+import type { SandboxContext } from "../machines/sandbox_context.ts";
+import type { StreamActor } from "../machines/stream_actor.ts";
+import { ProjectionKeyConflictError } from "../store/mod.ts";
+import type {
+  CallInfo,
+  ContainerEventType,
+  ContainerLifecycleEvent,
+  ContainerListItem,
+  ContainerSpec,
+  ContainerStatsView,
+  ContainerView,
+  CriResources,
+  ImageView,
+  PodRuntime,
+  RuntimeReadiness,
+  SandboxListItem,
+  SandboxSpec,
+  SandboxView,
+} from "./api.ts";
+import { CpuIntegrator } from "./cpu_integrator.ts";
+import { proxmoxLimits } from "./limits.ts";
+import type { TemplateImages } from "./template_images.ts";
+import {
+  containerListItem,
+  containerState,
+  containerView,
+  sandboxListItem,
+  sandboxView,
+} from "./views.ts";
+
+export interface KernelRuntimeOptions {
+  registry: Registry;
+  api: ProxmoxApi;
+  cni: NetworkPlugin;
+  images: TemplateImages;
+  log: Logger;
+  version: string;
+  /** The image filesystem reported by ImageFsInfo. */
+  imageFsMountpoint: string;
+  /** New ids; random 64-hex ids by default, as containerd makes them. */
+  newId?: () => string;
+}
+
+type SandboxActor = StreamActor<SandboxContext, SandboxSummary>;
+type ContainerActor = StreamActor<ContainerContext, ContainerSummary>;
+
+export class KernelRuntime implements PodRuntime {
+  readonly name = "pve-cri";
+  readonly version: string;
+  readonly #registry: Registry;
+  readonly #api: ProxmoxApi;
+  readonly #cni: NetworkPlugin;
+  readonly #images: TemplateImages;
+  readonly #log: Logger;
+  readonly #newId: () => string;
+  readonly #mountpoint: string;
+  readonly #cpu = new CpuIntegrator();
+  /**
+   * Sandboxes whose RunPodSandbox caller gave up (or whose creation a restart resumed): a
+   * retry with the same metadata gets them instead of AlreadyExists (CRI-O's resource store).
+   */
+  readonly #abandoned = new Set<string>();
+
+  constructor(options: KernelRuntimeOptions) {
+    this.version = options.version;
+    this.#registry = options.registry;
+    this.#api = options.api;
+    this.#cni = options.cni;
+    this.#images = options.images;
+    this.#log = options.log;
+    this.#newId = options.newId ?? randomId;
+    this.#mountpoint = options.imageFsMountpoint;
+    for (const actor of this.#registry.actors("sandbox")) {
+      if (!machines.sandbox.isSettled(actor.value)) this.#abandoned.add(actor.stream);
+    }
+  }
+
+  async readiness(): Promise<RuntimeReadiness> {
+    const network = await this.#cni.status();
+    return {
+      runtimeReady: !this.#registry.closed,
+      networkReady: network.ready,
+      networkReason: network.ready ? "" : network.reason,
+      networkMessage: network.message,
+      info: {
+        sandboxes: this.#registry.actors("sandbox").length,
+        containers: this.#registry.actors("container").length,
+        lastEventSeq: this.#registry.store.lastSeq,
+      },
+    };
+  }
+
+  resolveSandbox(idOrPrefix: string): string | undefined {
+    return this.#registry.resolvePrefix(idOrPrefix, "sandbox");
+  }
+
+  resolveContainer(idOrPrefix: string): string | undefined {
+    return this.#registry.resolvePrefix(idOrPrefix, "container");
+  }
+
+  async runPodSandbox(spec: SandboxSpec, call: CallInfo): Promise<SandboxView> {
+    const id = this.#newId();
+    let state: commands.SandboxState;
+    try {
+      state = await commands.runPodSandbox(this.#registry, {
+        id,
+        metadata: spec.metadata,
+        networks: this.#cni.networksFor(spec.hostNetwork),
+        runtimeHandler: spec.runtimeHandler,
+        config: spec,
+      }, this.#options(call));
+    } catch (error) {
+      if (error instanceof ProjectionKeyConflictError) {
+        return await this.#retried(error.holder, call);
+      }
+      if (call.signal?.aborted) this.#abandoned.add(id);
+      throw error;
+    }
+    if (call.signal?.aborted) this.#abandoned.add(id);
+    return this.#sandboxResult(id, state);
+  }
+
+  /** A second RunPodSandbox for the same pod: the first one's sandbox, or AlreadyExists. */
+  async #retried(holder: string, call: CallInfo): Promise<SandboxView> {
+    const actor = this.#sandboxActor(holder);
+    if (actor === undefined || !this.#abandoned.has(holder)) {
+      throw new AlreadyExistsError(
+        `A pod sandbox with this name, namespace, uid and attempt exists: "${holder}"`,
+        { details: { sandbox_id: holder } },
+      );
+    }
+    const state = await actor.until((s) => machines.sandbox.isSettled(s.value), call.signal);
+    this.#abandoned.delete(holder);
+    return this.#sandboxResult(holder, state);
+  }
+
+  #sandboxResult(id: string, state: commands.SandboxState): SandboxView {
+    if (state.value !== "failed") return sandboxView(id, state.value, state.context);
+    const error = state.context.lastError;
+    throw new RuntimeError(
+      (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
+      `Pod sandbox failed at ${error?.event ?? "an unknown step"} and was rolled back: ${
+        error?.error ?? "no detail"
+      }`,
+      { details: { sandbox_id: id } },
+    );
+  }
+
+  async stopPodSandbox(id: string, call: CallInfo): Promise<void> {
+    const state = await commands.stopPodSandbox(this.#registry, id, this.#options(call));
+    this.#failIfStuck(id, state, "stopFailed");
+  }
+
+  async removePodSandbox(id: string, call: CallInfo): Promise<void> {
+    const state = await commands.removePodSandbox(this.#registry, id, this.#options(call));
+    this.#abandoned.delete(id);
+    if (state !== undefined && state.value !== "removed") {
+      this.#failIfStuck(id, state, state.value);
+    }
+  }
+
+  #failIfStuck(id: string, state: commands.SandboxState | undefined, failed: string): void {
+    if (state === undefined || state.value !== failed) return;
+    const error = state.context.lastError;
+    throw new RuntimeError(
+      (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
+      `Pod sandbox "${id}" is ${state.value}: ${error?.event ?? ""} ${error?.error ?? ""}`.trim(),
+      { details: { sandbox_id: id } },
+    );
+  }
+
+  sandbox(id: string): SandboxView | undefined {
+    const actor = this.#sandboxActor(id);
+    if (actor === undefined) return undefined;
+    const state = actor.state;
+    return sandboxView(id, state.value, state.context);
+  }
+
+  sandboxInfo(id: string): Record<string, unknown> {
+    const actor = this.#sandboxActor(id);
+    if (actor === undefined) return {};
+    const vmids = actor.state.context.containers
+      .map((c) => (this.#containerActor(c.id)?.summary.vmid ?? null))
+      .filter((v): v is number => v !== null);
+    return {
+      state: actor.value,
+      events: actor.version,
+      vmids,
+      networks: actor.state.context.attached.map((n) => `${n.name}/${n.ifname}`),
+    };
+  }
+
+  sandboxes(): SandboxListItem[] {
+    return this.#registry.actors("sandbox").map((a) =>
+      sandboxListItem(a.stream, (a as SandboxActor).summary)
+    );
+  }
+
+  async createContainer(
+    sandboxId: string,
+    spec: ContainerSpec,
+    call: CallInfo,
+  ): Promise<ContainerView> {
+    const id = this.#newId();
+    const { envs, ...config } = spec;
+    let state: commands.ContainerState;
+    try {
+      state = await commands.createContainer(this.#registry, {
+        id,
+        sandboxId,
+        metadata: { name: spec.name, attempt: spec.attempt },
+        image: spec.image,
+        envs,
+        hooks: [],
+        config,
+      }, this.#options(call));
+    } catch (error) {
+      if (error instanceof ProjectionKeyConflictError) {
+        throw new AlreadyExistsError(
+          `Container "${spec.name}" (attempt ${spec.attempt}) exists in sandbox "${sandboxId}": ` +
+            `"${error.holder}"`,
+          { details: { container_id: error.holder, sandbox_id: sandboxId } },
+        );
+      }
+      throw error;
+    }
+    if (state.value === "failed") {
+      const error = state.context.lastError;
+      throw new RuntimeError(
+        (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
+        `Container creation failed at ${error?.event ?? "an unknown step"} and was rolled back: ${
+          error?.error ?? "no detail"
+        }`,
+        { details: { container_id: id, sandbox_id: sandboxId } },
+      );
+    }
+    return containerView(id, state.value, state.context);
+  }
+
+  async startContainer(id: string, call: CallInfo): Promise<void> {
+    const state = await commands.startContainer(this.#registry, id, this.#options(call));
+    if (state.value === "exited" && state.context.reason === "StartError") {
+      throw new RuntimeError(
+        "Internal",
+        `Container "${id}" failed to start: ${state.context.message}`,
+        { details: { container_id: id } },
+      );
+    }
+  }
+
+  async stopContainer(id: string, timeoutSeconds: number, call: CallInfo): Promise<void> {
+    const state = await commands.stopContainer(
+      this.#registry,
+      id,
+      timeoutSeconds,
+      this.#options(call),
+    );
+    if (state?.value === "running" && state.context.lastError !== null) {
+      throw new RuntimeError(
+        (state.context.lastError.code as RuntimeError["code"] | undefined) ?? "Internal",
+        `Stopping container "${id}" failed: ${state.context.lastError.error}`,
+        { details: { container_id: id } },
+      );
+    }
+  }
+
+  async removeContainer(id: string, call: CallInfo): Promise<void> {
+    const state = await commands.removeContainer(this.#registry, id, this.#options(call));
+    if (state?.value === "removeFailed") {
+      throw new RuntimeError(
+        "Internal",
+        `Removing container "${id}" failed: ${state.context.lastError?.error ?? "no detail"}`,
+        { details: { container_id: id } },
+      );
+    }
+  }
+
+  async updateContainerResources(
+    id: string,
+    resources: CriResources,
+    call: CallInfo,
+  ): Promise<void> {
+    const limits = proxmoxLimits(resources);
+    await commands.updateContainerResources(this.#registry, id, limits, this.#options(call));
+  }
+
+  container(id: string): ContainerView | undefined {
+    const actor = this.#containerActor(id);
+    if (actor === undefined) return undefined;
+    const state = actor.state;
+    return containerView(id, state.value, state.context);
+  }
+
+  containerInfo(id: string): Record<string, unknown> {
+    const actor = this.#containerActor(id);
+    if (actor === undefined) return {};
+    const c = actor.state.context;
+    return {
+      state: actor.value,
+      events: actor.version,
+      vmid: c.vmid,
+      template: c.template,
+      warnings: c.warnings,
+      ...(c.lastError === null ? {} : { lastError: c.lastError }),
+    };
+  }
+
+  containers(): ContainerListItem[] {
+    return this.#registry.actors("container").map((a) =>
+      containerListItem(a.stream, (a as ContainerActor).summary)
+    );
+  }
+
+  async containerStats(id: string): Promise<ContainerStatsView | undefined> {
+    const actor = this.#containerActor(id);
+    if (actor === undefined) return undefined;
+    const { summary } = actor;
+    const now = Date.now();
+    let cpuNs = this.#cpu.total(id);
+    let memory = 0;
+    let available: string | null = null;
+    if (summary.vmid !== null && containerState(actor.value) === "CONTAINER_RUNNING") {
+      const status = await this.#api.ctStatus({ vmid: summary.vmid });
+      cpuNs = this.#cpu.sample(id, now, Number(status.cpu ?? 0) * Number(status.cpus ?? 1));
+      memory = Number(status.mem ?? 0);
+      if (typeof status.maxmem === "number") {
+        available = String(Math.max(0, status.maxmem - memory));
+      }
+    }
+    return {
+      id,
+      sandboxId: summary.sandboxId,
+      spec: {
+        name: summary.name,
+        attempt: summary.attempt,
+        labels: summary.labels,
+        annotations: summary.annotations,
+      },
+      timestamp: now,
+      cpuUsageCoreNanoSeconds: cpuNs.toString(),
+      memoryWorkingSetBytes: String(memory),
+      memoryAvailableBytes: available,
+    };
+  }
+
+  onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void {
+    const reported = new Map<string, ContainerEventType>();
+    return this.#registry.store.subscribe((events) => {
+      const touched = new Set(events.filter((e) => e.kind === "container").map((e) => e.stream));
+      for (const id of touched) {
+        const actor = this.#containerActor(id);
+        const type = actor === undefined ? "CONTAINER_DELETED_EVENT" : eventTypeOf(actor.value);
+        if (type === undefined || reported.get(id) === type) continue;
+        if (type === "CONTAINER_DELETED_EVENT") reported.delete(id);
+        else reported.set(id, type);
+        const view = actor === undefined ? undefined : this.container(id);
+        const sandboxId = view?.sandboxId ??
+          (events.find((e) => e.stream === id && e.type === "ContainerRequested")?.data as
+            | { sandboxId?: string }
+            | undefined)?.sandboxId;
+        try {
+          listener({
+            containerId: id,
+            type,
+            time: events.at(-1)!.time,
+            sandbox: sandboxId === undefined ? null : this.sandbox(sandboxId) ?? null,
+            containers: view === undefined ? [] : [view],
+          });
+        } catch (error) {
+          this.#log.warn("container event listener failed", { error: String(error) });
+        }
+      }
+    });
+  }
+
+  async pullImage(reference: string, call: CallInfo): Promise<ImageView> {
+    return await this.#images.pull(reference, call.signal);
+  }
+
+  images(): Promise<ImageView[]> {
+    return this.#images.list();
+  }
+
+  image(reference: string): Promise<ImageView | undefined> {
+    return this.#images.find(reference);
+  }
+
+  async removeImage(reference: string, _call: CallInfo): Promise<void> {
+    await this.#images.remove(reference);
+  }
+
+  async imageFsInfo() {
+    const images = await this.#images.list();
+    return {
+      timestamp: Date.now(),
+      mountpoint: this.#mountpoint,
+      usedBytes: images.reduce((sum, i) => sum + i.size, 0),
+      inodesUsed: images.length,
+    };
+  }
+
+  #sandboxActor(id: string): SandboxActor | undefined {
+    const actor = this.#registry.get(id);
+    return actor?.kind === "sandbox" ? actor as SandboxActor : undefined;
+  }
+
+  #containerActor(id: string): ContainerActor | undefined {
+    const actor = this.#registry.get(id);
+    return actor?.kind === "container" ? actor as ContainerActor : undefined;
+  }
+
+  #options(call: CallInfo): commands.CommandOptions {
+    return call.signal === undefined
+      ? { meta: call.meta }
+      : { meta: call.meta, signal: call.signal };
+  }
+}
+
+function eventTypeOf(phase: string): ContainerEventType | undefined {
+  switch (containerState(phase)) {
+    case "CONTAINER_CREATED":
+      return "CONTAINER_CREATED_EVENT";
+    case "CONTAINER_RUNNING":
+      return "CONTAINER_STARTED_EVENT";
+    case "CONTAINER_EXITED":
+      return "CONTAINER_STOPPED_EVENT";
+    default:
+      return undefined;
+  }
+}
+
+/** 64 hex characters, as containerd and CRI-O make ids. */
+export function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

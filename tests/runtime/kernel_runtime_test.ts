@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { silentLogger } from "../../lib/log.ts";
+import { openRuntime } from "../../runtime/open_runtime.ts";
+import { containerSpec, sandboxSpec } from "../_support/specs.ts";
+import { tempDir } from "../_support/temp_dir.ts";
+
+const call = { meta: { method: "test" } };
+
+Deno.test("the memory backend runs a pod and a container on simulated Proxmox CTs", async () => {
+  using dir = tempDir();
+  const rt = await openRuntime({
+    stateDir: dir.path,
+    backend: "memory",
+    log: silentLogger,
+    version: "test",
+  });
+  try {
+    const image = await rt.runtime.pullImage("busybox:1.36", call);
+    assert.deepEqual(image.repoTags, ["docker.io/library/busybox:1.36"]);
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    assert.equal(pod.state, "SANDBOX_READY");
+    assert.match(pod.ips[0]!, /^10\.88\./);
+    const created = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
+    assert.equal(created.state, "CONTAINER_CREATED");
+    assert.ok(created.vmid !== null && created.vmid >= 100);
+    const config = await rt.api.ctConfig({ vmid: created.vmid });
+    assert.match(config.tags ?? "", /pve-cri/);
+    assert.equal(JSON.parse(config.description!)["pve-cri"].containerId, created.id);
+    assert.match(config.env ?? "", /GREETING=hello/);
+    assert.equal(config.entrypoint, "/bin/sh -c 'sleep 3600'");
+    await rt.runtime.startContainer(created.id, call);
+    assert.equal(rt.runtime.container(created.id)!.state, "CONTAINER_RUNNING");
+    assert.equal((await rt.api.ctStatus({ vmid: created.vmid })).status, "running");
+    await rt.runtime.stopContainer(created.id, 0, call);
+    const stopped = rt.runtime.container(created.id)!;
+    assert.equal(stopped.state, "CONTAINER_EXITED");
+    assert.equal(stopped.exitCode, 137);
+    await rt.runtime.removePodSandbox(pod.id, call);
+    assert.equal(rt.runtime.sandbox(pod.id), undefined);
+    assert.equal(rt.runtime.container(created.id), undefined);
+    await assert.rejects(rt.api.ctStatus({ vmid: created.vmid }), /does not exist/);
+  } finally {
+    await rt.close();
+  }
+});
