@@ -91,15 +91,15 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   const node = options.node ?? new MemoryNode();
   const cni = options.cni ?? new MemoryCni();
   const images = new TemplateImages({ api, storage: config.storage.templates });
-  let registry: Registry | undefined;
+  // Called by effects only, so after `registry` below is set.
   const sandboxFacts = (id: string) => {
-    const actor = registry?.get(id);
+    const actor = registry.get(id);
     if (actor?.kind !== "sandbox") return undefined;
     const context = actor.state.context as SandboxContext;
     const spec = context.config as SandboxSpec;
     return { metadata: context.metadata, hostname: spec.hostname };
   };
-  registry = Registry.open({
+  const registry = Registry.open({
     store,
     log: log.with({ component: "registry" }),
     effects: {
@@ -124,16 +124,15 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     version: options.version,
     imageFsMountpoint: `${stateDir}/proxmox`,
   });
-  const opened = registry;
   return {
     runtime,
-    registry: opened,
+    registry,
     store,
     api,
     simulator,
     async close() {
-      opened.close();
-      await Promise.race([opened.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);
+      registry.close();
+      await Promise.race([registry.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);
       store.close();
       api.close();
       await simulator?.close();
