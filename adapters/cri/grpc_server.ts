@@ -96,17 +96,24 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       }
     }
     const implementation: grpc.UntypedServiceImplementation = {};
+    const encodingService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(service)) {
       implementation[name] = wrap({
         method: name,
         streaming: method.responseStream,
         handler: handlers[name],
+        encode: method.responseSerialize,
         isReady: options.isReady,
         log: options.log,
         lifecycle,
       });
+      // The wrapper encodes responses itself, so a malformed one fails with a useful message.
+      encodingService[name] = {
+        ...method,
+        responseSerialize: passEncoded(method.responseSerialize),
+      };
     }
-    server.addService(service, implementation);
+    server.addService(encodingService, implementation);
   }
 
   await prepareSocketPath(socketPath);
@@ -147,6 +154,11 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
     address,
     close: () => (closing ??= close()),
   };
+}
+
+/** grpc-js's serializer for messages the wrapper already encoded. */
+function passEncoded(encode: (value: unknown) => Buffer): (value: unknown) => Buffer {
+  return (value) => value instanceof Uint8Array ? value as Buffer : encode(value);
 }
 
 function listen(server: grpc.Server, socketPath: string): Promise<void> {

@@ -49,7 +49,8 @@ export type UnaryHandler = (request: CriMessage, ctx: RpcContext) => Promise<unk
 
 /**
  * A server-streaming method: calls `send` for each message; the stream ends when the returned
- * promise settles or `ctx.signal` aborts. `send` after the end is ignored.
+ * promise settles or `ctx.signal` aborts. `send` after the end is ignored; `send` of a message
+ * that cannot be encoded throws an `InternalError` naming the field.
  */
 export type StreamHandler = (
   request: CriMessage,

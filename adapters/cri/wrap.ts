@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   DeadlineExceededError,
   errorMessage,
+  InternalError,
   RuntimeError,
   type StatusCode,
   UnavailableError,
@@ -30,6 +31,8 @@ export interface WrapOptions {
   streaming: boolean;
   /** Undefined: the method answers UNIMPLEMENTED. */
   handler: UnaryHandler | StreamHandler | undefined;
+  /** The response message's protobuf encoder; the wrapper encodes before answering. */
+  encode: (message: unknown) => Uint8Array;
   /** False: every call answers UNAVAILABLE. */
   isReady: () => boolean;
   log: Logger;
@@ -104,6 +107,17 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
   const { method, streaming, handler, isReady, lifecycle } = options;
   const level = logLevelOf(method);
 
+  /** Encodes here rather than in grpc-js, whose failure would reach nobody but the client. */
+  const encode = (message: unknown): Uint8Array => {
+    try {
+      return options.encode(message ?? {});
+    } catch (error) {
+      throw new InternalError(`${method} response cannot be encoded: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  };
+
   /** Why a call is answered without running the handler, if it is. */
   const refusal = (): GrpcStatus | undefined => {
     if (lifecycle.draining.aborted) {
@@ -134,10 +148,11 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
     // A handler that throws synchronously or never settles must not escape or wedge the call.
     const running: Promise<Outcome> = (async () => {
       try {
-        const value = streaming
-          ? await (handler as StreamHandler)(call.request, ctx, send)
-          : await (handler as UnaryHandler)(call.request, ctx);
-        return { ok: true, value };
+        if (streaming) {
+          await (handler as StreamHandler)(call.request, ctx, send);
+          return { ok: true, value: undefined };
+        }
+        return { ok: true, value: encode(await (handler as UnaryHandler)(call.request, ctx)) };
       } catch (error) {
         return { ok: false, error };
       }
@@ -195,7 +210,8 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
         fail: (status) => end(() => call.emit("error", status)),
       };
       const send = (message: unknown) => {
-        if (!ended && !call.cancelled) call.write(message);
+        const encoded = encode(message); // throws into the handler when malformed
+        if (!ended && !call.cancelled) call.write(encoded);
       };
       void serve(call, reply, send);
     };
@@ -211,7 +227,7 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
       callback(...args);
     };
     const reply: Reply = {
-      succeed: (value) => answer(null, value ?? {}),
+      succeed: (encoded) => answer(null, encoded),
       fail: (status) => answer(status),
     };
     void serve(call, reply, () => {});

@@ -162,6 +162,33 @@ Deno.test("the server keeps serving after handlers that throw, reject, or leave 
   ]);
 });
 
+Deno.test("a response that cannot be encoded answers INTERNAL naming the method and the field", async () => {
+  const malformed: UnaryHandler = () => Promise.resolve({ status: "not a message" });
+  const malformedEvents: StreamHandler = (_request, _ctx, send) => {
+    send({ container_id: "c1" });
+    send({ pod_sandbox_status: 7 });
+    return Promise.resolve();
+  };
+  await using h = await serve({
+    runtime: { ContainerStatus: malformed, GetContainerEvents: malformedEvents, Version: version },
+  });
+  const error = await failure(h.client.runtime.ContainerStatus({}), status.INTERNAL);
+  assert.match(
+    error.details,
+    /^ContainerStatus response cannot be encoded: .*status: object expected/,
+  );
+  using events = h.client.runtime.GetContainerEvents({});
+  assert.equal((await events.next()).container_id, "c1");
+  const streamError = await failure(events.next(), status.INTERNAL);
+  assert.match(
+    streamError.details,
+    /GetContainerEvents response cannot be encoded: .*pod_sandbox_status/,
+  );
+  assert.equal((await h.client.runtime.Version({})).runtime_name, "pve-cri");
+  const logged = h.logs.filter((l) => l.msg === "CRI call failed" && l.level === "error");
+  assert.deepEqual(logged.map((l) => l.method), ["ContainerStatus", "GetContainerEvents"]);
+});
+
 Deno.test("int64 fields cross as decimal strings both ways, without losing precision", async () => {
   let timeout: unknown;
   const stop: UnaryHandler = (request) => {
