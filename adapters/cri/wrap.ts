@@ -74,6 +74,7 @@ class ClientCancelledError extends RuntimeError {
   }
 }
 
+// A cancel this close to the call's deadline counts as the deadline (see abortOnCallEnd).
 const DEADLINE_SLACK_MS = 50;
 
 type GrpcStatus = { code: grpc.status; details: string };
@@ -83,7 +84,7 @@ type AnyCall =
 
 const unimplemented = (method: string): GrpcStatus => ({
   code: grpc.status.UNIMPLEMENTED,
-  details: `${method} is not implemented: pve-cri does not implement it yet`,
+  details: `pve-cri does not implement ${method} yet`,
 });
 
 /** What both grpc-js call kinds offer for cancellation. */
@@ -210,10 +211,11 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
         fail: (status) => end(() => call.emit("error", status)),
       };
       const send = (message: unknown) => {
-        const encoded = encode(message); // throws into the handler when malformed
-        if (!ended && !call.cancelled) call.write(encoded);
+        if (ended || call.cancelled) return;
+        call.write(encode(message)); // encode throws into the handler when malformed
       };
-      void serve(call, reply, send);
+      // serve() only throws if isReady() does; the call must still get an answer.
+      serve(call, reply, send).catch((error) => reply.fail(toGrpcStatus(error)));
     };
   }
   return (
@@ -230,7 +232,7 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
       succeed: (encoded) => answer(null, encoded),
       fail: (status) => answer(status),
     };
-    void serve(call, reply, () => {});
+    serve(call, reply, () => {}).catch((error) => reply.fail(toGrpcStatus(error)));
   };
 }
 
