@@ -87,34 +87,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   };
 
   const server = new grpc.Server();
-  for (const [key, serviceName] of Object.entries(SERVICES) as [keyof CriHandlers, string][]) {
-    const service = definition[serviceName] as grpc.ServiceDefinition;
-    const handlers = options.handlers[key];
-    for (const name of Object.keys(handlers)) {
-      if (!(name in service)) {
-        throw new TypeError(`Handler "${name}" names no method of ${serviceName}`);
-      }
-    }
-    const implementation: grpc.UntypedServiceImplementation = {};
-    const encodingService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-    for (const [name, method] of Object.entries(service)) {
-      implementation[name] = wrap({
-        method: name,
-        streaming: method.responseStream,
-        handler: handlers[name],
-        encode: method.responseSerialize,
-        isReady: options.isReady,
-        log: options.log,
-        lifecycle,
-      });
-      // The wrapper encodes responses itself, so a malformed one fails with a useful message.
-      encodingService[name] = {
-        ...method,
-        responseSerialize: passEncoded(method.responseSerialize),
-      };
-    }
-    server.addService(encodingService, implementation);
-  }
+  registerServices({ server, definition, options, lifecycle });
 
   await prepareSocketPath(socketPath);
   const address = `unix://${socketPath}`;
@@ -154,6 +127,44 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
     address,
     close: () => (closing ??= close()),
   };
+}
+
+/** Adds both services with every method wrapped; refuses handlers no method matches. */
+function registerServices(args: {
+  server: grpc.Server;
+  definition: PackageDefinition;
+  options: CriServerOptions;
+  lifecycle: ServerLifecycle;
+}): void {
+  const { server, definition, options, lifecycle } = args;
+  for (const [key, serviceName] of Object.entries(SERVICES) as [keyof CriHandlers, string][]) {
+    const service = definition[serviceName] as grpc.ServiceDefinition;
+    const handlers = options.handlers[key];
+    for (const name of Object.keys(handlers)) {
+      if (!(name in service)) {
+        throw new TypeError(`Handler "${name}" names no method of ${serviceName}`);
+      }
+    }
+    const implementation: grpc.UntypedServiceImplementation = {};
+    const encodingService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    for (const [name, method] of Object.entries(service)) {
+      implementation[name] = wrap({
+        method: name,
+        streaming: method.responseStream,
+        handler: handlers[name],
+        encode: method.responseSerialize,
+        isReady: options.isReady,
+        log: options.log,
+        lifecycle,
+      });
+      // The wrapper encodes responses itself, so a malformed one fails with a useful message.
+      encodingService[name] = {
+        ...method,
+        responseSerialize: passEncoded(method.responseSerialize),
+      };
+    }
+    server.addService(encodingService, implementation);
+  }
 }
 
 /** grpc-js's serializer for messages the wrapper already encoded. */
