@@ -25,14 +25,27 @@ export async function serve(
   const socketPath = options.socketPath ?? `${dir}/run/cri.sock`;
   const logs: Harness["logs"] = [];
   const log = new Logger("debug", {}, { write: (line) => logs.push(JSON.parse(line)) });
-  const server = await startCriServer({
-    isReady: () => true,
-    ...options,
-    socketPath,
-    handlers: { runtime: handlers.runtime ?? {}, image: handlers.image ?? {} },
-    log,
-  });
-  const client = await connect(socketPath);
+  let server: CriServer;
+  let client: CriClient;
+  try {
+    server = await startCriServer({
+      isReady: () => true,
+      ...options,
+      socketPath,
+      handlers: { runtime: handlers.runtime ?? {}, image: handlers.image ?? {} },
+      log,
+    });
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
+  try {
+    client = await connect(socketPath);
+  } catch (error) {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
   return {
     dir,
     socketPath,
