@@ -1,6 +1,7 @@
 /** pve-cri's command line: `start` serves CRI, `replay` diagnoses the event log. */
 import { consoleOutput } from "./cli/output.ts";
 import { runReplay } from "./cli/replay.ts";
+import { runStart } from "./cli/start.ts";
 
 const [command, ...args] = Deno.args;
 
@@ -9,8 +10,7 @@ switch (command) {
     Deno.exit(runReplay(args, consoleOutput));
     break;
   case "start":
-    consoleOutput.error("pve-cri: the CRI endpoint is not built yet; see `issues`");
-    Deno.exit(1);
+    Deno.exit(await runStart(args, consoleOutput));
     break;
   default:
     consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start or replay`);

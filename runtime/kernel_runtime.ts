@@ -357,20 +357,26 @@ export class KernelRuntime implements PodRuntime {
   }
 
   onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void {
+    // What the subscriber knows already: only changes from here on are events.
     const reported = new Map<string, ContainerEventType>();
+    for (const actor of this.#registry.actors("container")) {
+      const type = eventTypeOf(actor.value);
+      if (type !== undefined) reported.set(actor.stream, type);
+    }
     return this.#registry.store.subscribe((events) => {
       const touched = new Set(events.filter((e) => e.kind === "container").map((e) => e.stream));
       for (const id of touched) {
         const actor = this.#containerActor(id);
-        const type = actor === undefined ? "CONTAINER_DELETED_EVENT" : eventTypeOf(actor.value);
+        // Listeners run at commit, before the registry drops a stream that reached its end.
+        const gone = actor === undefined || machines.container.isFinal(actor.value);
+        const type = gone
+          ? (reported.has(id) ? "CONTAINER_DELETED_EVENT" : undefined)
+          : eventTypeOf(actor.value);
         if (type === undefined || reported.get(id) === type) continue;
         if (type === "CONTAINER_DELETED_EVENT") reported.delete(id);
         else reported.set(id, type);
-        const view = actor === undefined ? undefined : this.container(id);
-        const sandboxId = view?.sandboxId ??
-          (events.find((e) => e.stream === id && e.type === "ContainerRequested")?.data as
-            | { sandboxId?: string }
-            | undefined)?.sandboxId;
+        const view = gone ? undefined : this.container(id);
+        const sandboxId = view?.sandboxId ?? actor?.summary.sandboxId;
         try {
           listener({
             containerId: id,

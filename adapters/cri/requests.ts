@@ -1,0 +1,110 @@
+/**
+ * CRI configs into the runtime's specs, checked: a missing or malformed field is
+ * InvalidArgument naming it, as containerd and CRI-O answer.
+ */
+import { InvalidArgumentError } from "../../lib/errors.ts";
+import type { ContainerSpec, CriResources, SandboxSpec } from "../../runtime/api.ts";
+import { type Message, required, requiredMessage, stringMap } from "./convert.ts";
+
+function attempt(value: unknown, field: string): number {
+  const n = Number(value ?? 0);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new InvalidArgumentError(`${field} must be a non-negative integer`, {
+      details: { field },
+    });
+  }
+  return n;
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}
+
+export function sandboxSpecOf(config: unknown, runtimeHandler: unknown): SandboxSpec {
+  const c = requiredMessage(config, "config");
+  const m = requiredMessage(c.metadata, "config.metadata");
+  const linux = (c.linux ?? {}) as Message;
+  const namespaces = (linux.security_context?.namespace_options ?? {}) as Message;
+  const dns = c.dns_config as Message | null | undefined;
+  return {
+    metadata: {
+      name: required(m.name, "config.metadata.name"),
+      uid: required(m.uid, "config.metadata.uid"),
+      namespace: required(m.namespace, "config.metadata.namespace"),
+      attempt: attempt(m.attempt, "config.metadata.attempt"),
+    },
+    hostname: typeof c.hostname === "string" ? c.hostname : "",
+    logDirectory: typeof c.log_directory === "string" ? c.log_directory : "",
+    dnsConfig: dns
+      ? {
+        servers: strings(dns.servers),
+        searches: strings(dns.searches),
+        options: strings(dns.options),
+      }
+      : null,
+    portMappings: (Array.isArray(c.port_mappings) ? c.port_mappings : []).map((p: Message) => ({
+      protocol: String(p.protocol ?? "TCP"),
+      containerPort: Number(p.container_port ?? 0),
+      hostPort: Number(p.host_port ?? 0),
+      hostIp: String(p.host_ip ?? ""),
+    })),
+    labels: stringMap(c.labels),
+    annotations: stringMap(c.annotations),
+    hostNetwork: namespaces.network === "NODE",
+    cgroupParent: typeof linux.cgroup_parent === "string" ? linux.cgroup_parent : "",
+    sysctls: stringMap(linux.sysctls),
+    runtimeHandler: typeof runtimeHandler === "string" ? runtimeHandler : "",
+  };
+}
+
+export function resourcesOf(linux: unknown): CriResources | null {
+  if (typeof linux !== "object" || linux === null) return null;
+  const r = linux as Message;
+  const int = (v: unknown) => (v === undefined || v === null || v === "" ? "0" : String(v));
+  return {
+    cpuPeriod: int(r.cpu_period),
+    cpuQuota: int(r.cpu_quota),
+    cpuShares: int(r.cpu_shares),
+    memoryLimitInBytes: int(r.memory_limit_in_bytes),
+    memorySwapLimitInBytes: int(r.memory_swap_limit_in_bytes),
+    cpusetCpus: typeof r.cpuset_cpus === "string" ? r.cpuset_cpus : "",
+    cpusetMems: typeof r.cpuset_mems === "string" ? r.cpuset_mems : "",
+  };
+}
+
+/** KeyValue.value is `bytes` in CRI v1 (it may carry a Secret): UTF-8 text to us. */
+function envValue(value: unknown): string {
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  return typeof value === "string" ? value : "";
+}
+
+export function containerSpecOf(config: unknown): ContainerSpec {
+  const c = requiredMessage(config, "config");
+  const m = requiredMessage(c.metadata, "config.metadata");
+  const image = requiredMessage(c.image, "config.image");
+  const envs = (Array.isArray(c.envs) ? c.envs : []).map((e: Message, i: number) => ({
+    key: required(e?.key, `config.envs[${i}].key`),
+    value: envValue(e?.value),
+  }));
+  return {
+    name: required(m.name, "config.metadata.name"),
+    attempt: attempt(m.attempt, "config.metadata.attempt"),
+    image: required(image.image, "config.image.image"),
+    command: strings(c.command),
+    args: strings(c.args),
+    workingDir: typeof c.working_dir === "string" ? c.working_dir : "",
+    envs,
+    mounts: (Array.isArray(c.mounts) ? c.mounts : []).map((mount: Message, i: number) => ({
+      containerPath: required(mount.container_path, `config.mounts[${i}].container_path`),
+      hostPath: typeof mount.host_path === "string" ? mount.host_path : "",
+      readonly: mount.readonly === true,
+      propagation: String(mount.propagation ?? "PROPAGATION_PRIVATE"),
+    })),
+    labels: stringMap(c.labels),
+    annotations: stringMap(c.annotations),
+    logPath: typeof c.log_path === "string" ? c.log_path : "",
+    tty: c.tty === true,
+    stdin: c.stdin === true,
+    resources: resourcesOf((c.linux as Message | null | undefined)?.resources),
+  };
+}
