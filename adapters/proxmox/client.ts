@@ -268,7 +268,6 @@ export class ProxmoxClient implements ProxmoxApi {
       return await recoverLostWrite(this.#recovery(), {
         node,
         type: "imgdel",
-        id: params.volid,
         sentAt,
         goalReached: gone,
         resend: async () => {

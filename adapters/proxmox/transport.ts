@@ -21,6 +21,8 @@ export interface HttpResponse {
   status: number;
   /** The HTTP reason phrase: PVE puts the first line of its error message there. */
   reason: string;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
   body: string;
 }
 
@@ -192,7 +194,12 @@ function exchange(
       cleanup();
       const connection = (head.headers.get("connection") ?? "").toLowerCase();
       resolve({
-        response: { status: head.status, reason: head.reason, body: body.toString("utf8") },
+        response: {
+          status: head.status,
+          reason: head.reason,
+          headers: Object.fromEntries(head.headers),
+          body: body.toString("utf8"),
+        },
         keepAlive: connection !== "close",
       });
     };

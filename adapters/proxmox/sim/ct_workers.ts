@@ -78,9 +78,11 @@ async function create(
       log: context,
     });
     if (templatePath.endsWith(".tar")) {
-      // PVE 9.1 creates application CTs from OCI archives: console mode, host-managed NICs.
+      // PVE 9.1 creates application CTs from OCI archives: console mode, host-managed NICs;
+      // without an /etc/os-release (most app images) the OS type is `unmanaged`.
       context.log("Detected OCI archive");
       config.options.cmode ??= "console";
+      config.options.ostype ??= "unmanaged";
       for (const [key, value] of Object.entries(config.options)) {
         if (/^net\d+$/.test(key) && !value.includes("host-managed=")) {
           config.options[key] = `${value},host-managed=1`;

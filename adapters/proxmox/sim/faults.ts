@@ -1,6 +1,6 @@
 /**
  * Fault injection: rules matched against each API request (method and path under
- * `/api2/json`, `*` matching one path segment). Set through `Simulator.faults` or the control
+ * `/api2/json` as sent, `*` matching one percent-encoded path segment). Set through `Simulator.faults` or the control
  * endpoint `POST /_sim/faults`.
  */
 

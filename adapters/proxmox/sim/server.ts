@@ -19,7 +19,7 @@ import { validateParams } from "./schema/validate.ts";
 /** One API request as it arrived and how it was answered; for contract checks in tests. */
 export interface RequestRecord {
   method: string;
-  /** Path below `/api2/json`, decoded. */
+  /** Path below `/api2/json` as sent (segments still percent-encoded). */
   path: string;
   /** Parameters as sent (query and body), path parameters excluded. */
   params: Record<string, unknown>;
@@ -111,7 +111,7 @@ async function handle(
   const path = url.pathname.slice(apiPrefix.length);
   const record: RequestRecord = {
     method,
-    path: safeDecode(path),
+    path,
     params: {},
     json: false,
     status: 0,
@@ -128,7 +128,10 @@ async function handle(
       throw new PveHttpError(faults.status, faults.message ?? "Injected fault");
     }
     if (match === undefined) {
-      throw new PveHttpError(501, `Method '${method} ${apiPrefix}${record.path}' not implemented`);
+      throw new PveHttpError(
+        501,
+        `Method '${method} ${apiPrefix}${safeDecode(path)}' not implemented`,
+      );
     }
     const { endpoint, pathParams } = match;
     let caller: Caller | undefined;
@@ -145,7 +148,9 @@ async function handle(
     if (endpoint.allowToken === false && /PVEAPIToken/.test(headers.get("authorization") ?? "")) {
       throw new PveHttpError(
         403,
-        `Permission check failed (URI '${apiPrefix}${record.path}' not available with API token, need proper ticket.)`,
+        `Permission check failed (URI '${apiPrefix}${
+          safeDecode(path)
+        }' not available with API token, need proper ticket.)`,
       );
     }
     for (const [name, value] of Object.entries(pathParams)) {

@@ -121,7 +121,7 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
       },
       async handle(request) {
         const volume = findVolume(request.params);
-        const upid = spawn(request, "imgdel", volume.volid, () => {
+        const upid = spawn(request, "imgdel", "", () => {
           node.storage.deleteVolume(volume.volid);
           return Promise.resolve();
         });

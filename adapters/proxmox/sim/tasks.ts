@@ -94,13 +94,15 @@ export class TaskManager {
   spawn(request: SpawnRequest): string {
     const starttime = Math.floor(this.#options.now() / 1000);
     const pid = this.#nextPid++;
+    // A UPID's fields cannot hold ':', '/' or blanks; PVE URI-escapes such ids.
+    const id = request.id.replace(/[:\s/]/g, (c) => encodeURIComponent(c));
     const upid = formatUpid({
       node: this.#options.node,
       pid,
       pstart: this.#pstart,
       starttime,
       type: request.type,
-      id: request.id,
+      id,
       user: request.user,
     });
     const record: TaskRecord = {
@@ -110,7 +112,7 @@ export class TaskManager {
       pstart: this.#pstart,
       starttime,
       type: request.type,
-      id: request.id,
+      id,
       user: request.user,
       status: "running",
       log: [],

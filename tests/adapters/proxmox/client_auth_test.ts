@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import https from "node:https";
+import { Http1Transport, type HttpResponse } from "../../../adapters/proxmox/transport.ts";
 import {
   PveAuthenticationError,
   PveParameterError,
@@ -9,40 +9,28 @@ import {
 import { capturingLogger, settle, testEnv } from "./_support.ts";
 
 /** A raw request to the simulator, to see exactly what PVE's wire shows. */
-export function rawRequest(
+export async function rawRequest(
   url: string,
   caPem: string,
   request: { method: string; path: string; headers?: Record<string, string>; body?: string },
-): Promise<{ status: number; reason: string; body: string; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const target = new URL(request.path, url);
-    const req = https.request(target, {
+): Promise<HttpResponse> {
+  const transport = new Http1Transport(url, { caPem, insecure: true });
+  try {
+    return await transport.send({
       method: request.method,
-      ca: caPem,
+      path: request.path,
       headers: {
         ...(request.body === undefined
           ? {}
           : { "content-type": "application/x-www-form-urlencoded" }),
         ...request.headers,
       },
-    }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk) => body += chunk);
-      res.on(
-        "end",
-        () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            reason: res.statusMessage ?? "",
-            body,
-            headers: res.headers,
-          }),
-      );
+      ...(request.body === undefined ? {} : { body: new TextEncoder().encode(request.body) }),
+      timeoutMs: 10_000,
     });
-    req.on("error", reject);
-    req.end(request.body);
-  });
+  } finally {
+    transport.close();
+  }
 }
 
 Deno.test("A wrong token secret fails with PveAuthenticationError from a 401 with an empty body", async () => {
