@@ -11,7 +11,7 @@ import { CtStore } from "./ct_store.ts";
 import { rawLineError } from "./ct_config.ts";
 import { type CtOp, runCtOp } from "./ct_workers.ts";
 import type { CtDriver } from "./driver.ts";
-import type { SimNode } from "./endpoint.ts";
+import type { Endpoint, SimNode } from "./endpoint.ts";
 import { FaultInjector, type FaultRule } from "./faults.ts";
 import { readJsonIfExists, writeFileAtomic } from "./files.ts";
 import { lxcEndpoints } from "./lxc_endpoints.ts";
@@ -116,12 +116,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     logger,
     now,
   };
-  const router = new Router([
-    ...clusterEndpoints(node, { fingerprint: pki.fingerprint }),
-    ...lxcEndpoints(node),
-    ...taskEndpoints(node),
-    ...storageEndpoints(node),
-  ]);
+  const router = new Router(endpointDefinitions(node, pki.fingerprint));
   node.tasks.resumeInterrupted((record) => {
     const op = record.resume as CtOp | undefined;
     return op === undefined ? undefined : (context) => runCtOp(node, op, context);
@@ -173,6 +168,16 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       await node.tasks.idle();
     },
   };
+}
+
+/** Every API operation the simulator serves (the contract test checks them against the schema). */
+export function endpointDefinitions(node: SimNode, fingerprint: string): Endpoint[] {
+  return [
+    ...clusterEndpoints(node, { fingerprint }),
+    ...lxcEndpoints(node),
+    ...taskEndpoints(node),
+    ...storageEndpoints(node),
+  ];
 }
 
 function loadOrCreateIdentity(path: string, node: string): SimIdentity {

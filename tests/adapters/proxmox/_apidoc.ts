@@ -7,7 +7,9 @@
 import { validateParams } from "../../../adapters/proxmox/sim/schema/validate.ts";
 import type { ParamTable } from "../../../adapters/proxmox/sim/schema/types.ts";
 
-export const apidocPath = new URL("../../../../shared/pve/apidoc.json", import.meta.url).pathname;
+/** `../shared/pve/apidoc.json` beside the repository, or `$PVE_APIDOC` (as schema-query.js reads it). */
+export const apidocPath = Deno.env.get("PVE_APIDOC") ??
+  new URL("../../../../shared/pve/apidoc.json", import.meta.url).pathname;
 
 export interface ApidocOperation {
   path: string;
