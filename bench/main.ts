@@ -5,7 +5,9 @@
  */
 import type { Benchmark } from "./bench.ts";
 
-const modules: (() => Promise<{ benchmarks: Benchmark[] }>)[] = [];
+const modules: (() => Promise<{ benchmarks: Benchmark[] }>)[] = [
+  () => import("./proxmox.ts"),
+];
 
 const prefix = Deno.args[0] ?? "";
 const wants = (name: string) => name.startsWith(prefix);

@@ -55,6 +55,8 @@ export interface Transport {
 interface PooledSocket {
   socket: net.Socket;
   idleSince: number;
+  /** Takes the socket out of the pool if the server closes it while idle. */
+  onClose: () => void;
 }
 
 export interface Http1TransportOptions {
@@ -108,9 +110,8 @@ export class Http1Transport implements Transport {
     const now = performance.now();
     while (this.#idle.length > 0) {
       const pooled = this.#idle.pop()!;
+      for (const event of ["close", "error", "end"]) pooled.socket.off(event, pooled.onClose);
       if (now - pooled.idleSince < this.#maxIdleMs && !pooled.socket.destroyed) {
-        pooled.socket.removeAllListeners("close");
-        pooled.socket.removeAllListeners("error");
         return pooled.socket;
       }
       pooled.socket.destroy();
@@ -119,16 +120,16 @@ export class Http1Transport implements Transport {
   }
 
   #release(socket: net.Socket): void {
-    const pooled = { socket, idleSince: performance.now() };
-    // A server closing an idle connection takes it out of the pool at once.
-    const drop = () => {
-      const index = this.#idle.indexOf(pooled);
-      if (index !== -1) this.#idle.splice(index, 1);
-      socket.destroy();
+    const pooled: PooledSocket = {
+      socket,
+      idleSince: performance.now(),
+      onClose: () => {
+        const index = this.#idle.indexOf(pooled);
+        if (index !== -1) this.#idle.splice(index, 1);
+        socket.destroy();
+      },
     };
-    socket.once("close", drop);
-    socket.once("error", drop);
-    socket.once("end", drop);
+    for (const event of ["close", "error", "end"]) socket.once(event, pooled.onClose);
     this.#idle.push(pooled);
   }
 }

@@ -65,11 +65,12 @@ async function create(
     if (disk !== null) {
       const storage = disk[1] ?? op.storage;
       const size = Number(disk[2]);
-      const volid = node.storage.allocateDisk(storage, vmid, size, node.now());
+      // A create run again after a crash finds the disk it had allocated.
+      const volid = node.storage.disksOf(vmid)[0] ??
+        node.storage.allocateDisk(storage, vmid, size, node.now());
       context.log(`allocated volume ${volid} (${size} GiB)`);
       config.options.rootfs = rootfs.replace(volume, volid) +
         (rootfs.includes("size=") ? "" : `,size=${size}G`);
-      node.cts.write(vmid, config);
     }
     await node.driver.create({
       vmid,

@@ -160,12 +160,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     async close() {
       await server.close();
       await node.tasks.idle();
+      node.tasks.close();
+      node.storage.close();
       await driver.close();
     },
     async crash() {
       node.tasks.abandon();
       await server.close();
       await node.tasks.idle();
+      node.tasks.close();
+      node.storage.close();
+      await driver.close();
     },
   };
 }
