@@ -107,3 +107,14 @@ function pathPattern(path: string): RegExp {
   const escaped = path.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
   return new RegExp(`^${escaped.join("[^/]+")}$`);
 }
+
+/** The spawn options a request's task faults stand for. */
+export function taskFaults(
+  applied: AppliedFaults,
+): { failWith?: string; delayMs?: number; warnings?: number } {
+  return {
+    ...(applied.failTask === undefined ? {} : { failWith: applied.failTask }),
+    ...(applied.taskDelayMs === undefined ? {} : { delayMs: applied.taskDelayMs }),
+    ...(applied.taskWarnings === undefined ? {} : { warnings: applied.taskWarnings }),
+  };
+}

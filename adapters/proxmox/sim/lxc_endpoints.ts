@@ -6,6 +6,7 @@ import type { CtConfig } from "./ct_config.ts";
 import { type CtOp, runCtOp, taskTypes, withGeneratedMacs } from "./ct_workers.ts";
 import { configToApi, setEnv, statusFields } from "./ct_view.ts";
 import type { ApiRequest, Endpoint, SimNode } from "./endpoint.ts";
+import { taskFaults } from "./faults.ts";
 import { handlerError, PveHttpError } from "./http_error.ts";
 import { checkRootOnlyOptions } from "./root_only.ts";
 import { lxcConfigOptions, nodeParam, vmidParam } from "./schema/lxc_options.ts";
@@ -35,7 +36,6 @@ const notConfig = new Set([
   ...Object.keys(createControls),
   "node",
   "vmid",
-  "debug",
   "digest",
   "delete",
   "revert",
@@ -51,11 +51,7 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
       user: request.caller!.upidUser,
       resume: op,
       work: (context) => runCtOp(node, op, context),
-      ...(request.faults.failTask === undefined ? {} : { failWith: request.faults.failTask }),
-      ...(request.faults.taskDelayMs === undefined ? {} : { delayMs: request.faults.taskDelayMs }),
-      ...(request.faults.taskWarnings === undefined
-        ? {}
-        : { warnings: request.faults.taskWarnings }),
+      ...taskFaults(request.faults),
     });
   const running = (vmid: number) => node.driver.status(vmid).state === "running";
 

@@ -9,7 +9,7 @@ import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "../../../lib/log.ts";
 import type { Caller } from "./access.ts";
-import { Envelope, type HttpMethod, type SimNode } from "./endpoint.ts";
+import { Envelope, type SimNode } from "./endpoint.ts";
 import type { FaultRule } from "./faults.ts";
 import { handlerError, parameterError, PveHttpError } from "./http_error.ts";
 import { type RawRequest, readParams } from "./request_params.ts";
@@ -278,5 +278,3 @@ function safeDecode(path: string): string {
     return path;
   }
 }
-
-export type { HttpMethod };
