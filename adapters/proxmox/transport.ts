@@ -86,7 +86,7 @@ export class Http1Transport implements Transport {
     const deadline = performance.now() + request.timeoutMs;
     let socket: net.Socket;
     try {
-      socket = this.#takeIdle() ?? await withTimeout(this.#connect(), request.timeoutMs);
+      socket = this.#takeIdle() ?? await connectWithin(this.#connect, request.timeoutMs);
     } catch (error) {
       const untrusted = error instanceof UntrustedServerError;
       throw new TransportFailure(
@@ -136,13 +136,19 @@ export class Http1Transport implements Transport {
 
 class TimeoutError extends Error {}
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** Connects within `ms`; a connection that comes too late is closed, not leaked. */
+function connectWithin(connect: Connector, ms: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TimeoutError(`no connection within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new TimeoutError(`no connection within ${ms} ms`));
+    }, ms);
+    connect().then(
+      (socket) => {
         clearTimeout(timer);
-        resolve(value);
+        if (late) socket.destroy();
+        else resolve(socket);
       },
       (error) => {
         clearTimeout(timer);
