@@ -75,6 +75,8 @@ async function create(
     await node.driver.create({
       vmid,
       templatePath,
+      rootfs: config.options.rootfs ?? "",
+      unprivileged: config.options.unprivileged === "1",
       ...(config.options.ostype === undefined ? {} : { ostype: config.options.ostype }),
       log: context,
     });
@@ -111,13 +113,13 @@ async function start(node: SimNode, vmid: number, skiplock: boolean, context: Ta
   checkLock(node, vmid, skiplock);
   const { config } = node.cts.load(vmid);
   if (config.options.template === "1") throw new Error("you can't start a CT if it's a template");
-  if (node.driver.status(vmid).state === "running") return;
+  if ((await node.driver.status(vmid)).state === "running") return;
   await node.driver.start(runSpecOf(vmid, config), context);
 }
 
 async function stop(node: SimNode, vmid: number, skiplock: boolean, context: TaskContext) {
   checkLock(node, vmid, skiplock);
-  if (node.driver.status(vmid).state === "stopped") return;
+  if ((await node.driver.status(vmid)).state === "stopped") return;
   await node.driver.stop(vmid, context);
 }
 
@@ -127,7 +129,7 @@ async function shutdown(
   context: TaskContext,
 ): Promise<void> {
   checkLock(node, op.vmid, false);
-  if (node.driver.status(op.vmid).state === "stopped") return;
+  if ((await node.driver.status(op.vmid)).state === "stopped") return;
   if (await node.driver.shutdown(op.vmid, op.timeout, context)) return;
   if (!op.forceStop) throw new Error("container did not stop");
   context.log("shutdown timeout reached, stopping container");
@@ -138,7 +140,7 @@ async function destroy(node: SimNode, vmid: number, context: TaskContext): Promi
   const parsed = node.cts.read(vmid);
   if (parsed === undefined) return; // finished before a restart
   if (parsed.config.options.lock !== "destroyed") checkLock(node, vmid, false);
-  if (node.driver.status(vmid).state === "running") await node.driver.stop(vmid, context);
+  if ((await node.driver.status(vmid)).state === "running") await node.driver.stop(vmid, context);
   parsed.config.options.lock = "destroyed";
   node.cts.write(vmid, parsed.config);
   await node.driver.destroy(vmid, context);

@@ -74,14 +74,14 @@ export class MemoryDriver implements CtDriver {
     return Promise.resolve();
   }
 
-  status(vmid: number): CtRuntimeStatus {
+  status(vmid: number): Promise<CtRuntimeStatus> {
     const ct = this.#load(vmid);
-    if (ct === undefined || ct.state === "stopped") return { state: "stopped" };
-    return {
+    if (ct === undefined || ct.state === "stopped") return Promise.resolve({ state: "stopped" });
+    return Promise.resolve({
       state: "running",
       ...(ct.pid === undefined ? {} : { pid: ct.pid }),
       ...(ct.startedAt === undefined ? {} : { startedAt: ct.startedAt }),
-    };
+    });
   }
 
   /** The spec a running CT was started with (what an LXC driver would have run). */

@@ -104,7 +104,7 @@ async function handle(
     else if (Array.isArray(value)) headers.set(key, value.join(", "));
   }
   const raw: RawRequest = { method, url, headers, body };
-  if (url.pathname.startsWith("/_sim/")) return await control(options, raw, res);
+  if (url.pathname.startsWith("/_sim/")) return control(options, raw, res);
   if (!url.pathname.startsWith(`${apiPrefix}/`)) {
     return send(res, new PveHttpError(501, "no such uri"));
   }
@@ -237,7 +237,7 @@ function reasonPhrase(message: string): string {
 }
 
 /** `/_sim/faults` (GET list, POST add, DELETE clear) and `/_sim/locks` (POST set or clear). */
-async function control(options: ServerOptions, raw: RawRequest, res: http.ServerResponse) {
+function control(options: ServerOptions, raw: RawRequest, res: http.ServerResponse): void {
   const { node } = options;
   try {
     node.access.authenticate(raw.headers, "GET");
@@ -245,7 +245,10 @@ async function control(options: ServerOptions, raw: RawRequest, res: http.Server
     const route = `${raw.method} ${raw.url.pathname}`;
     if (route === "GET /_sim/faults") return send(res, node.faults.list());
     if (route === "POST /_sim/faults") return send(res, { id: node.faults.add(body as FaultRule) });
-    if (route === "DELETE /_sim/faults") return send(res, node.faults.clear() ?? null);
+    if (route === "DELETE /_sim/faults") {
+      node.faults.clear();
+      return send(res, null);
+    }
     if (route === "POST /_sim/locks") {
       const { vmid, lock } = body as { vmid: number; lock: string | null };
       const parsed = node.cts.load(vmid);
@@ -254,7 +257,6 @@ async function control(options: ServerOptions, raw: RawRequest, res: http.Server
       node.cts.write(vmid, parsed.config);
       return send(res, null);
     }
-    await Promise.resolve();
     send(res, new PveHttpError(501, `no such control: ${route}`));
   } catch (error) {
     send(res, error instanceof PveHttpError ? error : new PveHttpError(400, String(error)));
