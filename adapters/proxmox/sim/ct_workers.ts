@@ -5,7 +5,9 @@
  */
 import type { TaskContext } from "./tasks.ts";
 import type { SimNode } from "./endpoint.ts";
-import { runSpecOf } from "./ct_view.ts";
+import type { CtConfig } from "./ct_config.ts";
+import { runSpecOf, setEnv } from "./ct_view.ts";
+import { commandLine, type OciImageConfig, readOciImageConfig } from "./oci_archive.ts";
 import { netFormat, rootfsFormat } from "./schema/lxc_options.ts";
 import { parsePropertyString, printPropertyString } from "./schema/validate.ts";
 
@@ -80,18 +82,8 @@ async function create(
       ...(config.options.ostype === undefined ? {} : { ostype: config.options.ostype }),
       log: context,
     });
-    if (templatePath.endsWith(".tar")) {
-      // PVE 9.1 creates application CTs from OCI archives: console mode, host-managed NICs;
-      // without an /etc/os-release (most app images) the OS type is `unmanaged`.
-      context.log("Detected OCI archive");
-      config.options.cmode ??= "console";
-      config.options.ostype ??= "unmanaged";
-      for (const [key, value] of Object.entries(config.options)) {
-        if (/^net\d+$/.test(key) && !value.includes("host-managed=")) {
-          config.options[key] = `${value},host-managed=1`;
-        }
-      }
-    }
+    const image = templatePath.endsWith(".tar") ? readOciImageConfig(templatePath) : undefined;
+    if (image !== undefined) applyImageConfig(config, image, context);
     config.options.arch ??= "amd64";
     config.options.hostname ??= `CT${vmid}`;
     config.options.memory ??= "512";
@@ -180,5 +172,35 @@ export function withGeneratedMacs(options: Record<string, string>): void {
       ...[...bytes].map((b) => b.toString(16).padStart(2, "0").toUpperCase()),
     ];
     options[key] = printPropertyString(netFormat, { ...parsed.values, hwaddr: mac.join(":") });
+  }
+}
+
+/**
+ * What PVE 9.1 takes from an OCI image on create: the command line (overwriting one given
+ * to create), env, user, working dir and stop signal; console mode and host-managed NICs;
+ * `unmanaged` as OS type when the image has no /etc/os-release (most application images).
+ */
+function applyImageConfig(config: CtConfig, image: OciImageConfig, context: TaskContext): void {
+  context.log("Detected OCI archive");
+  const command = commandLine(image);
+  if (command !== undefined && command !== "/sbin/init") config.options.entrypoint = command;
+  if (image.env !== undefined) setEnv(config, image.env.join("\0"));
+  const lxc = config.lxc.filter(([key]) =>
+    !/^lxc\.(?:init\.(?:uid|gid|cwd)|signal\.halt)$/.test(key)
+  );
+  if (image.user !== undefined) {
+    const [uid, gid] = image.user.split(":");
+    if (/^\d+$/.test(uid ?? "")) lxc.push(["lxc.init.uid", uid!]);
+    if (/^\d+$/.test(gid ?? "")) lxc.push(["lxc.init.gid", gid!]);
+  }
+  if (image.workingDir !== undefined) lxc.push(["lxc.init.cwd", image.workingDir]);
+  lxc.push(["lxc.signal.halt", image.stopSignal ?? "SIGTERM"]);
+  config.lxc = lxc;
+  config.options.cmode ??= "console";
+  config.options.ostype ??= "unmanaged";
+  for (const [key, value] of Object.entries(config.options)) {
+    if (/^net\d+$/.test(key) && !value.includes("host-managed=")) {
+      config.options[key] = `${value},host-managed=1`;
+    }
   }
 }

@@ -112,7 +112,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     driver,
     access,
     faults: new FaultInjector(options.faults),
-    puller: options.puller ?? placeholderPuller,
+    puller: options.puller ?? placeholderPuller(),
     logger,
     now,
   };
