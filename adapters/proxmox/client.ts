@@ -265,17 +265,18 @@ export class ProxmoxClient implements ProxmoxApi {
       if (!(error instanceof WriteOutcomeUnknown)) throw error;
       const gone = async () =>
         !(await this.listStorageContent({ storage, node })).some((v) => v.volid === params.volid);
-      return await recoverLostWrite(this.#recovery(), {
+      return await recoverLostWrite<string | null>(this.#recovery(), {
         node,
         type: "imgdel",
         sentAt,
         goalReached: gone,
-        resend: async () => {
-          if (await gone()) return "";
-          return (await this.#requester.call<string | null>("DELETE", path, wire).catch(unwrapLost))
-            .data ?? "";
-        },
-      }, error) || null;
+        // Gone without a task of ours in the list: deleted (a task since pruned); nothing to do.
+        resend: async () =>
+          await gone()
+            ? null
+            : (await this.#requester.call<string | null>("DELETE", path, wire).catch(unwrapLost))
+              .data,
+      }, error);
     }
   }
 
