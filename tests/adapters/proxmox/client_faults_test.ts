@@ -292,3 +292,20 @@ Deno.test("Faults can be set and cleared through the control endpoint", async ()
   assert.equal((await client.version()).release, "9.1");
   http.close();
 });
+
+Deno.test("A create that timed out is checked and sent once more; the late original fails harmlessly", async () => {
+  await using env = await testEnv();
+  const client = env.client({ requestTimeoutMs: 100 });
+  env.sim.faults.add({ method: "POST", path: "/nodes/*/lxc", latencyMs: 250, times: 1 });
+  const upid = await client.createCt({ vmid: 100, ostemplate: env.template() });
+  assert.equal(await settle(client, upid), "OK");
+  await env.sim.idle();
+  await new Promise((resolve) => setTimeout(resolve, 250)); // the delayed original arrives
+  const creates = env.requests.filter((r) => r.method === "POST" && r.path === "/nodes/pve1/lxc");
+  assert.deepEqual(
+    creates.map((r) => r.status).sort(),
+    [200, 500],
+    "one created, the late one refused",
+  );
+  assert.equal((await client.listCts()).length, 1);
+});
