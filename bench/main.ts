@@ -7,6 +7,7 @@ import type { Benchmark } from "./bench.ts";
 
 const modules: (() => Promise<{ benchmarks: Benchmark[] }>)[] = [
   () => import("./store.ts"),
+  () => import("./proxmox.ts"),
 ];
 
 const prefix = Deno.args[0] ?? "";

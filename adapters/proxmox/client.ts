@@ -33,7 +33,7 @@ import { redactor } from "./redact.ts";
 import { type CallOptions, Requester, WriteOutcomeUnknown } from "./request.ts";
 import { rootOnlyReason } from "./root_only.ts";
 import { defaultPolling, type PollingOptions, waitForTask } from "./tasks.ts";
-import { NodeHttpTransport, type Transport } from "./transport.ts";
+import { Http1Transport, type Transport } from "./transport.ts";
 import type { TlsOptions } from "./tls.ts";
 import { parseUpid } from "./upid.ts";
 import { type LostWrite, recoverLostWrite, type TaskListEntry } from "./write_recovery.ts";
@@ -79,7 +79,7 @@ export class ProxmoxClient implements ProxmoxApi {
     this.node = options.node;
     this.#options = options;
     this.#logger = (options.logger ?? rootLogger).with({ component: "proxmox" });
-    this.#transport = options.transport ?? new NodeHttpTransport(options.url, options.tls ?? {});
+    this.#transport = options.transport ?? new Http1Transport(options.url, options.tls ?? {});
     this.#auth = createAuthenticator(options.auth, (request) => this.#login(request), options.now);
     const redact = redactor(() => this.#auth.secrets());
     this.#requester = new Requester({
@@ -265,18 +265,18 @@ export class ProxmoxClient implements ProxmoxApi {
       if (!(error instanceof WriteOutcomeUnknown)) throw error;
       const gone = async () =>
         !(await this.listStorageContent({ storage, node })).some((v) => v.volid === params.volid);
-      return await recoverLostWrite(this.#recovery(), {
+      return await recoverLostWrite<string | null>(this.#recovery(), {
         node,
         type: "imgdel",
-        id: params.volid,
         sentAt,
         goalReached: gone,
-        resend: async () => {
-          if (await gone()) return "";
-          return (await this.#requester.call<string | null>("DELETE", path, wire).catch(unwrapLost))
-            .data ?? "";
-        },
-      }, error) || null;
+        // Gone without a task of ours in the list: deleted (a task since pruned); nothing to do.
+        resend: async () =>
+          await gone()
+            ? null
+            : (await this.#requester.call<string | null>("DELETE", path, wire).catch(unwrapLost))
+              .data,
+      }, error);
     }
   }
 

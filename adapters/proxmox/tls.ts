@@ -1,13 +1,11 @@
 /**
  * How the client trusts the node: the system roots (default), a CA file (a PVE cluster's
  * `pve-root-ca.pem`), or a pinned SHA-256 certificate fingerprint. Deno's createHttpClient
- * cannot pin, so every mode goes through node:https; a pinned connection is checked right
- * after the handshake, before a single byte of the request (and its credentials) is sent.
+ * cannot pin, so connections are made with node:tls; a pinned connection is checked right
+ * after the handshake, before a single byte of a request (and its credentials) is sent.
  */
-import http from "node:http";
-import https from "node:https";
+import net from "node:net";
 import tls from "node:tls";
-import type { Duplex } from "node:stream";
 import { InvalidArgumentError } from "../../lib/errors.ts";
 
 export interface TlsOptions {
@@ -15,17 +13,17 @@ export interface TlsOptions {
   caPem?: string;
   /** Path of that PEM file. */
   caFile?: string;
-  /** SHA-256 fingerprint of the node certificate (`AA:BB:…`, case and colons free). */
+  /** SHA-256 fingerprint of the node certificate (`AA:BB:…`; case and colons are free). */
   fingerprint?: string;
   /** Allow a plain `http://` URL (no TLS at all). */
   insecure?: boolean;
 }
 
-/** Error thrown when the server's certificate is not the pinned one. */
-export class FingerprintMismatchError extends Error {
-  constructor(readonly expected: string, readonly actual: string) {
-    super(`certificate fingerprint ${actual} does not match the pinned ${expected}`);
-    this.name = "FingerprintMismatchError";
+/** The server's certificate is not the pinned one, or not signed by a trusted CA. */
+export class UntrustedServerError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UntrustedServerError";
   }
 }
 
@@ -37,61 +35,85 @@ export function normalizeFingerprint(fingerprint: string): string {
   return hex.match(/../g)!.join(":");
 }
 
-class PinnedAgent extends https.Agent {
-  readonly #fingerprint: string;
+/** Opens one connection to the node, verified as configured. */
+export type Connector = () => Promise<net.Socket>;
 
-  constructor(fingerprint: string, agentOptions: https.AgentOptions) {
-    super(agentOptions);
-    this.#fingerprint = fingerprint;
-  }
-
-  // Deno's node:https accepts the callback form: the socket is handed over once verified.
-  override createConnection(
-    options: http.ClientRequestArgs,
-    callback?: (error: Error | null, socket: Duplex) => void,
-  ): Duplex {
-    const socket = tls.connect({
-      ...(options.host == null ? {} : { host: options.host }),
-      ...(options.port == null ? {} : { port: Number(options.port) }),
-      rejectUnauthorized: false, // the fingerprint is the trust: PVE self-signs its nodes
-    });
-    const fail = (error: Error) => {
-      socket.destroy();
-      callback?.(error, socket);
-    };
-    socket.once("error", fail);
-    socket.once("secureConnect", () => {
-      socket.off("error", fail);
-      const actual = socket.getPeerCertificate()?.fingerprint256 ?? "";
-      if (actual.toUpperCase() !== this.#fingerprint) {
-        fail(new FingerprintMismatchError(this.#fingerprint, actual));
-        return;
-      }
-      callback?.(null, socket);
-    });
-    // Returning nothing makes the agent wait for the callback (Node and Deno alike).
-    return undefined as unknown as Duplex;
-  }
-}
-
-/** Builds the agent for a base URL and TLS options; refuses http:// unless insecure. */
-export function createAgent(url: URL, options: TlsOptions): http.Agent {
-  const agentOptions = { keepAlive: true, maxSockets: 16 };
+/** Builds the connector for a base URL; refuses http:// unless insecure. */
+export function createConnector(url: URL, options: TlsOptions): Connector {
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (url.protocol === "http:") {
     if (!options.insecure) {
       throw new InvalidArgumentError(
         `Refusing plain HTTP to "${url.host}": set tls.insecure to allow it`,
       );
     }
-    return new http.Agent(agentOptions);
+    const port = Number(url.port || 80);
+    return () => connected(net.connect({ host, port }), "connect");
   }
   if (url.protocol !== "https:") {
     throw new InvalidArgumentError(`Unsupported URL scheme "${url.protocol}": use https`);
   }
+  const port = Number(url.port || 443);
+  const servername = net.isIP(host) === 0 ? host : undefined;
   if (options.fingerprint !== undefined) {
-    return new PinnedAgent(normalizeFingerprint(options.fingerprint), agentOptions);
+    const pinned = normalizeFingerprint(options.fingerprint);
+    return async () => {
+      // The fingerprint is the trust: PVE nodes present certificates of their own cluster CA.
+      const socket = await connected(
+        tls.connect({
+          host,
+          port,
+          rejectUnauthorized: false,
+          ...(servername ? { servername } : {}),
+        }),
+        "secureConnect",
+      ) as tls.TLSSocket;
+      const actual = socket.getPeerCertificate()?.fingerprint256 ?? "";
+      if (actual.toUpperCase() !== pinned) {
+        socket.destroy();
+        throw new UntrustedServerError(
+          `certificate fingerprint ${actual} does not match the pinned ${pinned}`,
+        );
+      }
+      return socket;
+    };
   }
   const ca = options.caPem ??
     (options.caFile === undefined ? undefined : Deno.readTextFileSync(options.caFile));
-  return new https.Agent({ ...agentOptions, ...(ca === undefined ? {} : { ca }) });
+  return () =>
+    connected(
+      tls.connect({
+        host,
+        port,
+        ...(servername ? { servername } : {}),
+        ...(ca === undefined ? {} : { ca }),
+      }),
+      "secureConnect",
+    ).catch((error: Error & { code?: string }) => {
+      if (
+        /certificate|CERT|self.signed|UnknownIssuer|InvalidCertificate|NotValidForName/i.test(
+          `${error.code ?? ""} ${error.message}`,
+        )
+      ) {
+        throw new UntrustedServerError(`certificate not trusted: ${error.message}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    });
+}
+
+function connected(socket: net.Socket, event: "connect" | "secureConnect"): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.once("error", fail);
+    socket.once(event, () => {
+      socket.off("error", fail);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
 }

@@ -30,7 +30,7 @@ export interface RecoveryContext {
   logger: Logger;
 }
 
-export interface LostWrite {
+export interface LostWrite<R = string> {
   node: string;
   /** Task type the write starts (`vzstart`, `vzcreate`, …). */
   type: string;
@@ -41,15 +41,16 @@ export interface LostWrite {
   sentAt: number;
   /** Whether the CT is already as the write asked (checked only for a finished task). */
   goalReached(): Promise<boolean>;
-  /** Sends the write once more. */
-  resend(): Promise<string>;
+  /** Sends the write once more; what it answers is the result. */
+  resend(): Promise<R>;
 }
 
-export async function recoverLostWrite(
+/** The UPID of the task the lost write started, or what sending it again answers. */
+export async function recoverLostWrite<R>(
   context: RecoveryContext,
-  write: LostWrite,
+  write: LostWrite<R>,
   lost: WriteOutcomeUnknown,
-): Promise<string> {
+): Promise<string | R> {
   const since = Math.floor(write.sentAt / 1000) - context.maxClockSkewSeconds;
   const tasks = await context.listTasks(write.node, {
     ...(write.vmid === undefined ? {} : { vmid: write.vmid }),

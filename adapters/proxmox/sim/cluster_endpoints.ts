@@ -80,14 +80,19 @@ export function clusterEndpoints(node: SimNode, options: ClusterEndpointOptions)
       method: "GET",
       path: "/cluster/resources",
       params: { type: { type: "string", optional: true, enum: ["vm", "storage", "node", "sdn"] } },
-      handle({ params }) {
+      async handle({ params }) {
         const type = params.type;
         const resources: Record<string, unknown>[] = [];
         if (type === undefined || type === "vm") {
           for (const vmid of node.cts.vmids()) {
             const parsed = node.cts.read(vmid);
             if (parsed === undefined) continue;
-            const entry = statusFields(vmid, parsed.config, node.driver.status(vmid), node.now());
+            const entry = statusFields(
+              vmid,
+              parsed.config,
+              await node.driver.status(vmid),
+              node.now(),
+            );
             const { cpus, maxswap: _maxswap, ...rest } = entry;
             resources.push({
               ...rest,

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { type CtConfig, formatCtConfig, parseCtConfig, type ParsedCtConfig } from "./ct_config.ts";
-import { listDir, readTextIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { listDir, readTextIfExists, removeIfExists, rewriteFile } from "./files.ts";
 import { handlerError } from "./http_error.ts";
 
 export class CtStore {
@@ -40,7 +40,7 @@ export class CtStore {
 
   write(vmid: number, config: CtConfig): string {
     const text = formatCtConfig(config);
-    writeFileAtomic(this.path(vmid), text);
+    rewriteFile(this.path(vmid), text);
     return text;
   }
 

@@ -5,7 +5,9 @@
  */
 import type { TaskContext } from "./tasks.ts";
 import type { SimNode } from "./endpoint.ts";
-import { runSpecOf } from "./ct_view.ts";
+import type { CtConfig } from "./ct_config.ts";
+import { runSpecOf, setEnv } from "./ct_view.ts";
+import { commandLine, type OciImageConfig, readOciImageConfig } from "./oci_archive.ts";
 import { netFormat, rootfsFormat } from "./schema/lxc_options.ts";
 import { parsePropertyString, printPropertyString } from "./schema/validate.ts";
 
@@ -65,28 +67,23 @@ async function create(
     if (disk !== null) {
       const storage = disk[1] ?? op.storage;
       const size = Number(disk[2]);
-      const volid = node.storage.allocateDisk(storage, vmid, size, node.now());
+      // A create run again after a crash finds the disk it had allocated.
+      const volid = node.storage.disksOf(vmid)[0] ??
+        node.storage.allocateDisk(storage, vmid, size, node.now());
       context.log(`allocated volume ${volid} (${size} GiB)`);
       config.options.rootfs = rootfs.replace(volume, volid) +
         (rootfs.includes("size=") ? "" : `,size=${size}G`);
-      node.cts.write(vmid, config);
     }
     await node.driver.create({
       vmid,
       templatePath,
+      rootfs: config.options.rootfs ?? "",
+      unprivileged: config.options.unprivileged === "1",
       ...(config.options.ostype === undefined ? {} : { ostype: config.options.ostype }),
       log: context,
     });
-    if (templatePath.endsWith(".tar")) {
-      // PVE 9.1 creates application CTs from OCI archives: console mode, host-managed NICs.
-      context.log("Detected OCI archive");
-      config.options.cmode ??= "console";
-      for (const [key, value] of Object.entries(config.options)) {
-        if (/^net\d+$/.test(key) && !value.includes("host-managed=")) {
-          config.options[key] = `${value},host-managed=1`;
-        }
-      }
-    }
+    const image = templatePath.endsWith(".tar") ? readOciImageConfig(templatePath) : undefined;
+    if (image !== undefined) applyImageConfig(config, image, context);
     config.options.arch ??= "amd64";
     config.options.hostname ??= `CT${vmid}`;
     config.options.memory ??= "512";
@@ -108,13 +105,13 @@ async function start(node: SimNode, vmid: number, skiplock: boolean, context: Ta
   checkLock(node, vmid, skiplock);
   const { config } = node.cts.load(vmid);
   if (config.options.template === "1") throw new Error("you can't start a CT if it's a template");
-  if (node.driver.status(vmid).state === "running") return;
+  if ((await node.driver.status(vmid)).state === "running") return;
   await node.driver.start(runSpecOf(vmid, config), context);
 }
 
 async function stop(node: SimNode, vmid: number, skiplock: boolean, context: TaskContext) {
   checkLock(node, vmid, skiplock);
-  if (node.driver.status(vmid).state === "stopped") return;
+  if ((await node.driver.status(vmid)).state === "stopped") return;
   await node.driver.stop(vmid, context);
 }
 
@@ -124,7 +121,7 @@ async function shutdown(
   context: TaskContext,
 ): Promise<void> {
   checkLock(node, op.vmid, false);
-  if (node.driver.status(op.vmid).state === "stopped") return;
+  if ((await node.driver.status(op.vmid)).state === "stopped") return;
   if (await node.driver.shutdown(op.vmid, op.timeout, context)) return;
   if (!op.forceStop) throw new Error("container did not stop");
   context.log("shutdown timeout reached, stopping container");
@@ -135,7 +132,7 @@ async function destroy(node: SimNode, vmid: number, context: TaskContext): Promi
   const parsed = node.cts.read(vmid);
   if (parsed === undefined) return; // finished before a restart
   if (parsed.config.options.lock !== "destroyed") checkLock(node, vmid, false);
-  if (node.driver.status(vmid).state === "running") await node.driver.stop(vmid, context);
+  if ((await node.driver.status(vmid)).state === "running") await node.driver.stop(vmid, context);
   parsed.config.options.lock = "destroyed";
   node.cts.write(vmid, parsed.config);
   await node.driver.destroy(vmid, context);
@@ -175,5 +172,35 @@ export function withGeneratedMacs(options: Record<string, string>): void {
       ...[...bytes].map((b) => b.toString(16).padStart(2, "0").toUpperCase()),
     ];
     options[key] = printPropertyString(netFormat, { ...parsed.values, hwaddr: mac.join(":") });
+  }
+}
+
+/**
+ * What PVE 9.1 takes from an OCI image on create: the command line (overwriting one given
+ * to create), env, user, working dir and stop signal; console mode and host-managed NICs;
+ * `unmanaged` as OS type when the image has no /etc/os-release (most application images).
+ */
+function applyImageConfig(config: CtConfig, image: OciImageConfig, context: TaskContext): void {
+  context.log("Detected OCI archive");
+  const command = commandLine(image);
+  if (command !== undefined && command !== "/sbin/init") config.options.entrypoint = command;
+  if (image.env !== undefined) setEnv(config, image.env.join("\0"));
+  const lxc = config.lxc.filter(([key]) =>
+    !/^lxc\.(?:init\.(?:uid|gid|cwd)|signal\.halt)$/.test(key)
+  );
+  if (image.user !== undefined) {
+    const [uid, gid] = image.user.split(":");
+    if (/^\d+$/.test(uid ?? "")) lxc.push(["lxc.init.uid", uid!]);
+    if (/^\d+$/.test(gid ?? "")) lxc.push(["lxc.init.gid", gid!]);
+  }
+  if (image.workingDir !== undefined) lxc.push(["lxc.init.cwd", image.workingDir]);
+  lxc.push(["lxc.signal.halt", image.stopSignal ?? "SIGTERM"]);
+  config.lxc = lxc;
+  config.options.cmode ??= "console";
+  config.options.ostype ??= "unmanaged";
+  for (const [key, value] of Object.entries(config.options)) {
+    if (/^net\d+$/.test(key) && !value.includes("host-managed=")) {
+      config.options[key] = `${value},host-managed=1`;
+    }
   }
 }

@@ -32,6 +32,10 @@ export interface CtCreateSpec {
   vmid: number;
   /** Path of the template file (a `vztmpl` volume) to unpack. */
   templatePath: string;
+  /** The root disk's volid (`local-lvm:vm-100-disk-0`). */
+  rootfs: string;
+  /** Unpack with shifted ids (CT root = an unprivileged host uid). */
+  unprivileged: boolean;
   ostype?: string;
   log: TaskLog;
 }
@@ -52,6 +56,7 @@ export interface CtDriver {
   /** Clean shutdown; false if the CT was still running after the timeout. */
   shutdown(vmid: number, timeoutSeconds: number, log: TaskLog): Promise<boolean>;
   destroy(vmid: number, log: TaskLog): Promise<void>;
-  status(vmid: number): CtRuntimeStatus;
+  /** Asynchronous: a real driver asks LXC (`lxc-info`). */
+  status(vmid: number): Promise<CtRuntimeStatus>;
   close(): Promise<void>;
 }

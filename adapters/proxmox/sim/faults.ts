@@ -1,6 +1,6 @@
 /**
  * Fault injection: rules matched against each API request (method and path under
- * `/api2/json`, `*` matching one path segment). Set through `Simulator.faults` or the control
+ * `/api2/json` as sent, `*` matching one percent-encoded path segment). Set through `Simulator.faults` or the control
  * endpoint `POST /_sim/faults`.
  */
 
@@ -106,4 +106,15 @@ export class FaultInjector {
 function pathPattern(path: string): RegExp {
   const escaped = path.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
   return new RegExp(`^${escaped.join("[^/]+")}$`);
+}
+
+/** The spawn options a request's task faults stand for. */
+export function taskFaults(
+  applied: AppliedFaults,
+): { failWith?: string; delayMs?: number; warnings?: number } {
+  return {
+    ...(applied.failTask === undefined ? {} : { failWith: applied.failTask }),
+    ...(applied.taskDelayMs === undefined ? {} : { delayMs: applied.taskDelayMs }),
+    ...(applied.taskWarnings === undefined ? {} : { warnings: applied.taskWarnings }),
+  };
 }

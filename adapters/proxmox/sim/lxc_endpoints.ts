@@ -6,6 +6,7 @@ import type { CtConfig } from "./ct_config.ts";
 import { type CtOp, runCtOp, taskTypes, withGeneratedMacs } from "./ct_workers.ts";
 import { configToApi, setEnv, statusFields } from "./ct_view.ts";
 import type { ApiRequest, Endpoint, SimNode } from "./endpoint.ts";
+import { taskFaults } from "./faults.ts";
 import { handlerError, PveHttpError } from "./http_error.ts";
 import { checkRootOnlyOptions } from "./root_only.ts";
 import { lxcConfigOptions, nodeParam, vmidParam } from "./schema/lxc_options.ts";
@@ -35,7 +36,6 @@ const notConfig = new Set([
   ...Object.keys(createControls),
   "node",
   "vmid",
-  "debug",
   "digest",
   "delete",
   "revert",
@@ -51,26 +51,26 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
       user: request.caller!.upidUser,
       resume: op,
       work: (context) => runCtOp(node, op, context),
-      ...(request.faults.failTask === undefined ? {} : { failWith: request.faults.failTask }),
-      ...(request.faults.taskDelayMs === undefined ? {} : { delayMs: request.faults.taskDelayMs }),
-      ...(request.faults.taskWarnings === undefined
-        ? {}
-        : { warnings: request.faults.taskWarnings }),
+      ...taskFaults(request.faults),
     });
-  const running = (vmid: number) => node.driver.status(vmid).state === "running";
+  const running = async (vmid: number) => (await node.driver.status(vmid)).state === "running";
 
   return [
     {
       method: "GET",
       path: "/nodes/{node}/lxc",
       params: { node: nodeParam },
-      handle: () =>
-        node.cts.vmids().flatMap((vmid) => {
-          const parsed = node.cts.read(vmid);
-          if (parsed === undefined) return [];
-          const entry = statusFields(vmid, parsed.config, node.driver.status(vmid), node.now());
-          return [{ ...entry, type: "lxc" }];
-        }),
+      async handle() {
+        const entries = await Promise.all(
+          node.cts.vmids().map(async (vmid) => {
+            const parsed = node.cts.read(vmid);
+            if (parsed === undefined) return undefined;
+            const runtime = await node.driver.status(vmid);
+            return { ...statusFields(vmid, parsed.config, runtime, node.now()), type: "lxc" };
+          }),
+        );
+        return entries.filter((entry) => entry !== undefined);
+      },
     },
     {
       method: "POST",
@@ -121,7 +121,7 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         purge: { type: "boolean", optional: true },
         ...vmPath,
       },
-      handle(request) {
+      async handle(request) {
         const vmid = Number(request.params.vmid);
         const { config } = node.cts.load(vmid);
         if (config.options.lock !== undefined) {
@@ -130,7 +130,7 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         if (config.options.protection === "1") {
           throw handlerError(`can't remove CT ${vmid} - protection mode enabled`);
         }
-        if (running(vmid) && request.params.force !== 1) {
+        if (await running(vmid) && request.params.force !== 1) {
           throw handlerError(`unable to destroy CT ${vmid} - container is running`);
         }
         return spawn(request, { op: "destroy", vmid });
@@ -140,10 +140,10 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
       method: "GET",
       path: "/nodes/{node}/lxc/{vmid}/status/current",
       params: vmPath,
-      handle(request) {
+      async handle(request) {
         const vmid = Number(request.params.vmid);
         const { config } = node.cts.load(vmid);
-        const runtime = node.driver.status(vmid);
+        const runtime = await node.driver.status(vmid);
         const entry = statusFields(vmid, config, runtime, node.now());
         return {
           ...entry,
@@ -162,11 +162,11 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         skiplock: { type: "boolean", optional: true },
         ...vmPath,
       },
-      handle(request) {
+      async handle(request) {
         const vmid = Number(request.params.vmid);
         checkRootOnlyOptions(request.caller, request.params, "update");
         node.cts.load(vmid);
-        if (running(vmid)) throw handlerError(`CT ${vmid} already running`);
+        if (await running(vmid)) throw handlerError(`CT ${vmid} already running`);
         return spawn(request, { op: "start", vmid, skiplock: request.params.skiplock === 1 });
       },
     },
@@ -178,11 +178,11 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         skiplock: { type: "boolean", optional: true },
         ...vmPath,
       },
-      handle(request) {
+      async handle(request) {
         const vmid = Number(request.params.vmid);
         checkRootOnlyOptions(request.caller, request.params, "update");
         node.cts.load(vmid);
-        if (!running(vmid)) throw handlerError(`CT ${vmid} not running`);
+        if (!(await running(vmid))) throw handlerError(`CT ${vmid} not running`);
         return spawn(request, { op: "stop", vmid, skiplock: request.params.skiplock === 1 });
       },
     },
@@ -194,10 +194,10 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         timeout: { type: "integer", optional: true, minimum: 0 },
         ...vmPath,
       },
-      handle(request) {
+      async handle(request) {
         const vmid = Number(request.params.vmid);
         node.cts.load(vmid);
-        if (!running(vmid)) throw handlerError(`CT ${vmid} not running`);
+        if (!(await running(vmid))) throw handlerError(`CT ${vmid} not running`);
         return spawn(request, {
           op: "shutdown",
           vmid,

@@ -5,6 +5,7 @@
  * fingerprint (or writes them as a Proxmox config file), until SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
+import { rootLogger } from "../../../lib/log.ts";
 import { writeProxmoxConfig } from "../config.ts";
 import { simulatorConfig } from "./mod.ts";
 import { startSimulator } from "./simulator.ts";
@@ -34,6 +35,7 @@ const sim = await startSimulator({
   hostname: listen[1]!.replace(/^\[(.*)\]$/, "$1"),
   port: Number(listen[2]),
   insecure: values.insecure,
+  logger: rootLogger.with({ component: "proxmox-sim" }),
   ...(values.node === undefined ? {} : { node: values.node }),
 });
 if (values["config-out"] !== undefined) {

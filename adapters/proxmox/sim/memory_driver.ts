@@ -1,10 +1,10 @@
 /**
- * A driver that only remembers: each CT's run state is a small JSON file, so a restarted
- * simulator finds running CTs still running (as real CTs survive a crashed pve-cri).
+ * A driver that only remembers: each CT's run state is journaled, so a restarted simulator
+ * finds running CTs still running (as real CTs survive a crashed pve-cri).
  */
 import { join } from "node:path";
 import type { CtCreateSpec, CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
-import { readJsonIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { Journal } from "./journal.ts";
 
 interface MemoryCt {
   state: "running" | "stopped";
@@ -12,6 +12,9 @@ interface MemoryCt {
   startedAt?: number;
   spec?: CtRunSpec;
 }
+
+/** One journal line: a CT's new state, or its removal. */
+type Entry = { vmid: number; ct: MemoryCt | null };
 
 export interface MemoryDriverOptions {
   dir: string;
@@ -24,12 +27,19 @@ export class MemoryDriver implements CtDriver {
   readonly #options: MemoryDriverOptions;
   readonly #now: () => number;
   readonly #cts = new Map<number, MemoryCt>();
+  readonly #journal: Journal<Entry>;
   #nextPid = 20000;
 
   constructor(options: MemoryDriverOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     Deno.mkdirSync(options.dir, { recursive: true });
+    this.#journal = new Journal(join(options.dir, "memory.jsonl"));
+    for (const { vmid, ct } of this.#journal.read()) {
+      if (ct === null) this.#cts.delete(vmid);
+      else this.#cts.set(vmid, ct);
+      if (ct?.pid !== undefined && ct.pid >= this.#nextPid) this.#nextPid = ct.pid + 1;
+    }
   }
 
   create(spec: CtCreateSpec): Promise<void> {
@@ -60,19 +70,18 @@ export class MemoryDriver implements CtDriver {
   }
 
   destroy(vmid: number, _log: TaskLog): Promise<void> {
-    this.#cts.delete(vmid);
-    removeIfExists(this.#file(vmid));
+    if (this.#cts.delete(vmid)) this.#journal.append({ vmid, ct: null });
     return Promise.resolve();
   }
 
-  status(vmid: number): CtRuntimeStatus {
+  status(vmid: number): Promise<CtRuntimeStatus> {
     const ct = this.#load(vmid);
-    if (ct === undefined || ct.state === "stopped") return { state: "stopped" };
-    return {
+    if (ct === undefined || ct.state === "stopped") return Promise.resolve({ state: "stopped" });
+    return Promise.resolve({
       state: "running",
       ...(ct.pid === undefined ? {} : { pid: ct.pid }),
       ...(ct.startedAt === undefined ? {} : { startedAt: ct.startedAt }),
-    };
+    });
   }
 
   /** The spec a running CT was started with (what an LXC driver would have run). */
@@ -86,27 +95,19 @@ export class MemoryDriver implements CtDriver {
   }
 
   close(): Promise<void> {
+    this.#journal.close();
     return Promise.resolve();
   }
 
   #load(vmid: number): MemoryCt | undefined {
-    let ct = this.#cts.get(vmid);
-    if (ct === undefined) {
-      ct = readJsonIfExists<MemoryCt>(this.#file(vmid));
-      if (ct !== undefined) {
-        this.#cts.set(vmid, ct);
-        if (ct.pid !== undefined && ct.pid >= this.#nextPid) this.#nextPid = ct.pid + 1;
-      }
-    }
-    return ct;
+    return this.#cts.get(vmid);
   }
 
   #save(vmid: number, ct: MemoryCt): void {
     this.#cts.set(vmid, ct);
-    writeFileAtomic(this.#file(vmid), JSON.stringify(ct));
-  }
-
-  #file(vmid: number): string {
-    return join(this.#options.dir, `${vmid}.json`);
+    this.#journal.append({ vmid, ct });
+    if (this.#journal.lines > 4 * this.#cts.size + 1000) {
+      this.#journal.rewrite([...this.#cts].map(([id, c]) => ({ vmid: id, ct: c })));
+    }
   }
 }

@@ -9,7 +9,7 @@ import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "../../../lib/log.ts";
 import type { Caller } from "./access.ts";
-import { Envelope, type HttpMethod, type SimNode } from "./endpoint.ts";
+import { Envelope, type SimNode } from "./endpoint.ts";
 import type { FaultRule } from "./faults.ts";
 import { handlerError, parameterError, PveHttpError } from "./http_error.ts";
 import { type RawRequest, readParams } from "./request_params.ts";
@@ -19,7 +19,7 @@ import { validateParams } from "./schema/validate.ts";
 /** One API request as it arrived and how it was answered; for contract checks in tests. */
 export interface RequestRecord {
   method: string;
-  /** Path below `/api2/json`, decoded. */
+  /** Path below `/api2/json` as sent (segments still percent-encoded). */
   path: string;
   /** Parameters as sent (query and body), path parameters excluded. */
   params: Record<string, unknown>;
@@ -104,14 +104,14 @@ async function handle(
     else if (Array.isArray(value)) headers.set(key, value.join(", "));
   }
   const raw: RawRequest = { method, url, headers, body };
-  if (url.pathname.startsWith("/_sim/")) return await control(options, raw, res);
+  if (url.pathname.startsWith("/_sim/")) return control(options, raw, res);
   if (!url.pathname.startsWith(`${apiPrefix}/`)) {
     return send(res, new PveHttpError(501, "no such uri"));
   }
   const path = url.pathname.slice(apiPrefix.length);
   const record: RequestRecord = {
     method,
-    path: safeDecode(path),
+    path,
     params: {},
     json: false,
     status: 0,
@@ -128,7 +128,10 @@ async function handle(
       throw new PveHttpError(faults.status, faults.message ?? "Injected fault");
     }
     if (match === undefined) {
-      throw new PveHttpError(501, `Method '${method} ${apiPrefix}${record.path}' not implemented`);
+      throw new PveHttpError(
+        501,
+        `Method '${method} ${apiPrefix}${safeDecode(path)}' not implemented`,
+      );
     }
     const { endpoint, pathParams } = match;
     let caller: Caller | undefined;
@@ -145,7 +148,9 @@ async function handle(
     if (endpoint.allowToken === false && /PVEAPIToken/.test(headers.get("authorization") ?? "")) {
       throw new PveHttpError(
         403,
-        `Permission check failed (URI '${apiPrefix}${record.path}' not available with API token, need proper ticket.)`,
+        `Permission check failed (URI '${apiPrefix}${
+          safeDecode(path)
+        }' not available with API token, need proper ticket.)`,
       );
     }
     for (const [name, value] of Object.entries(pathParams)) {
@@ -232,7 +237,7 @@ function reasonPhrase(message: string): string {
 }
 
 /** `/_sim/faults` (GET list, POST add, DELETE clear) and `/_sim/locks` (POST set or clear). */
-async function control(options: ServerOptions, raw: RawRequest, res: http.ServerResponse) {
+function control(options: ServerOptions, raw: RawRequest, res: http.ServerResponse): void {
   const { node } = options;
   try {
     node.access.authenticate(raw.headers, "GET");
@@ -240,7 +245,10 @@ async function control(options: ServerOptions, raw: RawRequest, res: http.Server
     const route = `${raw.method} ${raw.url.pathname}`;
     if (route === "GET /_sim/faults") return send(res, node.faults.list());
     if (route === "POST /_sim/faults") return send(res, { id: node.faults.add(body as FaultRule) });
-    if (route === "DELETE /_sim/faults") return send(res, node.faults.clear() ?? null);
+    if (route === "DELETE /_sim/faults") {
+      node.faults.clear();
+      return send(res, null);
+    }
     if (route === "POST /_sim/locks") {
       const { vmid, lock } = body as { vmid: number; lock: string | null };
       const parsed = node.cts.load(vmid);
@@ -249,7 +257,6 @@ async function control(options: ServerOptions, raw: RawRequest, res: http.Server
       node.cts.write(vmid, parsed.config);
       return send(res, null);
     }
-    await Promise.resolve();
     send(res, new PveHttpError(501, `no such control: ${route}`));
   } catch (error) {
     send(res, error instanceof PveHttpError ? error : new PveHttpError(400, String(error)));
@@ -273,5 +280,3 @@ function safeDecode(path: string): string {
     return path;
   }
 }
-
-export type { HttpMethod };

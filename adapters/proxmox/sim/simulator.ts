@@ -11,7 +11,7 @@ import { CtStore } from "./ct_store.ts";
 import { rawLineError } from "./ct_config.ts";
 import { type CtOp, runCtOp } from "./ct_workers.ts";
 import type { CtDriver } from "./driver.ts";
-import type { SimNode } from "./endpoint.ts";
+import type { Endpoint, SimNode } from "./endpoint.ts";
 import { FaultInjector, type FaultRule } from "./faults.ts";
 import { readJsonIfExists, writeFileAtomic } from "./files.ts";
 import { lxcEndpoints } from "./lxc_endpoints.ts";
@@ -112,16 +112,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     driver,
     access,
     faults: new FaultInjector(options.faults),
-    puller: options.puller ?? placeholderPuller,
+    puller: options.puller ?? placeholderPuller(),
     logger,
     now,
   };
-  const router = new Router([
-    ...clusterEndpoints(node, { fingerprint: pki.fingerprint }),
-    ...lxcEndpoints(node),
-    ...taskEndpoints(node),
-    ...storageEndpoints(node),
-  ]);
+  const router = new Router(endpointDefinitions(node, pki.fingerprint));
   node.tasks.resumeInterrupted((record) => {
     const op = record.resume as CtOp | undefined;
     return op === undefined ? undefined : (context) => runCtOp(node, op, context);
@@ -165,14 +160,29 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     async close() {
       await server.close();
       await node.tasks.idle();
+      node.tasks.close();
+      node.storage.close();
       await driver.close();
     },
     async crash() {
       node.tasks.abandon();
       await server.close();
       await node.tasks.idle();
+      node.tasks.close();
+      node.storage.close();
+      await driver.close();
     },
   };
+}
+
+/** Every API operation the simulator serves (the contract test checks them against the schema). */
+export function endpointDefinitions(node: SimNode, fingerprint: string): Endpoint[] {
+  return [
+    ...clusterEndpoints(node, { fingerprint }),
+    ...lxcEndpoints(node),
+    ...taskEndpoints(node),
+    ...storageEndpoints(node),
+  ];
 }
 
 function loadOrCreateIdentity(path: string, node: string): SimIdentity {

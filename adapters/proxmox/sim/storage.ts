@@ -1,11 +1,12 @@
 /**
- * The node's storages, laid out as PVE's directory storage lays them out: `vztmpl` volumes
- * are files under `<storage>/template/cache/`, CT root disks are small records under
- * `<storage>/images/<vmid>/`. Enough for templates, OCI pulls and content listings.
+ * The node's storages: `vztmpl` volumes are real files under `<storage>/template/cache/`,
+ * as PVE's directory storage keeps them; CT root disks are journaled records (the memory
+ * driver has no disk contents). Enough for templates, OCI pulls and content listings.
  */
 import { join } from "node:path";
-import { listDir, readJsonIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { listDir, removeIfExists, writeFileAtomic } from "./files.ts";
 import { handlerError } from "./http_error.ts";
+import { Journal } from "./journal.ts";
 
 export interface StorageDefinition {
   id: string;
@@ -32,9 +33,14 @@ export interface Volume {
 }
 
 interface DiskRecord {
+  volid: string;
+  vmid: number;
   size: number;
   ctime: number;
 }
+
+/** One journal line: a disk allocated, or freed (`size` null). */
+type DiskEntry = Omit<DiskRecord, "size"> & { size: number | null };
 
 const templateFormats: readonly [RegExp, string][] = [
   [/\.tar\.gz$|\.tgz$/, "tgz"],
@@ -47,10 +53,18 @@ const templateFormats: readonly [RegExp, string][] = [
 export class SimStorage {
   readonly #dir: string;
   readonly #storages: Map<string, StorageDefinition>;
+  readonly #disks = new Map<string, DiskRecord>();
+  readonly #journal: Journal<DiskEntry>;
 
   constructor(dir: string, storages: readonly StorageDefinition[]) {
     this.#dir = dir;
     this.#storages = new Map(storages.map((s) => [s.id, s]));
+    Deno.mkdirSync(dir, { recursive: true });
+    this.#journal = new Journal(join(dir, "disks.jsonl"));
+    for (const entry of this.#journal.read()) {
+      if (entry.size === null) this.#disks.delete(entry.volid);
+      else this.#disks.set(entry.volid, { ...entry, size: entry.size });
+    }
   }
 
   definitions(): StorageDefinition[] {
@@ -99,25 +113,40 @@ export class SimStorage {
   /** Allocates a CT disk (`vm-<vmid>-disk-N`) and returns its volid. */
   allocateDisk(id: string, vmid: number, sizeGiB: number, now: number): string {
     this.require(id, "rootdir");
-    const dir = join(this.#dir, id, "images", String(vmid));
-    Deno.mkdirSync(dir, { recursive: true });
-    const taken = new Set(listDir(dir));
     let n = 0;
-    while (taken.has(`vm-${vmid}-disk-${n}`)) n++;
+    while (this.#disks.has(`${id}:vm-${vmid}-disk-${n}`)) n++;
     const record: DiskRecord = {
+      volid: `${id}:vm-${vmid}-disk-${n}`,
+      vmid,
       size: Math.round(sizeGiB * 1024 ** 3),
       ctime: Math.floor(now / 1000),
     };
-    writeFileAtomic(join(dir, `vm-${vmid}-disk-${n}`), JSON.stringify(record));
-    return `${id}:vm-${vmid}-disk-${n}`;
+    this.#disks.set(record.volid, record);
+    this.#journal.append(record);
+    return record.volid;
+  }
+
+  /** The disks allocated for a CT. */
+  disksOf(vmid: number): string[] {
+    return [...this.#disks.values()].filter((d) => d.vmid === vmid).map((d) => d.volid);
+  }
+
+  close(): void {
+    this.#journal.close();
   }
 
   /** Removes every disk of a CT on every storage. */
   freeDisks(vmid: number): void {
-    for (const id of this.#storages.keys()) {
-      const dir = join(this.#dir, id, "images", String(vmid));
-      for (const name of listDir(dir)) removeIfExists(join(dir, name));
-      removeIfExists(dir);
+    for (const disk of [...this.#disks.values()]) {
+      if (disk.vmid === vmid) this.#free(disk);
+    }
+  }
+
+  #free(disk: DiskRecord): void {
+    this.#disks.delete(disk.volid);
+    this.#journal.append({ ...disk, size: null });
+    if (this.#journal.lines > 4 * this.#disks.size + 1000) {
+      this.#journal.rewrite([...this.#disks.values()]);
     }
   }
 
@@ -139,21 +168,10 @@ export class SimStorage {
       }
     }
     if (storage.content.includes("rootdir") && (filter.content ?? "rootdir") === "rootdir") {
-      for (const vmidDir of listDir(join(this.#dir, id, "images"))) {
-        const vmid = Number(vmidDir);
-        if (filter.vmid !== undefined && filter.vmid !== vmid) continue;
-        for (const name of listDir(join(this.#dir, id, "images", vmidDir))) {
-          const disk = readJsonIfExists<DiskRecord>(join(this.#dir, id, "images", vmidDir, name));
-          if (disk === undefined) continue;
-          volumes.push({
-            volid: `${id}:${name}`,
-            content: "rootdir",
-            format: "raw",
-            size: disk.size,
-            ctime: disk.ctime,
-            vmid,
-          });
-        }
+      for (const disk of this.#disks.values()) {
+        if (!disk.volid.startsWith(`${id}:`)) continue;
+        if (filter.vmid !== undefined && filter.vmid !== disk.vmid) continue;
+        volumes.push({ ...disk, content: "rootdir", format: "raw" });
       }
     }
     return volumes.sort((a, b) => a.volid.localeCompare(b.volid));
@@ -163,9 +181,10 @@ export class SimStorage {
   deleteVolume(volid: string): boolean {
     const template = this.templatePath(volid);
     if (template !== undefined) return removeIfExists(template);
-    const disk = /^([^:]+):(vm-(\d+)-disk-\d+)$/.exec(volid);
-    if (disk === null || !this.#storages.has(disk[1]!)) return false;
-    return removeIfExists(join(this.#dir, disk[1]!, "images", disk[3]!, disk[2]!));
+    const disk = this.#disks.get(volid);
+    if (disk === undefined) return false;
+    this.#free(disk);
+    return true;
   }
 
   /** Used and total bytes of a storage, for status listings. */

@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import type { ApiRequest, Endpoint, SimNode } from "./endpoint.ts";
+import { taskFaults } from "./faults.ts";
 import { handlerError, PveHttpError } from "./http_error.ts";
 import { nodeParam, vmidParam } from "./schema/lxc_options.ts";
 import { normalizeFilename } from "./storage.ts";
@@ -18,11 +19,7 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
       id,
       user: request.caller!.upidUser,
       work,
-      ...(request.faults.failTask === undefined ? {} : { failWith: request.faults.failTask }),
-      ...(request.faults.taskDelayMs === undefined ? {} : { delayMs: request.faults.taskDelayMs }),
-      ...(request.faults.taskWarnings === undefined
-        ? {}
-        : { warnings: request.faults.taskWarnings }),
+      ...taskFaults(request.faults),
     });
   const volumeOf = (params: ApiRequest["params"]) => {
     const volume = String(params.volume);
@@ -121,7 +118,7 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
       },
       async handle(request) {
         const volume = findVolume(request.params);
-        const upid = spawn(request, "imgdel", volume.volid, () => {
+        const upid = spawn(request, "imgdel", "", () => {
           node.storage.deleteVolume(volume.volid);
           return Promise.resolve();
         });

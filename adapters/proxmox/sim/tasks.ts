@@ -1,13 +1,13 @@
 /**
  * The simulated node's worker tasks: UPIDs, logs ending in `TASK OK` / `TASK WARNINGS: N` /
- * `TASK ERROR: …`, status, the task list, and stopping. Each record is written to disk when
- * the task starts and when it ends; a task still running when the process died is run again
- * on restart (its steps are idempotent), as a real node's workers outlive a crashed client.
+ * `TASK ERROR: …`, status, the task list, and stopping. Each task is journaled when it starts
+ * and when it ends; a task still running when the process died is run again on restart (its
+ * steps are idempotent), as a real node's workers outlive a crashed client.
  */
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { formatUpid } from "../upid.ts";
-import { listDir, readJsonIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { Journal } from "./journal.ts";
 
 export interface TaskRecord {
   upid: string;
@@ -75,16 +75,15 @@ export class TaskManager {
   readonly #tasks = new Map<string, TaskRecord>();
   readonly #running = new Map<string, { done: Promise<void>; abort: AbortController }>();
   readonly #pstart: number;
+  readonly #journal: Journal<TaskRecord>;
   #nextPid: number;
 
   constructor(options: TaskManagerOptions) {
     this.#options = options;
     Deno.mkdirSync(options.dir, { recursive: true });
-    for (const name of listDir(options.dir)) {
-      if (!name.endsWith(".json")) continue;
-      const record = readJsonIfExists<TaskRecord>(join(options.dir, name));
-      if (record !== undefined) this.#tasks.set(record.upid, record);
-    }
+    this.#journal = new Journal(join(options.dir, "tasks.jsonl"));
+    // Later entries of a task (its end) replace earlier ones (its start).
+    for (const record of this.#journal.read()) this.#tasks.set(record.upid, record);
     const pids = [...this.#tasks.values()].map((t) => t.pid);
     this.#nextPid = Math.max(0x1000, ...pids) + 1;
     this.#pstart = Math.floor(options.now() / 10) % 0xffffffff;
@@ -94,13 +93,15 @@ export class TaskManager {
   spawn(request: SpawnRequest): string {
     const starttime = Math.floor(this.#options.now() / 1000);
     const pid = this.#nextPid++;
+    // A UPID's fields cannot hold ':', '/' or blanks; PVE URI-escapes such ids.
+    const id = request.id.replace(/[:\s/]/g, (c) => encodeURIComponent(c));
     const upid = formatUpid({
       node: this.#options.node,
       pid,
       pstart: this.#pstart,
       starttime,
       type: request.type,
-      id: request.id,
+      id,
       user: request.user,
     });
     const record: TaskRecord = {
@@ -110,7 +111,7 @@ export class TaskManager {
       pstart: this.#pstart,
       starttime,
       type: request.type,
-      id: request.id,
+      id,
       user: request.user,
       status: "running",
       log: [],
@@ -188,7 +189,9 @@ export class TaskManager {
     };
     const done = (async () => {
       // A worker runs after its UPID was answered, as a forked PVE worker does.
-      await new Promise((resolve) => setTimeout(resolve, request.delayMs ?? 0));
+      await (request.delayMs
+        ? new Promise((r) => setTimeout(r, request.delayMs))
+        : new Promise((r) => setImmediate(r)));
       if (request.failWith !== undefined) throw new Error(request.failWith);
       for (let i = 1; i <= (request.warnings ?? 0); i++) context.warn(`simulated warning ${i}`);
       if (abort.signal.aborted) throw new Error("received interrupt");
@@ -224,22 +227,22 @@ export class TaskManager {
   }
 
   #save(record: TaskRecord): void {
-    writeFileAtomic(this.#file(record.upid), JSON.stringify(record));
-  }
-
-  #file(upid: string): string {
-    return join(this.#options.dir, `${upid.replaceAll(/[^A-Za-z0-9_.-]/g, "_")}.json`);
+    this.#journal.append(record);
   }
 
   #prune(): void {
     const retain = this.#options.retain ?? 5000;
-    if (this.#tasks.size <= retain) return;
-    for (const record of this.#tasks.values()) { // insertion order: oldest first
-      if (this.#tasks.size <= retain) break;
-      if (record.status === "running") continue;
-      this.#tasks.delete(record.upid);
-      removeIfExists(this.#file(record.upid));
+    if (this.#tasks.size > retain) {
+      for (const record of this.#tasks.values()) { // insertion order: oldest first
+        if (this.#tasks.size <= retain) break;
+        if (record.status !== "running") this.#tasks.delete(record.upid);
+      }
     }
+    if (this.#journal.lines > 4 * retain) this.#journal.rewrite([...this.#tasks.values()]);
+  }
+
+  close(): void {
+    this.#journal.close();
   }
 }
 

@@ -7,7 +7,9 @@
 import { validateParams } from "../../../adapters/proxmox/sim/schema/validate.ts";
 import type { ParamTable } from "../../../adapters/proxmox/sim/schema/types.ts";
 
-export const apidocPath = new URL("../../../../shared/pve/apidoc.json", import.meta.url).pathname;
+/** `../shared/pve/apidoc.json` beside the repository, or `$PVE_APIDOC` (as schema-query.js reads it). */
+export const apidocPath = Deno.env.get("PVE_APIDOC") ??
+  new URL("../../../../shared/pve/apidoc.json", import.meta.url).pathname;
 
 export interface ApidocOperation {
   path: string;
@@ -59,11 +61,12 @@ export function loadApidoc(): Apidoc | undefined {
         if (segments.length !== parts.length) continue;
         const pathParams: Record<string, string> = {};
         const ok = segments.every((segment, i) => {
+          const part = decodeURIComponent(parts[i]!);
           if (segment.startsWith("{")) {
-            pathParams[segment.slice(1, -1)] = parts[i]!;
+            pathParams[segment.slice(1, -1)] = part;
             return true;
           }
-          return segment === parts[i];
+          return segment === part;
         });
         if (ok) return { operation, pathParams };
       }
@@ -72,7 +75,7 @@ export function loadApidoc(): Apidoc | undefined {
   };
 }
 
-/** Problems of one request against the schema (empty when it is a valid request). */
+/** Problems of one request against the schema (empty when it is a valid request); `path` as sent. */
 export function checkRequest(
   apidoc: Apidoc,
   request: { method: string; path: string; params: Record<string, unknown>; json: boolean },
