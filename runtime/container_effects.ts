@@ -40,6 +40,8 @@ export interface ContainerEffectDeps {
   /** Storage for the CT's root filesystem, and its size in GiB. */
   rootfs: { storage: string; sizeGiB: number };
   sandbox(id: string): SandboxFacts | undefined;
+  /** VMIDs this runtime's containers hold (recorded in their streams). */
+  vmidsInUse(): Set<number>;
   log: Logger;
   /** Extra time after a grace period before pve-cri kills a CT Proxmox has not stopped. */
   killBackstopMs?: number;
@@ -89,6 +91,26 @@ function specOf(context: ContainerContext): ContainerSpec {
 export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandlers["container"] {
   const { api, node, hooks, images, log } = deps;
   const backstop = deps.killBackstopMs ?? 5000;
+  /** VMIDs handed out and not yet recorded: concurrent creates must not get the same one. */
+  const allocating = new Set<number>();
+
+  /**
+   * Proxmox's nextid has no reservation: every concurrent caller gets the same lowest free id.
+   * Skipping the ids this runtime already holds or is handing out leaves only other clients of
+   * the cluster to race with, and the create call settles that race.
+   */
+  const allocate = async (input: Input): Promise<number> => {
+    const inUse = deps.vmidsInUse();
+    let vmid = await api.nextVmid();
+    while (inUse.has(vmid) || allocating.has(vmid)) vmid++;
+    allocating.add(vmid);
+    try {
+      await input.emit({ type: "VmidAllocated", data: { vmid } });
+    } finally {
+      allocating.delete(vmid);
+    }
+    return vmid;
+  };
 
   const exited = async (vmid: number, how: "stopped" | "killed" | "exited"): Promise<NewEvent> => {
     const status = await node.exitStatus(vmid, how);
@@ -141,8 +163,8 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       return { type: "ImageResolved", data: { imageId: image.id, template: image.volid } };
     },
 
-    async allocateVmid() {
-      return { type: "VmidAllocated", data: { vmid: await api.nextVmid() } };
+    async allocateVmid(input) {
+      await allocate(input);
     },
 
     async createCt(input) {
@@ -181,13 +203,12 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
               }));
             return { type: "CtCreated", data: { vmid } };
           } catch (error) {
-            if (!(error instanceof PveAlreadyExistsError) || attempt >= 5) throw error;
+            if (!(error instanceof PveAlreadyExistsError) || attempt >= 20) throw error;
           }
         }
-        // Another create took this VMID first: record a new one, then try again.
-        vmid = await api.nextVmid();
+        // Another client of the cluster took this VMID first: record a new one, try again.
         log.info("VMID taken, allocating another", { container_id: context.id, vmid });
-        await input.emit({ type: "VmidAllocated", data: { vmid } });
+        vmid = await allocate(input);
       }
     },
 

@@ -21,7 +21,7 @@ import { FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { databasePath } from "../lib/paths.ts";
 import { upcastEvent } from "../machines/events.ts";
-import { projectors } from "../machines/projections.ts";
+import { type ContainerSummary, projectors } from "../machines/projections.ts";
 import { Registry } from "../machines/registry.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import { EventStore } from "../store/mod.ts";
@@ -111,6 +111,14 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
         images,
         rootfs: { storage: config.storage.rootfs, sizeGiB: 1 },
         sandbox: sandboxFacts,
+        vmidsInUse: () => {
+          const held = new Set<number>();
+          for (const actor of registry.actors("container")) {
+            const vmid = (actor.summary as ContainerSummary).vmid;
+            if (vmid !== null) held.add(vmid);
+          }
+          return held;
+        },
         log: log.with({ component: "effects" }),
       }),
     },
