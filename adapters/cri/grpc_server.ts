@@ -1,12 +1,17 @@
 /**
  * The CRI gRPC server on a unix socket: both services from proto/, every method through
  * `wrap`, a socket file that is safe to reuse, and a close() that cannot hang on open streams.
+ *
+ * gRPC runs on pve-cri's own HTTP/2 server (h2/), not on node:http2: Deno's nghttp2 binding
+ * can abort the whole process when a client sends GOAWAY (denoland/deno#36788), and every
+ * client does when it disconnects.
  */
-import * as grpc from "@grpc/grpc-js";
-import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
+import { loadSync, type MethodDefinition, type PackageDefinition } from "@grpc/proto-loader";
 import { dirname, resolve } from "node:path";
 import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
+import { Http2Connection } from "./h2/connection.ts";
 import { CRI_PROTO_PATH, type CriHandlers, PROTO_LOADER_OPTIONS } from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
 
@@ -58,6 +63,7 @@ const SERVICES = {
 const DEFAULT_GRACE_MS = 10_000;
 // Handlers whose calls are over get this long to notice their aborted signal.
 const SETTLE_MS = 1_000;
+const ACCEPT_RETRY_MS = 100;
 // sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -85,33 +91,38 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       void settled.then(() => running.delete(settled));
     },
   };
-
-  const server = new grpc.Server();
-  registerServices({ server, definition, options, lifecycle });
+  const routes = buildRoutes({ definition, options, lifecycle });
 
   await prepareSocketPath(socketPath);
   const address = `unix://${socketPath}`;
-  await listen(server, socketPath);
+  const listener = listen(socketPath);
   let socketInode: number | null;
   try {
     await Deno.chmod(socketPath, 0o660);
     socketInode = (await Deno.lstat(socketPath)).ino;
   } catch (error) {
-    server.forceShutdown();
+    listener.close();
     throw error;
   }
   const unguard = keepServingOnStrayErrors(log);
+  const connections = new Set<Http2Connection>();
+  const accepting = acceptLoop({ listener, connections, routes, log });
   log.info("CRI server listening", { address });
 
   let closing: Promise<void> | undefined;
   const close = async () => {
     draining.abort();
-    const shutDown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-    if (!await within(shutDown, options.graceMs ?? DEFAULT_GRACE_MS)) {
+    listener.close();
+    await accepting;
+    for (const connection of connections) connection.shutdown();
+    const drained = Promise.all([...connections].map((connection) => connection.closed));
+    if (!await within(drained, options.graceMs ?? DEFAULT_GRACE_MS)) {
       log.warn("CRI calls still running after the grace period: cancelling them", {
         running: running.size,
       });
-      server.forceShutdown();
+      // Handlers are told first, so their calls are answered UNAVAILABLE before the cut.
+      terminating.abort();
+      await Promise.all([...connections].map((connection) => connection.destroy()));
     }
     // Every call is over on the wire now; handlers still running (their client left, or they
     // ignore their signal) are told, and get a moment to finish before the caller closes the store.
@@ -129,60 +140,82 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   };
 }
 
-/** Adds both services with every method wrapped; refuses handlers no method matches. */
-function registerServices(args: {
-  server: grpc.Server;
+/** Every method of both services by path, wrapped; refuses handlers no method matches. */
+function buildRoutes(args: {
   definition: PackageDefinition;
   options: CriServerOptions;
   lifecycle: ServerLifecycle;
-}): void {
-  const { server, definition, options, lifecycle } = args;
+}): Map<string, GrpcRoute> {
+  const { definition, options, lifecycle } = args;
+  const routes = new Map<string, GrpcRoute>();
   for (const [key, serviceName] of Object.entries(SERVICES) as [keyof CriHandlers, string][]) {
-    const service = definition[serviceName] as grpc.ServiceDefinition;
+    const service = definition[serviceName] as Record<string, MethodDefinition<unknown, unknown>>;
     const handlers = options.handlers[key];
     for (const name of Object.keys(handlers)) {
       if (!(name in service)) {
         throw new TypeError(`Handler "${name}" names no method of ${serviceName}`);
       }
     }
-    const implementation: grpc.UntypedServiceImplementation = {};
-    const encodingService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(service)) {
-      implementation[name] = wrap({
-        method: name,
-        streaming: method.responseStream,
-        handler: handlers[name],
-        encode: method.responseSerialize,
-        isReady: options.isReady,
-        log: options.log,
-        lifecycle,
+      routes.set(method.path, {
+        requestStream: method.requestStream,
+        decodeRequest: (bytes) => method.requestDeserialize(bytes as Buffer),
+        handle: wrap({
+          method: name,
+          streaming: method.responseStream,
+          handler: handlers[name],
+          encode: method.responseSerialize,
+          isReady: options.isReady,
+          log: options.log,
+          lifecycle,
+        }),
       });
-      // The wrapper encodes responses itself, so a malformed one fails with a useful message.
-      encodingService[name] = {
-        ...method,
-        responseSerialize: passEncoded(method.responseSerialize),
-      };
     }
-    server.addService(encodingService, implementation);
+  }
+  return routes;
+}
+
+function listen(socketPath: string): Deno.Listener {
+  try {
+    return Deno.listen({ transport: "unix", path: socketPath });
+  } catch (error) {
+    throw new RuntimeError(
+      "Unavailable",
+      `Cannot listen on "${socketPath}": ${errorMessage(error)}`,
+      { cause: error },
+    );
   }
 }
 
-/** grpc-js's serializer for messages the wrapper already encoded. */
-function passEncoded(encode: (value: unknown) => Buffer): (value: unknown) => Buffer {
-  return (value) => value instanceof Uint8Array ? value as Buffer : encode(value);
-}
-
-function listen(server: grpc.Server, socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (error) => {
-      if (error === null) return resolve();
-      reject(
-        new RuntimeError("Unavailable", `Cannot listen on "${socketPath}": ${error.message}`, {
-          cause: error,
-        }),
-      );
+/** Accepts connections until the listener closes; each runs on its own. */
+async function acceptLoop(args: {
+  listener: Deno.Listener;
+  connections: Set<Http2Connection>;
+  routes: Map<string, GrpcRoute>;
+  log: Logger;
+}): Promise<void> {
+  const { listener, connections, routes, log } = args;
+  const route = (path: string) => routes.get(path);
+  for (;;) {
+    let socket: Deno.Conn;
+    try {
+      socket = await listener.accept();
+    } catch (error) {
+      if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+        return; // the listener was closed
+      }
+      // Out of file descriptors and the like: wait a little rather than spin.
+      log.warn("CRI server cannot accept a connection", { error: errorMessage(error) });
+      await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+      continue;
+    }
+    const connection = new Http2Connection(socket, {
+      log,
+      onStream: (stream) => acceptCall({ stream, route, log }),
     });
-  });
+    connections.add(connection);
+    void connection.closed.then(() => connections.delete(connection));
+  }
 }
 
 /** Creates the parent directory (0750) if needed; removes a stale socket, refuses a live one. */

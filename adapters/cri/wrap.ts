@@ -2,17 +2,13 @@
  * The one wrapper every CRI method goes through: readiness, cancellation, logs, error codes.
  * Handlers stay thin; everything that is the same for all 43 methods lives here.
  */
-import * as grpc from "@grpc/grpc-js";
-import {
-  DeadlineExceededError,
-  errorMessage,
-  InternalError,
-  RuntimeError,
-  type StatusCode,
-  UnavailableError,
-} from "../../lib/errors.ts";
+import { errorMessage, InternalError, RuntimeError, UnavailableError } from "../../lib/errors.ts";
 import type { Logger, LogLevel } from "../../lib/log.ts";
-import type { CriMessage, RpcContext, StreamHandler, UnaryHandler } from "./rpc.ts";
+import { ClientCancelledError, type ServerCall } from "./grpc_call.ts";
+import { GrpcCode, grpcCodeName, type GrpcStatus, toGrpcStatus } from "./grpc_status.ts";
+import type { RpcContext, StreamHandler, UnaryHandler } from "./rpc.ts";
+
+export { toGrpcStatus } from "./grpc_status.ts";
 
 /** The server's side of every call: when to stop, and where to report running handlers. */
 export interface ServerLifecycle {
@@ -39,28 +35,6 @@ export interface WrapOptions {
   lifecycle: ServerLifecycle;
 }
 
-const grpcCodes: Record<StatusCode, grpc.status> = {
-  InvalidArgument: grpc.status.INVALID_ARGUMENT,
-  NotFound: grpc.status.NOT_FOUND,
-  AlreadyExists: grpc.status.ALREADY_EXISTS,
-  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
-  Aborted: grpc.status.ABORTED,
-  Unavailable: grpc.status.UNAVAILABLE,
-  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
-  PermissionDenied: grpc.status.PERMISSION_DENIED,
-  Unauthenticated: grpc.status.UNAUTHENTICATED,
-  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
-  Unimplemented: grpc.status.UNIMPLEMENTED,
-  Internal: grpc.status.INTERNAL,
-};
-
-/** The gRPC status for anything a handler throws: typed errors keep their code, the rest is INTERNAL. */
-export function toGrpcStatus(error: unknown): { code: grpc.status; details: string } {
-  if (error instanceof RuntimeError) return { code: grpcCodes[error.code], details: error.message };
-  // Only the message: a stack would leak paths and internals to the client.
-  return { code: grpc.status.INTERNAL, details: errorMessage(error) };
-}
-
 /** Reads are polled constantly by the kubelet, so they log at debug; mutations at info. */
 export function logLevelOf(method: string): LogLevel {
   const read = /^(List|Stream)|Status$|Stats$/.test(method) ||
@@ -68,47 +42,19 @@ export function logLevelOf(method: string): LogLevel {
   return read ? "debug" : "info";
 }
 
-class ClientCancelledError extends RuntimeError {
-  constructor() {
-    super("Aborted", "the client cancelled the call");
-  }
-}
-
-// A cancel this close to the call's deadline counts as the deadline (see abortOnCallEnd).
-const DEADLINE_SLACK_MS = 50;
-
-type GrpcStatus = { code: grpc.status; details: string };
-type AnyCall =
-  | grpc.ServerUnaryCall<CriMessage, CriMessage>
-  | grpc.ServerWritableStream<CriMessage, CriMessage>;
-
 const unimplemented = (method: string): GrpcStatus => ({
-  code: grpc.status.UNIMPLEMENTED,
+  code: GrpcCode.UNIMPLEMENTED,
   details: `pve-cri does not implement ${method} yet`,
 });
 
-/** What both grpc-js call kinds offer for cancellation. */
-interface CancellableCall {
-  readonly cancelled: boolean;
-  getDeadline(): grpc.Deadline;
-  on(event: "cancelled", listener: () => void): unknown;
-  off(event: "cancelled", listener: () => void): unknown;
-}
-
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** How a call answers: once, whichever of the handler and the signal comes first. */
-interface Reply {
-  succeed(value: unknown): void;
-  fail(status: GrpcStatus): void;
-}
-
-/** Turns a handler into a grpc-js handler for one method. */
-export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
+/** Turns a handler into the route handler of one method: it answers every call exactly once. */
+export function wrap(options: WrapOptions): (call: ServerCall) => void {
   const { method, streaming, handler, isReady, lifecycle } = options;
   const level = logLevelOf(method);
 
-  /** Encodes here rather than in grpc-js, whose failure would reach nobody but the client. */
+  /** Encodes here, so a malformed response fails with a message naming the method and field. */
   const encode = (message: unknown): Uint8Array => {
     try {
       return options.encode(message ?? {});
@@ -122,13 +68,13 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
   /** Why a call is answered without running the handler, if it is. */
   const refusal = (): GrpcStatus | undefined => {
     if (lifecycle.draining.aborted) {
-      return { code: grpc.status.UNAVAILABLE, details: "pve-cri is shutting down" };
+      return { code: GrpcCode.UNAVAILABLE, details: "pve-cri is shutting down" };
     }
-    if (!isReady()) return { code: grpc.status.UNAVAILABLE, details: "runtime is not ready" };
+    if (!isReady()) return { code: GrpcCode.UNAVAILABLE, details: "runtime is not ready" };
     return undefined;
   };
 
-  const serve = async (call: AnyCall, reply: Reply, send: (message: unknown) => void) => {
+  const serve = async (call: ServerCall) => {
     const started = performance.now();
     const requestId = crypto.randomUUID();
     const log = options.log.with({ method, request_id: requestId });
@@ -136,8 +82,8 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
     const refused = handler === undefined ? unimplemented(method) : refusal();
     if (refused !== undefined || handler === undefined) {
       const status = refused ?? unimplemented(method);
-      log.debug("CRI call refused", { code: grpc.status[status.code], error: status.details });
-      reply.fail(status);
+      log.debug("CRI call refused", { code: grpcCodeName(status.code), error: status.details });
+      call.end(status);
       return;
     }
 
@@ -146,6 +92,11 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
     const ctx: RpcContext = { method, requestId, signal: controller.signal, log };
     log[level]("CRI call started");
 
+    let ended = false;
+    const send = (message: unknown) => {
+      if (ended || controller.signal.aborted) return;
+      call.send(encode(message)); // encode throws into the handler when malformed
+    };
     // A handler that throws synchronously or never settles must not escape or wedge the call.
     const running: Promise<Outcome> = (async () => {
       try {
@@ -166,22 +117,24 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
       else controller.signal.addEventListener("abort", onAbort, { once: true });
     });
     const outcome = await Promise.race([running, aborted]);
+    ended = true;
     cleanup();
 
     const duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
     if (outcome.ok) {
-      reply.succeed(outcome.value);
+      if (!streaming) call.send(outcome.value as Uint8Array);
+      call.end({ code: GrpcCode.OK, details: "" });
       log[level]("CRI call finished", { code: "OK", duration_ms });
       return;
     }
     const status = outcome.error instanceof ClientCancelledError
-      ? { code: grpc.status.CANCELLED, details: outcome.error.message }
+      ? { code: GrpcCode.CANCELLED, details: outcome.error.message }
       : toGrpcStatus(outcome.error);
-    reply.fail(status);
+    call.end(status);
     const unexpected = !(outcome.error instanceof RuntimeError) ||
       outcome.error.code === "Internal";
     log[unexpected ? "error" : level]("CRI call failed", {
-      code: grpc.status[status.code],
+      code: grpcCodeName(status.code),
       error: status.details,
       duration_ms,
       ...(unexpected && outcome.error instanceof Error ? { stack: outcome.error.stack } : {}),
@@ -197,81 +150,32 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
     }
   };
 
-  if (streaming) {
-    return (call: grpc.ServerWritableStream<CriMessage, CriMessage>) => {
-      let ended = false;
-      const end = (finish: () => void) => {
-        if (ended) return;
-        ended = true;
-        finish();
-      };
-      const reply: Reply = {
-        succeed: () => end(() => call.end()),
-        // grpc-js turns an 'error' event into the call's status and ends the stream.
-        fail: (status) => end(() => call.emit("error", status)),
-      };
-      const send = (message: unknown) => {
-        if (ended || call.cancelled) return;
-        call.write(encode(message)); // encode throws into the handler when malformed
-      };
-      // serve() only throws if isReady() does; the call must still get an answer.
-      serve(call, reply, send).catch((error) => reply.fail(toGrpcStatus(error)));
-    };
-  }
-  return (
-    call: grpc.ServerUnaryCall<CriMessage, CriMessage>,
-    callback: grpc.sendUnaryData<CriMessage>,
-  ) => {
-    let answered = false;
-    const answer = (...args: Parameters<grpc.sendUnaryData<CriMessage>>) => {
-      if (answered) return;
-      answered = true;
-      callback(...args);
-    };
-    const reply: Reply = {
-      succeed: (encoded) => answer(null, encoded),
-      fail: (status) => answer(status),
-    };
-    serve(call, reply, () => {}).catch((error) => reply.fail(toGrpcStatus(error)));
-  };
+  // serve() only throws if isReady() does; the call must still get an answer.
+  return (call) => void serve(call).catch((error) => call.end(toGrpcStatus(error)));
 }
 
 /**
- * Aborts `controller` when the client cancels, the call's deadline passes, the server drains
- * (streams only: unary calls get to finish) or terminates. Returns the cleanup.
+ * Aborts `controller` when the call ends on the wire (client cancel, deadline, slow reader),
+ * the server drains (streams only: unary calls get to finish) or terminates. Returns the cleanup.
  */
 function abortOnCallEnd(options: {
-  call: CancellableCall;
+  call: ServerCall;
   controller: AbortController;
   streaming: boolean;
   lifecycle: ServerLifecycle;
 }): () => void {
   const { call, controller, streaming, lifecycle } = options;
-  const abort = (reason: RuntimeError) => controller.abort(reason);
-  const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  const deadlineExceeded = () => abort(new DeadlineExceededError("Deadline exceeded"));
-  // At the deadline grpc-js cancels the call itself, and the client's own timer may reset the
-  // stream a moment earlier: a cancel that close to the deadline is the deadline.
-  const onCancel = () =>
-    Date.now() >= deadlineMs - DEADLINE_SLACK_MS
-      ? deadlineExceeded()
-      : abort(new ClientCancelledError());
-  const onDrain = () => abort(new UnavailableError("pve-cri is shutting down"));
-  const onTerminate = () => abort(new UnavailableError("pve-cri is shutting down"));
+  const onCallEnd = () => controller.abort(call.signal.reason);
+  const onShutdown = () => controller.abort(new UnavailableError("pve-cri is shutting down"));
 
-  call.on("cancelled", onCancel);
-  if (call.cancelled) onCancel();
-  if (streaming) lifecycle.draining.addEventListener("abort", onDrain, { once: true });
-  lifecycle.terminating.addEventListener("abort", onTerminate, { once: true });
-  const timer = Number.isFinite(deadlineMs)
-    ? setTimeout(deadlineExceeded, Math.max(0, deadlineMs - Date.now()))
-    : undefined;
+  if (call.signal.aborted) onCallEnd();
+  else call.signal.addEventListener("abort", onCallEnd, { once: true });
+  if (streaming) lifecycle.draining.addEventListener("abort", onShutdown, { once: true });
+  lifecycle.terminating.addEventListener("abort", onShutdown, { once: true });
 
   return () => {
-    clearTimeout(timer);
-    call.off("cancelled", onCancel);
-    lifecycle.draining.removeEventListener("abort", onDrain);
-    lifecycle.terminating.removeEventListener("abort", onTerminate);
+    call.signal.removeEventListener("abort", onCallEnd);
+    lifecycle.draining.removeEventListener("abort", onShutdown);
+    lifecycle.terminating.removeEventListener("abort", onShutdown);
   };
 }
