@@ -5,7 +5,13 @@ import {
   type CriServerOptions,
   startCriServer,
 } from "../../../adapters/cri/grpc_server.ts";
-import type { CriHandlers } from "../../../adapters/cri/rpc.ts";
+import { loadSync, type MethodDefinition, type PackageDefinition } from "@grpc/proto-loader";
+import {
+  CRI_PROTO_PATH,
+  type CriHandlers,
+  type CriMessage,
+  PROTO_LOADER_OPTIONS,
+} from "../../../adapters/cri/rpc.ts";
 import { connect, type CriClient } from "../../_support/cri_client.ts";
 
 export interface Harness extends AsyncDisposable {
@@ -62,3 +68,17 @@ export async function serve(
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let definition: PackageDefinition | undefined;
+
+/** Protobuf encoding of one CRI method's messages, as a raw client needs it. */
+export function codec(method: string, service = "runtime.v1.RuntimeService") {
+  definition ??= loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS);
+  const found = (definition[service] as Record<string, MethodDefinition<unknown, unknown>>)[method];
+  if (found === undefined) throw new TypeError(`No method ${service}/${method}`);
+  return {
+    path: found.path,
+    encodeRequest: (request: CriMessage): Uint8Array => found.requestSerialize(request),
+    decodeResponse: (bytes: Uint8Array): CriMessage => found.responseDeserialize(bytes as Buffer),
+  };
+}

@@ -1,0 +1,474 @@
+/**
+ * The HTTP/2 layer seen from the wire: a byte-level client sends frames, good and bad, to a
+ * real CRI server on a unix socket and checks every frame that comes back.
+ */
+import assert from "node:assert/strict";
+import type { RpcContext, StreamHandler, UnaryHandler } from "../../../../adapters/cri/rpc.ts";
+import { Http2Connection } from "../../../../adapters/cri/h2/connection.ts";
+import { silentLogger } from "../../../../lib/log.ts";
+import {
+  encodeFrame,
+  field,
+  FLAG,
+  FRAME,
+  grpcMessage,
+  grpcRequestHeaders,
+  H2Client,
+} from "../../../_support/h2_client.ts";
+import { tempDir } from "../../../_support/temp_dir.ts";
+import { codec, serve, sleep } from "../_harness.ts";
+
+const ERROR = {
+  NO_ERROR: 0,
+  PROTOCOL_ERROR: 1,
+  FLOW_CONTROL_ERROR: 3,
+  FRAME_SIZE_ERROR: 6,
+  REFUSED_STREAM: 7,
+  CANCEL: 8,
+  COMPRESSION_ERROR: 9,
+  ENHANCE_YOUR_CALM: 11,
+};
+const SETTING = { HEADER_TABLE_SIZE: 1, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5 };
+
+const version: UnaryHandler = (request) =>
+  Promise.resolve({ version: "0.1.0", runtime_name: "pve-cri", runtime_version: request.version });
+const Version = codec("Version");
+const ListContainers = codec("ListContainers");
+
+/** N containers with enough fields to make the response large. */
+const containers = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `${i}`.padStart(64, "c"),
+    pod_sandbox_id: "p".repeat(64),
+    metadata: { name: `container-${i}`, attempt: 0 },
+    image: { image: "docker.io/library/busybox:latest" },
+    image_ref: "sha256:" + "a".repeat(64),
+    state: "CONTAINER_RUNNING",
+    labels: { "io.kubernetes.pod.name": `pod-${i}` },
+  }));
+
+/** Sends a whole unary request on `streamId`. */
+function call(h2: H2Client, streamId: number, path: string, message: Uint8Array) {
+  h2.headers(streamId, grpcRequestHeaders(path));
+  h2.data(streamId, grpcMessage(message), { endStream: true });
+}
+
+/** The messages of a gRPC response body. */
+function messages(body: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let offset = 0; offset < body.length;) {
+    const length = new DataView(body.buffer, body.byteOffset + offset).getUint32(1);
+    out.push(body.subarray(offset + 5, offset + 5 + length));
+    offset += 5 + length;
+  }
+  return out;
+}
+
+const errorCode = (payload: Uint8Array, offset = 0) =>
+  new DataView(payload.buffer, payload.byteOffset).getUint32(offset);
+
+/** Waits for the server's GOAWAY and the end of the connection; returns the GOAWAY's code. */
+async function goawayAndClose(h2: H2Client): Promise<number> {
+  const frames = await h2.until((f) => f.type === FRAME.GOAWAY);
+  await h2.closedByServer();
+  return errorCode(frames.at(-1)!.payload, 4);
+}
+
+/** A Version call from a fresh raw client succeeds: the server is fine. */
+async function stillServes(socketPath: string): Promise<void> {
+  await using h2 = await H2Client.connect(socketPath);
+  call(h2, 1, Version.path, Version.encodeRequest({ version: "v1" }));
+  const response = await h2.response(1);
+  assert.equal(field(response.trailers, "grpc-status"), "0");
+  assert.equal(Version.decodeResponse(messages(response.body)[0]!).runtime_name, "pve-cri");
+}
+
+Deno.test("the server sends its SETTINGS, acks the client's, and answers PING with the same bytes", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const opaque = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+  h2.ping(opaque);
+  const frames = await h2.until((f) => f.type === FRAME.PING);
+  const first = frames[0]!;
+  assert.equal(first.type, FRAME.SETTINGS, "the server preface comes first");
+  assert.deepEqual(h2.serverSettings, [[3, 1000], [4, 1024 * 1024], [6, 64 * 1024]]);
+  assert.ok(frames.some((f) => f.type === FRAME.SETTINGS && f.flags === FLAG.ACK));
+  const pong = frames.at(-1)!;
+  assert.equal(pong.flags, FLAG.ACK);
+  assert.deepEqual(pong.payload, opaque);
+});
+
+Deno.test("a unary call over raw frames: response headers, one message, trailers with grpc-status 0", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  call(h2, 1, Version.path, Version.encodeRequest({ version: "v1" }));
+  const response = await h2.response(1);
+  assert.equal(field(response.headers, ":status"), "200");
+  assert.equal(field(response.headers, "content-type"), "application/grpc");
+  assert.deepEqual(response.trailers, [["grpc-status", "0"]]);
+  assert.equal(response.frames.at(-1)!.flags & FLAG.END_STREAM, FLAG.END_STREAM);
+  const reply = Version.decodeResponse(messages(response.body)[0]!);
+  assert.equal(reply.runtime_version, "v1");
+});
+
+Deno.test("a request split into CONTINUATION frames and padded DATA frames, with the message across frames", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const long = "v".repeat(3000);
+  const message = grpcMessage(Version.encodeRequest({ version: long }));
+  h2.headers(1, grpcRequestHeaders(Version.path), { fragmentSize: 7 });
+  h2.data(1, message.subarray(0, 3), { padding: 10 }); // not even the whole prefix
+  h2.data(1, message.subarray(3, 1000), { padding: 0 });
+  h2.data(1, new Uint8Array(0)); // empty DATA is allowed
+  h2.data(1, message.subarray(1000), { padding: 255, endStream: true });
+  const response = await h2.response(1);
+  assert.equal(field(response.trailers, "grpc-status"), "0");
+  assert.equal(Version.decodeResponse(messages(response.body)[0]!).runtime_version, long);
+});
+
+Deno.test("calls on many streams of one connection are answered independently", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const ids = Array.from({ length: 50 }, (_, i) => 1 + 2 * i);
+  for (const id of ids) h2.headers(id, grpcRequestHeaders(Version.path));
+  for (const id of ids.toReversed()) {
+    h2.data(id, grpcMessage(Version.encodeRequest({ version: `s${id}` })), { endStream: true });
+  }
+  for (const id of ids) {
+    const response = await h2.response(id);
+    assert.equal(Version.decodeResponse(messages(response.body)[0]!).runtime_version, `s${id}`);
+  }
+});
+
+Deno.test("flow control: a large response stops at the client's windows, resumes on WINDOW_UPDATE, and never exceeds the frame size", async () => {
+  const list = containers(1000);
+  await using h = await serve({
+    runtime: { ListContainers: () => Promise.resolve({ containers: list }) },
+  });
+  const streamWindow = 1000;
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.INITIAL_WINDOW_SIZE, streamWindow]],
+  });
+  call(h2, 1, ListContainers.path, ListContainers.encodeRequest({}));
+
+  let connectionGranted = 65_535;
+  let streamGranted = streamWindow;
+  let received = 0;
+  const data: Uint8Array[] = [];
+  let stalls = 0;
+  for (;;) {
+    let frame;
+    try {
+      frame = await h2.next(150);
+    } catch {
+      // Stalled: the server must have used up exactly one of the windows.
+      stalls++;
+      assert.ok(
+        received === connectionGranted || received === streamGranted,
+        `stalled at ${received} with windows ${connectionGranted}/${streamGranted}`,
+      );
+      const grant = 30_000 + stalls * 7;
+      h2.windowUpdate(0, grant);
+      h2.windowUpdate(1, grant);
+      connectionGranted += grant;
+      streamGranted += grant;
+      continue;
+    }
+    assert.ok(frame, "connection open");
+    if (frame.streamId !== 1) continue;
+    if (frame.type === FRAME.DATA) {
+      assert.ok(frame.payload.length <= 16_384, `DATA of ${frame.payload.length} bytes`);
+      received += frame.payload.length;
+      data.push(frame.payload);
+      assert.ok(received <= Math.min(connectionGranted, streamGranted), "within the windows");
+    }
+    if (frame.type === FRAME.HEADERS && (frame.flags & FLAG.END_STREAM)) {
+      assert.equal(field(frame.headers, "grpc-status"), "0");
+      break;
+    }
+  }
+  assert.ok(stalls > 5, `the response waited for updates ${stalls} times`);
+  const body = new Uint8Array(received);
+  data.reduce((offset, d) => (body.set(d, offset), offset + d.length), 0);
+  const reply = ListContainers.decodeResponse(messages(body)[0]!);
+  assert.equal(reply.containers.length, 1000);
+  assert.equal(reply.containers[999].metadata.name, "container-999");
+});
+
+Deno.test("flow control: with a window of 0 only the headers go out; SETTINGS raising the window lets the DATA follow", async () => {
+  await using h = await serve({
+    runtime: { ListContainers: () => Promise.resolve({ containers: containers(100) }) },
+  });
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.INITIAL_WINDOW_SIZE, 0], [SETTING.MAX_FRAME_SIZE, 20_000]],
+  });
+  call(h2, 1, ListContainers.path, ListContainers.encodeRequest({}));
+  await h2.until((f) => f.type === FRAME.HEADERS && f.streamId === 1);
+  await sleep(200);
+  assert.deepEqual(h2.drain().filter((f) => f.type === FRAME.DATA), [], "no DATA in a 0 window");
+  h2.settings([[SETTING.INITIAL_WINDOW_SIZE, 1_000_000]]);
+  h2.windowUpdate(0, 1_000_000);
+  const response = await h2.response(1);
+  const sizes = response.frames.filter((f) => f.type === FRAME.DATA).map((f) => f.payload.length);
+  assert.ok(sizes.every((size) => size <= 20_000) && sizes.includes(20_000), `${sizes}`);
+  assert.equal(ListContainers.decodeResponse(messages(response.body)[0]!).containers.length, 100);
+});
+
+Deno.test("RST_STREAM from the client aborts the handler's signal; the connection keeps serving", async () => {
+  let signal: AbortSignal | undefined;
+  const stuck: UnaryHandler = (_request, ctx: RpcContext) => {
+    signal = ctx.signal;
+    return new Promise(() => {});
+  };
+  await using h = await serve({ runtime: { RunPodSandbox: stuck, Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  call(h2, 1, codec("RunPodSandbox").path, new Uint8Array(0));
+  while (signal === undefined) await sleep(5);
+  h2.rstStream(1, ERROR.CANCEL);
+  while (!signal.aborted) await sleep(5);
+  assert.match((signal.reason as Error).message, /cancelled/);
+  call(h2, 3, Version.path, Version.encodeRequest({}));
+  const response = await h2.response(3);
+  assert.equal(field(response.trailers, "grpc-status"), "0");
+  const failed = h.logs.find((l) => l.method === "RunPodSandbox" && l.msg === "CRI call failed");
+  assert.equal(failed?.code, "CANCELLED");
+});
+
+Deno.test("GOAWAY from the client: its open call still gets its answer, new streams are refused, then the server closes", async () => {
+  let release: () => void = () => {};
+  const slow: UnaryHandler = () =>
+    new Promise((resolve) => release = () => resolve({ pod_sandbox_id: "done" }));
+  await using h = await serve({ runtime: { RunPodSandbox: slow } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const RunPodSandbox = codec("RunPodSandbox");
+  call(h2, 1, RunPodSandbox.path, new Uint8Array(0));
+  await sleep(50);
+  h2.goaway(0);
+  call(h2, 3, RunPodSandbox.path, new Uint8Array(0));
+  const refused = await h2.response(3);
+  assert.equal(refused.rstCode, ERROR.REFUSED_STREAM);
+  release();
+  const response = await h2.response(1);
+  assert.equal(RunPodSandbox.decodeResponse(messages(response.body)[0]!).pod_sandbox_id, "done");
+  await h2.closedByServer();
+});
+
+Deno.test("garbage instead of the preface gets GOAWAY PROTOCOL_ERROR and a closed connection; the server keeps serving", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath, { preface: false });
+  h2.send(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+  await stillServes(h.socketPath);
+  assert.equal((await h.client.runtime.Version({})).runtime_name, "pve-cri");
+});
+
+Deno.test("a preface not followed by SETTINGS is a protocol error", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath, { preface: false });
+  h2.send(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  h2.ping(new Uint8Array(8));
+  assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+});
+
+Deno.test("each connection error closes only its connection, with the right GOAWAY code", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using bystander = await H2Client.connect(h.socketPath);
+  const cases: [string, (h2: H2Client) => void, number][] = [
+    ["DATA on stream 0", (c) => c.data(0, new Uint8Array(4)), ERROR.PROTOCOL_ERROR],
+    ["HEADERS on an even stream", (c) => c.headers(2, grpcRequestHeaders(Version.path)), 1],
+    ["a frame over 16384 bytes", (c) => c.data(1, new Uint8Array(16_385)), ERROR.FRAME_SIZE_ERROR],
+    ["PING of 7 bytes", (c) => c.frame(FRAME.PING, 0, 0, new Uint8Array(7)), 6],
+    ["SETTINGS on a stream", (c) => c.frame(FRAME.SETTINGS, 0, 1), ERROR.PROTOCOL_ERROR],
+    ["SETTINGS of 5 bytes", (c) => c.frame(FRAME.SETTINGS, 0, 0, new Uint8Array(5)), 6],
+    ["INITIAL_WINDOW_SIZE over 2^31-1", (c) => c.settings([[4, 2 ** 31]]), 3],
+    ["MAX_FRAME_SIZE below 16384", (c) => c.settings([[5, 100]]), ERROR.PROTOCOL_ERROR],
+    ["ENABLE_PUSH of 2", (c) => c.settings([[2, 2]]), ERROR.PROTOCOL_ERROR],
+    ["connection WINDOW_UPDATE of 0", (c) => c.windowUpdate(0, 0), ERROR.PROTOCOL_ERROR],
+    ["connection window overflow", (c) => c.windowUpdate(0, 2 ** 31 - 1), 3],
+    ["CONTINUATION without HEADERS", (c) => c.frame(FRAME.CONTINUATION, 4, 1), 1],
+    ["PUSH_PROMISE", (c) => c.frame(FRAME.PUSH_PROMISE, 4, 1, new Uint8Array(4)), 1],
+    ["RST_STREAM on an idle stream", (c) => c.rstStream(99, 8), ERROR.PROTOCOL_ERROR],
+    ["HPACK index 0", (c) => c.frame(FRAME.HEADERS, 5, 1, Uint8Array.of(0x80)), 9],
+    ["a header block interrupted", (c) => {
+      c.frame(FRAME.HEADERS, 0, 1, Uint8Array.of(0x83));
+      c.ping(new Uint8Array(8));
+    }, ERROR.PROTOCOL_ERROR],
+    ["padding longer than the frame", (c) => {
+      c.headers(1, grpcRequestHeaders(Version.path));
+      c.frame(FRAME.DATA, FLAG.PADDED, 1, Uint8Array.of(5, 0, 0));
+    }, ERROR.PROTOCOL_ERROR],
+  ];
+  for (const [what, send, code] of cases) {
+    await using h2 = await H2Client.connect(h.socketPath);
+    send(h2);
+    assert.equal(await goawayAndClose(h2), code, what);
+  }
+  call(bystander, 1, Version.path, Version.encodeRequest({}));
+  assert.equal(field((await bystander.response(1)).trailers, "grpc-status"), "0");
+});
+
+Deno.test("stream errors reset only their stream", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.INITIAL_WINDOW_SIZE, 0]],
+  });
+  // Stream 1: WINDOW_UPDATE of 0 on an open stream.
+  h2.headers(1, grpcRequestHeaders(Version.path));
+  h2.windowUpdate(1, 0);
+  assert.equal((await h2.response(1)).rstCode, ERROR.PROTOCOL_ERROR);
+  // Stream 3: DATA after END_STREAM (the response cannot go out: window 0).
+  call(h2, 3, Version.path, Version.encodeRequest({}));
+  h2.data(3, new Uint8Array(1));
+  const reset = await h2.response(3);
+  assert.equal(reset.rstCode, 5 /* STREAM_CLOSED */);
+  // Stream 5: depends on itself.
+  h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 7, 16)); // PRIORITY alone is ignored
+  h2.frame(FRAME.HEADERS, FLAG.PRIORITY | FLAG.END_HEADERS, 5, Uint8Array.of(0, 0, 0, 5, 16));
+  assert.equal((await h2.response(5)).rstCode, ERROR.PROTOCOL_ERROR);
+  h2.frame(0xfa, 0, 0, new Uint8Array(3)); // an unknown frame type is ignored
+  h2.settings([[SETTING.INITIAL_WINDOW_SIZE, 65_535]]);
+  call(h2, 9, Version.path, Version.encodeRequest({}));
+  assert.equal(field((await h2.response(9)).trailers, "grpc-status"), "0");
+});
+
+Deno.test("a client's smaller HEADER_TABLE_SIZE is announced at the start of the next header block", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.HEADER_TABLE_SIZE, 0]],
+  });
+  await h2.until((f) => f.type === FRAME.SETTINGS && f.flags === FLAG.ACK);
+  call(h2, 1, Version.path, Version.encodeRequest({}));
+  const response = await h2.response(1);
+  const [headers, , trailers] = response.frames;
+  assert.equal(headers!.payload[0], 0x20, "a size update to 0 opens the first block");
+  assert.notEqual(trailers!.payload[0], 0x20, "and only the first");
+  assert.equal(field(response.trailers, "grpc-status"), "0");
+});
+
+Deno.test("a header list over 64 KiB is refused with RESOURCE_EXHAUSTED; a block over 128 KiB ends the connection", async () => {
+  await using h = await serve({ runtime: { Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const big = "x".repeat(100_000);
+  h2.headers(1, grpcRequestHeaders(Version.path, [["x-big", big]]), { fragmentSize: 16_000 });
+  h2.data(1, grpcMessage(new Uint8Array(0)), { endStream: true });
+  const refused = await h2.response(1);
+  assert.equal(field(refused.headers, "grpc-status"), "8");
+  call(h2, 3, Version.path, Version.encodeRequest({}));
+  assert.equal(field((await h2.response(3)).trailers, "grpc-status"), "0");
+
+  const huge = "y".repeat(200_000);
+  h2.headers(5, grpcRequestHeaders(Version.path, [["x-huge", huge]]), { fragmentSize: 16_000 });
+  assert.equal(await goawayAndClose(h2), ERROR.ENHANCE_YOUR_CALM);
+  await stillServes(h.socketPath);
+});
+
+Deno.test("an abrupt close with calls in flight aborts every handler's signal, and the server keeps serving", async () => {
+  const signals: AbortSignal[] = [];
+  const stuck: UnaryHandler = (_request, ctx) => {
+    signals.push(ctx.signal);
+    return new Promise(() => {});
+  };
+  await using h = await serve({ runtime: { RunPodSandbox: stuck, Version: version } });
+  const h2 = await H2Client.connect(h.socketPath);
+  for (let id = 1; id <= 9; id += 2) call(h2, id, codec("RunPodSandbox").path, new Uint8Array(0));
+  while (signals.length < 5) await sleep(5);
+  h2.close();
+  await h2[Symbol.asyncDispose]();
+  const until = Date.now() + 2_000;
+  while (!signals.every((s) => s.aborted) && Date.now() < until) await sleep(5);
+  assert.ok(signals.every((s) => s.aborted), "every handler told");
+  await stillServes(h.socketPath);
+});
+
+Deno.test("close() does not hang on a client that never opens its window", async () => {
+  await using h = await serve({
+    runtime: { ListContainers: () => Promise.resolve({ containers: containers(100) }) },
+  }, { graceMs: 200 });
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.INITIAL_WINDOW_SIZE, 0]],
+  });
+  call(h2, 1, ListContainers.path, ListContainers.encodeRequest({}));
+  await h2.until((f) => f.type === FRAME.HEADERS && f.streamId === 1);
+  const started = performance.now();
+  await h.server.close();
+  assert.ok(performance.now() - started < 2_000, "close() returned");
+  await h2.closedByServer();
+});
+
+Deno.test("a client that stops reading a server stream is cut off with ENHANCE_YOUR_CALM and its handler told", async () => {
+  let signal: AbortSignal | undefined;
+  const flood: StreamHandler = async (_request, ctx, send) => {
+    signal = ctx.signal;
+    const event = { container_id: "c".repeat(1024 * 1024) };
+    while (!ctx.signal.aborted) {
+      send(event);
+      await sleep(0);
+    }
+  };
+  await using h = await serve({ runtime: { GetContainerEvents: flood, Version: version } });
+  await using h2 = await H2Client.connect(h.socketPath, {
+    settings: [[SETTING.INITIAL_WINDOW_SIZE, 0]],
+  });
+  call(h2, 1, codec("GetContainerEvents").path, new Uint8Array(0));
+  const response = await h2.response(1, 20_000);
+  assert.equal(response.rstCode, ERROR.ENHANCE_YOUR_CALM);
+  assert.equal((signal?.reason as Error).message.includes("not reading"), true);
+  await stillServes(h.socketPath);
+});
+
+Deno.test("more streams than MAX_CONCURRENT_STREAMS are refused with REFUSED_STREAM", async () => {
+  const stuck: UnaryHandler = () => new Promise(() => {});
+  await using h = await serve({ runtime: { RunPodSandbox: stuck } }, { graceMs: 100 });
+  await using h2 = await H2Client.connect(h.socketPath);
+  const path = codec("RunPodSandbox").path;
+  for (let i = 0; i < 1001; i++) h2.headers(1 + 2 * i, grpcRequestHeaders(path));
+  const refused = await h2.response(1 + 2 * 1000);
+  assert.equal(refused.rstCode, ERROR.REFUSED_STREAM);
+});
+
+Deno.test("a connection without open streams is closed with GOAWAY after its idle timeout", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/idle.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const accepted = listener.accept();
+  const h2 = await H2Client.connect(path);
+  const connection = new Http2Connection(await accepted, {
+    log: silentLogger,
+    idleTimeoutMs: 100,
+    onStream: () => ({ onData() {}, onClose() {} }),
+  });
+  try {
+    const started = performance.now();
+    assert.equal(await goawayAndClose(h2), ERROR.NO_ERROR);
+    assert.ok(performance.now() - started >= 90);
+    await connection.closed;
+  } finally {
+    await h2[Symbol.asyncDispose]();
+    listener.close();
+  }
+});
+
+Deno.test("a client that sends nothing after connecting is dropped after the preface timeout", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/silent.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const accepted = listener.accept();
+  const h2 = await H2Client.connect(path, { preface: false });
+  const connection = new Http2Connection(await accepted, {
+    log: silentLogger,
+    prefaceTimeoutMs: 100,
+    onStream: () => ({ onData() {}, onClose() {} }),
+  });
+  try {
+    assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+    await connection.closed;
+  } finally {
+    await h2[Symbol.asyncDispose]();
+    listener.close();
+  }
+});
+
+Deno.test("raw frame bytes: the frame header encodes length, type, flags and stream id", () => {
+  const bytes = encodeFrame(FRAME.HEADERS, 5, 3, new Uint8Array(300));
+  assert.deepEqual([...bytes.subarray(0, 9)], [0, 1, 44, 1, 5, 0, 0, 0, 3]);
+});
