@@ -120,8 +120,10 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       log.warn("CRI calls still running after the grace period: cancelling them", {
         running: running.size,
       });
-      // Handlers are told first, so their calls are answered UNAVAILABLE before the cut.
+      // Handlers are told first and given a turn, so their calls are answered UNAVAILABLE
+      // (and those answers flushed) before the connections are cut.
       terminating.abort();
+      await new Promise((resolve) => setTimeout(resolve, 0));
       await Promise.all([...connections].map((connection) => connection.destroy()));
     }
     // Every call is over on the wire now; handlers still running (their client left, or they

@@ -70,6 +70,9 @@ const MAX_HEADER_BLOCK_BYTES = 2 * LOCAL_SETTINGS.maxHeaderListSize;
 // DATA is produced only while less than this waits for the socket: a slow reader holds back
 // the handlers' output in their streams' queues, not in one ever-growing socket queue.
 const HIGH_WATER_BYTES = 256 * 1024;
+// Our DATA frames stay below this even when the peer allows 16 MiB frames, so one frame never
+// outweighs the limits above and below.
+const MAX_DATA_FRAME_BYTES = 64 * 1024;
 // Control frames we answer (PING, SETTINGS, RST_STREAM) cannot pile up beyond this.
 const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -671,6 +674,7 @@ export class Http2Connection {
       const size = Math.min(
         remaining,
         this.#peerMaxFrameSize,
+        MAX_DATA_FRAME_BYTES,
         this.#connectionSend.available,
         stream.sendWindow.available,
       );

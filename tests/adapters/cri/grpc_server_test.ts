@@ -194,3 +194,18 @@ Deno.test("after close() the socket refuses connections", async () => {
   await server.close();
   await assert.rejects(connect(socketPath, { timeoutMs: 300 }), /No CRI server answers/);
 });
+
+Deno.test("unary calls cut off after the grace period are answered UNAVAILABLE", async () => {
+  const stuck: UnaryHandler = () => new Promise(() => {});
+  await using h = await serve({ runtime: { RunPodSandbox: stuck } }, { graceMs: 100 });
+  const calls = [h.client.runtime.RunPodSandbox({}), h.client.runtime.RunPodSandbox({})];
+  await sleep(50);
+  await h.server.close();
+  for (const call of calls) {
+    await assert.rejects(call, (error: ServiceError) => {
+      assert.equal(status[error.code], "UNAVAILABLE");
+      assert.equal(error.details, "pve-cri is shutting down");
+      return true;
+    });
+  }
+});
