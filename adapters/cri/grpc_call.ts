@@ -82,6 +82,7 @@ const MAX_DETAILS_CHARS = 4_096;
 const COPY_BELOW_BYTES = 64 * 1024;
 
 const RESPONSE_HEADERS: HeaderField[] = [[":status", "200"], ["content-type", "application/grpc"]];
+const ACCEPT_IDENTITY: HeaderField[] = [["grpc-accept-encoding", "identity"]];
 const TE_OR_CONNECTION = new Set([
   "connection",
   "keep-alive",
@@ -176,10 +177,10 @@ class GrpcServerCall implements ServerCall, StreamListener {
     }
     const encoding = header("grpc-encoding");
     if (encoding !== undefined && encoding !== "identity") {
-      return this.end({
+      return this.#finish({
         code: GrpcCode.UNIMPLEMENTED,
         details: `Message encoding "${encoding}" is not supported: pve-cri accepts identity only`,
-      });
+      }, ACCEPT_IDENTITY);
     }
     this.#route = route(request.path);
     if (this.#route === undefined) {
@@ -210,7 +211,9 @@ class GrpcServerCall implements ServerCall, StreamListener {
         this.#message = message;
       }
     } catch (error) {
-      return this.end(toGrpcStatus(error));
+      const status = toGrpcStatus(error);
+      // A compressed message: say which encodings we take (PROTOCOL-HTTP2.md, Compression).
+      return this.#finish(status, status.code === GrpcCode.UNIMPLEMENTED ? ACCEPT_IDENTITY : []);
     }
     if (!end) return;
     if (reader.buffered > 0) {
@@ -268,9 +271,13 @@ class GrpcServerCall implements ServerCall, StreamListener {
   }
 
   end(status: GrpcStatus): void {
+    this.#finish(status);
+  }
+
+  #finish(status: GrpcStatus, extraHeaders: readonly HeaderField[] = []): void {
     if (this.#phase === "ended" || this.#closed) return;
     this.#phase = "ended";
-    const trailers: HeaderField[] = [["grpc-status", String(status.code)]];
+    const trailers: HeaderField[] = [...extraHeaders, ["grpc-status", String(status.code)]];
     if (status.code !== GrpcCode.OK && status.details !== "") {
       trailers.push(["grpc-message", percentEncode(status.details.slice(0, MAX_DETAILS_CHARS))]);
     }

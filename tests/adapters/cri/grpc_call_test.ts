@@ -223,6 +223,7 @@ Deno.test("compressed messages and grpc-encoding other than identity are UNIMPLE
     grpcMessage(Uint8Array.of(1, 2), true),
   );
   assert.equal(trailersOnly(compressed).code, 12);
+  assert.equal(field(compressed.headers, "grpc-accept-encoding"), "identity");
   const gzip = await request(
     h.socketPath,
     grpcRequestHeaders(Version.path, [["grpc-encoding", "gzip"]]),
@@ -230,6 +231,7 @@ Deno.test("compressed messages and grpc-encoding other than identity are UNIMPLE
   const refused = trailersOnly(gzip);
   assert.equal(refused.code, 12);
   assert.match(refused.message, /"gzip" is not supported/);
+  assert.equal(field(gzip.headers, "grpc-accept-encoding"), "identity");
   const identity = await request(
     h.socketPath,
     grpcRequestHeaders(Version.path, [["grpc-encoding", "identity"]]),
