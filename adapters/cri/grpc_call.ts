@@ -61,7 +61,7 @@ export class ClientCancelledError extends RuntimeError {
 export interface CallLimits {
   /** Largest request message accepted. */
   maxRequestBytes: number;
-  /** A stream whose client reads slower than this much output piles up is cut off. */
+  /** A stream whose unsent output grows past this while its client reads nothing is cut off. */
   maxQueuedBytes: number;
 }
 
@@ -251,14 +251,16 @@ class GrpcServerCall implements ServerCall, StreamListener {
       this.#headersSent = true;
       this.#stream.respond(RESPONSE_HEADERS);
     }
+    const waiting = this.#stream.queuedBytes;
     if (message.length < COPY_BELOW_BYTES) {
       this.#stream.write(frameMessage(message));
     } else {
       this.#stream.write(messagePrefix(message.length));
       this.#stream.write(message);
     }
-    if (this.#stream.queuedBytes > this.#limits.maxQueuedBytes) {
-      // The client has stopped reading: cut the stream off before it eats the memory.
+    if (waiting > 0 && this.#stream.queuedBytes > this.#limits.maxQueuedBytes) {
+      // Earlier messages are still waiting and the pile keeps growing: the client has stopped
+      // reading. Cut the stream off before it eats the memory. (One large answer is not that.)
       this.#abort(
         new RuntimeError(
           "ResourceExhausted",
