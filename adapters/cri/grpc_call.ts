@@ -11,9 +11,13 @@ import {
   RuntimeError,
 } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
-import { ErrorCode } from "./h2/errors.ts";
-import type { HeaderField } from "./h2/hpack.ts";
-import type { ServerStream, StreamEnd, StreamListener } from "./h2/stream.ts";
+import {
+  ErrorCode,
+  type HeaderField,
+  type ServerStream,
+  type StreamEnd,
+  type StreamListener,
+} from "./h2/mod.ts";
 import { GrpcCode, type GrpcStatus, toGrpcStatus } from "./grpc_status.ts";
 import {
   frameMessage,
@@ -58,6 +62,7 @@ export class ClientCancelledError extends RuntimeError {
   }
 }
 
+/** What a call accepts and buffers at most. */
 export interface CallLimits {
   /** Largest request message accepted. */
   maxRequestBytes: number;
@@ -65,6 +70,7 @@ export interface CallLimits {
   maxQueuedBytes: number;
 }
 
+/** The limits every CRI call runs with. */
 export const DEFAULT_CALL_LIMITS: CallLimits = {
   // The kubelet's own limit for what it sends.
   maxRequestBytes: 16 * 1024 * 1024,

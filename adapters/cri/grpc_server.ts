@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
-import { Http2Connection } from "./h2/connection.ts";
+import { Http2Connection } from "./h2/mod.ts";
 import { CRI_PROTO_PATH, type CriHandlers, PROTO_LOADER_OPTIONS } from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
 

@@ -45,6 +45,7 @@ export interface ByteSocket {
   close(): void;
 }
 
+/** How a connection hands out streams and how long it waits for a client. */
 export interface ConnectionOptions {
   /** A new request stream: returns who hears what arrives on it. Must not throw. */
   onStream(stream: ServerStream): StreamListener;

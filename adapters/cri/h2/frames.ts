@@ -38,6 +38,7 @@ export const Setting = {
 
 /** What every client sends first (RFC 9113 §3.4). */
 export const CLIENT_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Every frame starts with 9 bytes: length (24 bits), type, flags, stream id. */
 export const FRAME_HEADER_LENGTH = 9;
 /** SETTINGS_MAX_FRAME_SIZE's default and smallest allowed value. */
 export const DEFAULT_MAX_FRAME_SIZE = 16_384;
@@ -72,6 +73,7 @@ export function readUint31(bytes: Uint8Array, offset: number): number {
   return readUint32(bytes, offset) & 0x7fff_ffff;
 }
 
+/** A big-endian 32-bit value. */
 export function readUint32(bytes: Uint8Array, offset: number): number {
   return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) |
     bytes[offset + 3]!) >>> 0;
@@ -129,20 +131,24 @@ export function settingsFrame(settings: readonly [id: number, value: number][]):
   return frame(FrameType.SETTINGS, 0, 0, payload);
 }
 
+/** Acknowledges the peer's SETTINGS. */
 export function settingsAckFrame(): Uint8Array {
   return frame(FrameType.SETTINGS, Flag.ACK, 0);
 }
 
+/** Answers a PING with its 8 opaque bytes. */
 export function pingAckFrame(opaque: Uint8Array): Uint8Array {
   return frame(FrameType.PING, Flag.ACK, 0, opaque);
 }
 
+/** Grows the peer's window for a stream (0: the connection) by `increment`. */
 export function windowUpdateFrame(streamId: number, increment: number): Uint8Array {
   const payload = new Uint8Array(4);
   writeUint32(payload, 0, increment);
   return frame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
 }
 
+/** Ends one stream with an error code (NO_ERROR after a complete answer). */
 export function rstStreamFrame(streamId: number, code: number): Uint8Array {
   const payload = new Uint8Array(4);
   writeUint32(payload, 0, code);

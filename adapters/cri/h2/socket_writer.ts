@@ -12,6 +12,7 @@ export interface Writable {
 // One write call carries at most this much; the rest follows when it is done.
 const MAX_WRITE_BYTES = 256 * 1024;
 
+/** The one way out to a connection's socket: ordered, coalesced, and measured. */
 export class SocketWriter {
   readonly #socket: Writable;
   readonly #onDrain: () => void;
