@@ -8,6 +8,7 @@ import { Http2Connection } from "../../../../adapters/cri/h2/connection.ts";
 import { silentLogger } from "../../../../lib/log.ts";
 import {
   encodeFrame,
+  encodeLiteralBlock,
   field,
   FLAG,
   FRAME,
@@ -15,6 +16,7 @@ import {
   grpcRequestHeaders,
   H2Client,
 } from "../../../_support/h2_client.ts";
+import { Random } from "../../../_support/random.ts";
 import { tempDir } from "../../../_support/temp_dir.ts";
 import { codec, serve, sleep } from "../_harness.ts";
 
@@ -471,4 +473,37 @@ Deno.test("a client that sends nothing after connecting is dropped after the pre
 Deno.test("raw frame bytes: the frame header encodes length, type, flags and stream id", () => {
   const bytes = encodeFrame(FRAME.HEADERS, 5, 3, new Uint8Array(300));
   assert.deepEqual([...bytes.subarray(0, 9)], [0, 1, 44, 1, 5, 0, 0, 0, 3]);
+});
+
+Deno.test("random frames after a valid preface never take the server down (seeded)", async () => {
+  const seed = Number(Deno.env.get("PVE_CRI_FUZZ_SEED") ?? 20_251_126);
+  const random = new Random(seed);
+  await using h = await serve({ runtime: { Version: version } });
+  const bytes = (n: number) => Uint8Array.from({ length: n }, () => random.int(256));
+  // Plausible header blocks too, so HPACK and the gRPC checks get exercised past the first byte.
+  const block = () =>
+    random.chance(0.5) ? bytes(random.int(40)) : encodeLiteralBlock(
+      grpcRequestHeaders(random.pick([Version.path, "/x", ""]), [[
+        "grpc-timeout",
+        bytes(3).join(""),
+      ]]),
+    );
+  for (let connection = 0; connection < 60; connection++) {
+    await using h2 = await H2Client.connect(h.socketPath);
+    for (let i = 0; i < 30; i++) {
+      const type = random.chance(0.8) ? random.int(10) : random.int(256);
+      const streamId = random.pick([0, 1, 2, 3, 5, random.int(2 ** 31)]);
+      const payload = type === FRAME.HEADERS || type === FRAME.CONTINUATION
+        ? block()
+        : bytes(random.pick([0, 4, 5, 6, 8, random.int(100)]));
+      h2.frame(type, random.int(256), streamId, payload);
+    }
+    await h2.flushed();
+    await sleep(1);
+  }
+  await stillServes(h.socketPath);
+  assert.equal((await h.client.runtime.Version({})).runtime_name, "pve-cri", `seed ${seed}`);
+  // Peers' mistakes are warnings; an error line would be a bug of ours.
+  const bugs = h.logs.filter((line) => line.level === "error");
+  assert.deepEqual(bugs, [], `seed ${seed}`);
 });
