@@ -15,6 +15,7 @@ import {
   grpcMessage,
   grpcRequestHeaders,
   H2Client,
+  PREFACE,
 } from "../../../_support/h2_client.ts";
 import { Random } from "../../../_support/random.ts";
 import { tempDir } from "../../../_support/temp_dir.ts";
@@ -506,4 +507,40 @@ Deno.test("random frames after a valid preface never take the server down (seede
   // Peers' mistakes are warnings; an error line would be a bug of ours.
   const bugs = h.logs.filter((line) => line.level === "error");
   assert.deepEqual(bugs, [], `seed ${seed}`);
+});
+
+Deno.test("a client that half-closes its socket is gone: its calls are cancelled and the server closes too", async () => {
+  let signal: AbortSignal | undefined;
+  const stuck: UnaryHandler = (_request, ctx) => {
+    signal = ctx.signal;
+    return new Promise(() => {});
+  };
+  await using h = await serve({ runtime: { RunPodSandbox: stuck } });
+  const conn = await Deno.connect({ transport: "unix", path: h.socketPath });
+  const request = Uint8Array.from([
+    ...PREFACE,
+    ...encodeFrame(FRAME.SETTINGS, 0, 0, new Uint8Array(0)),
+    ...encodeFrame(
+      FRAME.HEADERS,
+      FLAG.END_HEADERS,
+      1,
+      encodeLiteralBlock(grpcRequestHeaders(codec("RunPodSandbox").path)),
+    ),
+    ...encodeFrame(FRAME.DATA, FLAG.END_STREAM, 1, grpcMessage(new Uint8Array(0))),
+  ]);
+  try {
+    for (let written = 0; written < request.length;) {
+      written += await conn.write(request.subarray(written));
+    }
+    while (signal === undefined) await sleep(5);
+    await conn.closeWrite();
+    const buffer = new Uint8Array(64 * 1024);
+    const until = Date.now() + 5_000;
+    while (await conn.read(buffer) !== null) {
+      assert.ok(Date.now() < until, "the server closed its side");
+    }
+    assert.ok(signal.aborted);
+  } finally {
+    conn.close();
+  }
 });
