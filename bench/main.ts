@@ -8,6 +8,7 @@ import type { Benchmark } from "./bench.ts";
 const modules: (() => Promise<{ benchmarks: Benchmark[] }>)[] = [
   () => import("./store.ts"),
   () => import("./proxmox.ts"),
+  () => import("./cri.ts"),
 ];
 
 const prefix = Deno.args[0] ?? "";

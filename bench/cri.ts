@@ -1,0 +1,227 @@
+/**
+ * CRI benchmarks through the socket, memory backend, server in its own process: p50/p99 of
+ * each lifecycle call, and one ListContainers with 10,000 containers.
+ */
+import { catalog, type NewEvent, upcastEvent } from "../machines/events.ts";
+import { projectors } from "../machines/projections.ts";
+import { EventStore } from "../store/mod.ts";
+import { databasePath } from "../lib/paths.ts";
+import { connect, type CriClient, type CriMessage } from "../tests/_support/cri_client.ts";
+import { startServer } from "../tests/_support/server_process.ts";
+import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
+
+const calls = ["runp", "create", "start", "stop", "rm", "stopp", "rmp"] as const;
+type Call = (typeof calls)[number];
+
+const pod = (i: number) => ({
+  metadata: { name: `bench-${i}`, uid: `uid-${i}`, namespace: "bench", attempt: 0 },
+  hostname: `bench-${i}`,
+  log_directory: `/var/log/pods/bench_${i}`,
+  labels: { app: "bench" },
+  linux: {},
+});
+
+const ctr = (i: number) => ({
+  metadata: { name: `c${i}`, attempt: 0 },
+  image: { image: "busybox:1.36" },
+  command: ["/bin/sleep", "3600"],
+  envs: [{ key: "N", value: new TextEncoder().encode(String(i)) }],
+  labels: { app: "bench" },
+  log_path: `c${i}.log`,
+  linux: {},
+});
+
+async function timed<T>(
+  samples: Map<Call, number[]>,
+  call: Call,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const start = performance.now();
+  const result = await fn();
+  samples.get(call)!.push(performance.now() - start);
+  return result;
+}
+
+async function lifecycle({ emit, wants }: BenchContext): Promise<void> {
+  if (!calls.some((c) => wants(`cri.${c}_p99`) || wants(`cri.${c}_p50`))) return;
+  const dir = Deno.makeTempDirSync({ prefix: "pve-cri-bench-" });
+  const server = await startServer({ dir, env: { PVE_CRI_LOG: "error" } });
+  const cri = await connect(server.socket);
+  const samples = new Map<Call, number[]>(calls.map((c) => [c, []]));
+  try {
+    await cri.image.PullImage({ image: { image: "busybox:1.36" } });
+    const rounds = 300;
+    for (let i = 0; i < rounds + 20; i++) {
+      // The first rounds warm up the JIT on both sides and are not counted.
+      const target = i < 20 ? new Map<Call, number[]>(calls.map((c) => [c, []])) : samples;
+      const { pod_sandbox_id } = await timed(
+        target,
+        "runp",
+        () => cri.runtime.RunPodSandbox({ config: pod(i) }),
+      );
+      const { container_id } = await timed(
+        target,
+        "create",
+        () =>
+          cri.runtime.CreateContainer({ pod_sandbox_id, config: ctr(i), sandbox_config: pod(i) }),
+      );
+      await timed(target, "start", () => cri.runtime.StartContainer({ container_id }));
+      await timed(target, "stop", () => cri.runtime.StopContainer({ container_id, timeout: "0" }));
+      await timed(target, "rm", () => cri.runtime.RemoveContainer({ container_id }));
+      await timed(target, "stopp", () => cri.runtime.StopPodSandbox({ pod_sandbox_id }));
+      await timed(target, "rmp", () => cri.runtime.RemovePodSandbox({ pod_sandbox_id }));
+    }
+  } finally {
+    cri.close();
+    await server.stop("SIGTERM");
+    Deno.removeSync(dir, { recursive: true });
+  }
+  for (const call of calls) {
+    const sorted = samples.get(call)!.sort((a, b) => a - b);
+    for (const p of [50, 99] as const) {
+      emit({
+        bench: `cri.${call}_p${p}`,
+        value: round(percentile(sorted, p), 3),
+        unit: "ms",
+        calls: sorted.length,
+      });
+    }
+  }
+}
+
+/** 1,000 ready pods with 10 running containers each, written straight into the log. */
+export async function populate(path: string, pods: number, perPod: number): Promise<void> {
+  const store = EventStore.open({ path, upcast: upcastEvent, projectors });
+  const hex = (n: number) => n.toString(16).padStart(64, "0");
+  const input = (e: NewEvent) => ({
+    type: e.type,
+    typeVersion: catalog[e.type].version,
+    data: e.data,
+  });
+  try {
+    for (let p = 0; p < pods; p++) {
+      const sandboxId = hex(1_000_000 + p);
+      const sandboxEvents: NewEvent[] = [
+        {
+          type: "SandboxRequested",
+          data: {
+            metadata: { name: `pod-${p}`, uid: `uid-${p}`, namespace: "bench", attempt: 0 },
+            networks: [{ name: "pve-cri-pods", ifname: "eth0" }],
+            runtimeHandler: "",
+            config: { ...pod(p), labels: { app: "bench", pod: String(p) }, annotations: {} },
+          },
+        },
+        { type: "NamespacesPinned", data: { paths: { net: `/run/pve-cri/ns/${p}/net` } } },
+        { type: "CniAddStarted", data: { name: "pve-cri-pods", ifname: "eth0" } },
+        {
+          type: "CniAdded",
+          data: {
+            name: "pve-cri-pods",
+            ifname: "eth0",
+            result: { ips: [{ address: "10.88.0.2/16" }] },
+          },
+        },
+      ];
+      const appends = [];
+      for (let c = 0; c < perPod; c++) {
+        const id = hex(p * perPod + c);
+        sandboxEvents.push({
+          type: "ContainerAdmitted",
+          data: { containerId: id, name: `c${c}`, attempt: 0 },
+        });
+        const vmid = 100 + p * perPod + c;
+        const events: NewEvent[] = [
+          {
+            type: "ContainerRequested",
+            data: {
+              sandboxId,
+              metadata: { name: `c${c}`, attempt: 0 },
+              image: "busybox:1.36",
+              envs: [{ key: "N", value: String(c) }],
+              hooks: [],
+              config: {
+                name: `c${c}`,
+                attempt: 0,
+                image: "busybox:1.36",
+                command: ["/bin/sleep", "3600"],
+                args: [],
+                workingDir: "",
+                mounts: [],
+                labels: { app: "bench", "io.kubernetes.pod.name": `pod-${p}` },
+                annotations: { "io.kubernetes.container.hash": "1234abcd" },
+                logPath: `c${c}/0.log`,
+                tty: false,
+                stdin: false,
+                resources: null,
+              },
+            },
+          },
+          {
+            type: "ImageResolved",
+            data: { imageId: `sha256:${"ab".repeat(32)}`, template: "local:vztmpl/x.tar" },
+          },
+          { type: "VmidAllocated", data: { vmid } },
+          {
+            type: "PveTaskStarted",
+            data: { upid: `UPID:pve1:0:0:0:vzcreate:${vmid}:root@pam:`, operation: "create" },
+          },
+          { type: "CtCreated", data: { vmid } },
+          { type: "CtConfigured", data: {} },
+          { type: "ContainerStartRequested", data: {} },
+          { type: "ContainerStarted", data: { startedAt: Date.now() } },
+        ];
+        appends.push({ stream: id, events: events.map(input), options: { kind: "container" } });
+      }
+      appends.unshift({
+        stream: sandboxId,
+        events: sandboxEvents.map(input),
+        options: { kind: "sandbox" },
+      });
+      await store.appendToStreams(appends);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+async function listContainers10k({ emit, wants }: BenchContext): Promise<void> {
+  if (!wants("cri.list_containers_10k")) return;
+  const dir = Deno.makeTempDirSync({ prefix: "pve-cri-bench-" });
+  const stateDir = `${dir}/state`;
+  Deno.mkdirSync(stateDir, { recursive: true });
+  await populate(databasePath(stateDir), 1000, 10);
+  const server = await startServer({ dir, stateDir, env: { PVE_CRI_LOG: "error" } });
+  const cri: CriClient = await connect(server.socket);
+  const samples: number[] = [];
+  let count = 0;
+  let bytes = 0;
+  try {
+    for (let i = 0; i < 25; i++) {
+      const start = performance.now();
+      const response: CriMessage = await cri.runtime.ListContainers({});
+      const ms = performance.now() - start;
+      if (i >= 5) samples.push(ms);
+      count = response.containers.length;
+      if (i === 0) bytes = JSON.stringify(response).length;
+    }
+  } finally {
+    cri.close();
+    await server.stop("SIGTERM");
+    Deno.removeSync(dir, { recursive: true });
+  }
+  samples.sort((a, b) => a - b);
+  emit({
+    bench: "cri.list_containers_10k",
+    value: round(percentile(samples, 50), 2),
+    unit: "ms",
+    containers: count,
+    p99_ms: round(percentile(samples, 99), 2),
+    calls: samples.length,
+    response_json_bytes: bytes,
+  });
+}
+
+export const benchmarks: Benchmark[] = [
+  { results: calls.flatMap((c) => [`cri.${c}_p50`, `cri.${c}_p99`]), run: lifecycle },
+  { results: ["cri.list_containers_10k"], run: listContainers10k },
+];
