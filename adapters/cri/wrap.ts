@@ -2,6 +2,8 @@
  * The one wrapper every CRI method goes through: readiness, cancellation, logs, error codes.
  * Handlers stay thin; everything that is the same for all 43 methods lives here.
  */
+import { Buffer } from "node:buffer";
+import { EncodedResponse } from "./encoded_response.ts";
 import * as grpc from "@grpc/grpc-js";
 import {
   DeadlineExceededError,
@@ -110,6 +112,11 @@ export function wrap(options: WrapOptions): grpc.UntypedHandleCall {
 
   /** Encodes here rather than in grpc-js, whose failure would reach nobody but the client. */
   const encode = (message: unknown): Uint8Array => {
+    if (message instanceof EncodedResponse) {
+      // grpc-js writes Buffers only.
+      const { bytes } = message;
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     try {
       return options.encode(message ?? {});
     } catch (error) {
