@@ -45,6 +45,11 @@ export interface EffectInput<C> {
   emit(event: NewEvent): Promise<void>;
   /** Aborted when the stream leaves the state this effect serves, or the registry closes. */
   signal: AbortSignal;
+  /**
+   * Re-run after a restart: an earlier run may have acted before the process died, so check
+   * before acting (a fresh run may skip checks only a resume needs).
+   */
+  resumed: boolean;
 }
 
 /** Returns the result event(s); throwing records the effect's failure event instead. */

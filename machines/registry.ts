@@ -109,7 +109,7 @@ export class Registry {
     }
     for (const actor of resumable) {
       registry.log.info("resuming stream", { stream: actor.stream, state: actor.value });
-      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.value));
+      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.value), true);
     }
     return registry;
   }
@@ -282,11 +282,11 @@ export class Registry {
     actor.reset(row.version, row.doc.state, row.summary);
   }
 
-  #runEffects(actor: StreamActor, effects: readonly EffectCall[]): void {
-    for (const call of effects) this.#runEffect(actor, call);
+  #runEffects(actor: StreamActor, effects: readonly EffectCall[], resumed = false): void {
+    for (const call of effects) this.#runEffect(actor, call, resumed);
   }
 
-  #runEffect(actor: StreamActor, call: EffectCall): void {
+  #runEffect(actor: StreamActor, call: EffectCall, resumed: boolean): void {
     if (this.#closed) return;
     // Every name the machines use was checked against the handlers when the registry opened.
     const handler = (this.#handlers[actor.kind] as Record<string, EffectHandler<unknown>>)[
@@ -311,6 +311,7 @@ export class Registry {
           stream: actor.stream,
           context,
           params: call.params,
+          resumed,
           emit: (event) => deliver([event]),
           signal,
         });

@@ -54,15 +54,20 @@ export class StreamActor<C = unknown, S = unknown> {
   }
 
   get state(): FoldState<C> {
-    this.#state ??= this.#source.load();
-    return this.#state;
+    if (this.#state !== undefined) return this.#state;
+    const loaded = this.#source.load();
+    // A status read of an idle stream keeps nothing: memory stays with the busy ones.
+    if (!this.#idle()) this.#state = loaded;
+    return loaded;
   }
 
   /** Drops the context of an idle actor: the projection holds the same state. */
   release(): void {
-    if (this.inFlight === 0 && this.pending === 0 && this.#listeners.size === 0) {
-      this.#state = undefined;
-    }
+    if (this.#idle()) this.#state = undefined;
+  }
+
+  #idle(): boolean {
+    return this.inFlight === 0 && this.pending === 0 && this.#listeners.size === 0;
   }
 
   /** Replaces the state with what the store holds (after a failed commit). */
@@ -111,7 +116,8 @@ export class StreamActor<C = unknown, S = unknown> {
 
   /** Resolves with the state once `predicate` holds (checked now and after each commit). */
   until(predicate: (state: FoldState<C>) => boolean, signal?: AbortSignal): Promise<FoldState<C>> {
-    if (predicate(this.state)) return Promise.resolve(this.state);
+    const now = this.state;
+    if (predicate(now)) return Promise.resolve(now);
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#closed !== undefined) return Promise.reject(this.#closed.reason);
     return new Promise((resolve, reject) => {

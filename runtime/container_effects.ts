@@ -93,16 +93,20 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
   const backstop = deps.killBackstopMs ?? 5000;
   /** VMIDs handed out and not yet recorded: concurrent creates must not get the same one. */
   const allocating = new Set<number>();
+  /** Where the next local allocation starts; unknown until Proxmox is asked (and after a clash). */
+  let nextCandidate: number | undefined;
 
   /**
    * Proxmox's nextid has no reservation: every concurrent caller gets the same lowest free id.
-   * Skipping the ids this runtime already holds or is handing out leaves only other clients of
-   * the cluster to race with, and the create call settles that race.
+   * So pve-cri asks it once, then counts up past the ids it holds or is handing out; the create
+   * call settles races with other clients of the cluster, and a clash makes it ask again.
    */
-  const allocate = async (input: Input): Promise<number> => {
+  const allocate = async (input: Input, clashed = false): Promise<number> => {
+    if (clashed || nextCandidate === undefined) nextCandidate = await api.nextVmid();
     const inUse = deps.vmidsInUse();
-    let vmid = await api.nextVmid();
+    let vmid = nextCandidate;
     while (inUse.has(vmid) || allocating.has(vmid)) vmid++;
+    nextCandidate = vmid + 1;
     allocating.add(vmid);
     try {
       await input.emit({ type: "VmidAllocated", data: { vmid } });
@@ -185,8 +189,9 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       };
       let vmid = context.vmid!;
       for (let attempt = 0;; attempt++) {
-        // A create whose answer was lost (a crash) may have made the CT already.
-        const owner = await ownerOf(api, vmid);
+        // A create whose answer was lost (a crash) may have made the CT already; a fresh
+        // first try with a VMID this process just allocated cannot have.
+        const owner = attempt === 0 && !input.resumed ? undefined : await ownerOf(api, vmid);
         if (owner === context.id) return { type: "CtCreated", data: { vmid } };
         if (owner === undefined) {
           try {
@@ -208,7 +213,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
         }
         // Another client of the cluster took this VMID first: record a new one, try again.
         log.info("VMID taken, allocating another", { container_id: context.id, vmid });
-        vmid = await allocate(input);
+        vmid = await allocate(input, true);
       }
     },
 

@@ -11,7 +11,7 @@ import type { ContainerContext } from "../machines/container_context.ts";
 import { machines } from "../machines/fold.ts";
 import type { ContainerSummary, SandboxSummary } from "../machines/projections.ts";
 import type { Registry } from "../machines/registry.ts";
-import type { SandboxContext } from "../machines/sandbox_context.ts";
+import type { SandboxContext, StepError } from "../machines/sandbox_context.ts";
 import type { StreamActor } from "../machines/stream_actor.ts";
 import { ProjectionKeyConflictError } from "../store/mod.ts";
 import type {
@@ -149,14 +149,9 @@ export class KernelRuntime implements PodRuntime {
 
   #sandboxResult(id: string, state: commands.SandboxState): SandboxView {
     if (state.value !== "failed") return sandboxView(id, state.value, state.context);
-    const error = state.context.lastError;
-    throw new RuntimeError(
-      (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
-      `Pod sandbox failed at ${error?.event ?? "an unknown step"} and was rolled back: ${
-        error?.error ?? "no detail"
-      }`,
-      { details: { sandbox_id: id } },
-    );
+    throw stepFailure(state.context.lastError, "Pod sandbox failed and was rolled back", {
+      sandbox_id: id,
+    });
   }
 
   async stopPodSandbox(id: string, call: CallInfo): Promise<void> {
@@ -174,12 +169,9 @@ export class KernelRuntime implements PodRuntime {
 
   #failIfStuck(id: string, state: commands.SandboxState | undefined, failed: string): void {
     if (state === undefined || state.value !== failed) return;
-    const error = state.context.lastError;
-    throw new RuntimeError(
-      (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
-      `Pod sandbox "${id}" is ${state.value}: ${error?.event ?? ""} ${error?.error ?? ""}`.trim(),
-      { details: { sandbox_id: id } },
-    );
+    throw stepFailure(state.context.lastError, `Pod sandbox "${id}" is ${state.value}`, {
+      sandbox_id: id,
+    });
   }
 
   sandbox(id: string): SandboxView | undefined {
@@ -238,14 +230,10 @@ export class KernelRuntime implements PodRuntime {
       throw error;
     }
     if (state.value === "failed") {
-      const error = state.context.lastError;
-      throw new RuntimeError(
-        (error?.code as RuntimeError["code"] | undefined) ?? "Internal",
-        `Container creation failed at ${error?.event ?? "an unknown step"} and was rolled back: ${
-          error?.error ?? "no detail"
-        }`,
-        { details: { container_id: id, sandbox_id: sandboxId } },
-      );
+      throw stepFailure(state.context.lastError, "Container creation failed and was rolled back", {
+        container_id: id,
+        sandbox_id: sandboxId,
+      });
     }
     return containerView(id, state.value, state.context);
   }
@@ -253,11 +241,9 @@ export class KernelRuntime implements PodRuntime {
   async startContainer(id: string, call: CallInfo): Promise<void> {
     const state = await commands.startContainer(this.#registry, id, this.#options(call));
     if (state.value === "exited" && state.context.reason === "StartError") {
-      throw new RuntimeError(
-        "Internal",
-        `Container "${id}" failed to start: ${state.context.message}`,
-        { details: { container_id: id } },
-      );
+      throw stepFailure(state.context.lastError, `Container "${id}" failed to start`, {
+        container_id: id,
+      });
     }
   }
 
@@ -269,22 +255,18 @@ export class KernelRuntime implements PodRuntime {
       this.#options(call),
     );
     if (state?.value === "running" && state.context.lastError !== null) {
-      throw new RuntimeError(
-        (state.context.lastError.code as RuntimeError["code"] | undefined) ?? "Internal",
-        `Stopping container "${id}" failed: ${state.context.lastError.error}`,
-        { details: { container_id: id } },
-      );
+      throw stepFailure(state.context.lastError, `Stopping container "${id}" failed`, {
+        container_id: id,
+      });
     }
   }
 
   async removeContainer(id: string, call: CallInfo): Promise<void> {
     const state = await commands.removeContainer(this.#registry, id, this.#options(call));
     if (state?.value === "removeFailed") {
-      throw new RuntimeError(
-        "Internal",
-        `Removing container "${id}" failed: ${state.context.lastError?.error ?? "no detail"}`,
-        { details: { container_id: id } },
-      );
+      throw stepFailure(state.context.lastError, `Removing container "${id}" failed`, {
+        container_id: id,
+      });
     }
   }
 
@@ -446,6 +428,20 @@ function eventTypeOf(phase: string): ContainerEventType | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The error a caller gets for a step that failed: the recorded failure's code (Internal when
+ * it had none), what failed, and why.
+ */
+function stepFailure(
+  error: StepError | null,
+  what: string,
+  details: Record<string, unknown>,
+): RuntimeError {
+  const code = (error?.code as RuntimeError["code"] | undefined) ?? "Internal";
+  const why = error === null ? "no detail recorded" : `${error.event}: ${error.error}`;
+  return new RuntimeError(code, `${what}: ${why}`, { details });
 }
 
 /** 64 hex characters, as containerd and CRI-O make ids. */

@@ -18,10 +18,14 @@ import {
 export class TemplateImages {
   readonly #api: ProxmoxApi;
   readonly #storage: string;
+  readonly #ttlMs: number;
+  /** The storage listing, reused for a moment: every CreateContainer resolves its image. */
+  #cached: { at: number; images: Promise<ImageView[]> } | undefined;
 
-  constructor(options: { api: ProxmoxApi; storage: string }) {
+  constructor(options: { api: ProxmoxApi; storage: string; cacheMs?: number }) {
     this.#api = options.api;
     this.#storage = options.storage;
+    this.#ttlMs = options.cacheMs ?? 2000;
   }
 
   /** Pulls (records) an image; pulling one that is present is a no-op. */
@@ -36,6 +40,7 @@ export class TemplateImages {
       filename: templateFileName(canonical),
     });
     await this.#api.waitForTask(upid, signal === undefined ? {} : { signal });
+    this.#cached = undefined;
     const pulled = await this.find(canonical);
     if (pulled === undefined) {
       throw new NotFoundError(
@@ -45,7 +50,19 @@ export class TemplateImages {
     return pulled;
   }
 
-  async list(): Promise<ImageView[]> {
+  list(): Promise<ImageView[]> {
+    const now = Date.now();
+    if (this.#cached === undefined || now - this.#cached.at > this.#ttlMs) {
+      const images = this.#read();
+      this.#cached = { at: now, images };
+      images.catch(() => {
+        if (this.#cached?.images === images) this.#cached = undefined;
+      });
+    }
+    return this.#cached.images;
+  }
+
+  async #read(): Promise<ImageView[]> {
     const volumes = await this.#api.listStorageContent({
       storage: this.#storage,
       content: "vztmpl",
@@ -89,6 +106,8 @@ export class TemplateImages {
       if (upid !== null) await this.#api.waitForTask(upid);
     } catch (error) {
       if (!(error instanceof PveNotFoundError)) throw error;
+    } finally {
+      this.#cached = undefined;
     }
   }
 }

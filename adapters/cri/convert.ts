@@ -3,13 +3,14 @@
  * strings, enums as names) and the runtime's views. Times are ms in the runtime and int64 ns
  * on the wire; the conversion goes through BigInt so no nanosecond passes through a number.
  */
-import { InvalidArgumentError } from "../../lib/errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../../lib/errors.ts";
 import type {
   CallInfo,
   ContainerListItem,
   ContainerStatsView,
   ContainerView,
   ImageView,
+  PodRuntime,
   SandboxListItem,
   SandboxView,
 } from "../../runtime/api.ts";
@@ -40,6 +41,24 @@ export function requiredMessage(value: unknown, field: string): Message {
     throw new InvalidArgumentError(`${field} is required`, { details: { field } });
   }
   return value as Message;
+}
+
+/** The full id of a live sandbox named by id or unique prefix; NotFound otherwise. */
+export function existingSandbox(rt: PodRuntime, given: string): string {
+  const id = rt.resolveSandbox(given);
+  if (id === undefined) {
+    throw new NotFoundError(`Pod sandbox "${given}" not found`, { details: { sandbox_id: given } });
+  }
+  return id;
+}
+
+/** The full id of a live container named by id or unique prefix; NotFound otherwise. */
+export function existingContainer(rt: PodRuntime, given: string): string {
+  const id = rt.resolveContainer(given);
+  if (id === undefined) {
+    throw new NotFoundError(`Container "${given}" not found`, { details: { container_id: given } });
+  }
+  return id;
 }
 
 /** Every selector label must be present with the same value (the CRI's label_selector). */

@@ -3,6 +3,7 @@
  * Handlers stay thin; everything that is the same for all 43 methods lives here.
  */
 import { errorMessage, InternalError, RuntimeError, UnavailableError } from "../../lib/errors.ts";
+import { EncodedResponse } from "./encoded_response.ts";
 import type { Logger, LogLevel } from "../../lib/log.ts";
 import { ClientCancelledError, type ServerCall } from "./grpc_call.ts";
 import { GrpcCode, grpcCodeName, type GrpcStatus, toGrpcStatus } from "./grpc_status.ts";
@@ -56,6 +57,7 @@ export function wrap(options: WrapOptions): (call: ServerCall) => void {
 
   /** Encodes here, so a malformed response fails with a message naming the method and field. */
   const encode = (message: unknown): Uint8Array => {
+    if (message instanceof EncodedResponse) return message.bytes; // already protobuf
     try {
       return options.encode(message ?? {});
     } catch (error) {

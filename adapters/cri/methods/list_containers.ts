@@ -1,20 +1,38 @@
-import type { PodRuntime } from "../../../runtime/api.ts";
+import type { ContainerListItem, PodRuntime } from "../../../runtime/api.ts";
 import { container, matchesLabels, type Message } from "../convert.ts";
+import { EncodedResponse } from "../encoded_response.ts";
+import { EncodedListCache } from "../list_encoding.ts";
 import type { UnaryHandler } from "../rpc.ts";
 
-/** Filters: id and sandbox id (unique prefixes resolved first), state, labels. */
-export const listContainers = (rt: PodRuntime): UnaryHandler => (request: Message) => {
-  const filter = (request.filter ?? {}) as Message;
-  const id = filter.id ? rt.resolveContainer(filter.id) ?? filter.id : undefined;
-  const sandboxId = filter.pod_sandbox_id
-    ? rt.resolveSandbox(filter.pod_sandbox_id) ?? filter.pod_sandbox_id
-    : undefined;
-  const state = filter.state?.state as string | undefined;
-  const items = rt.containers().filter((c) =>
-    (id === undefined || c.id === id) &&
-    (sandboxId === undefined || c.sandboxId === sandboxId) &&
-    (state === undefined || c.state === state) &&
-    matchesLabels(c.labels, filter.label_selector)
-  );
-  return Promise.resolve({ containers: items.map(container) });
+/**
+ * Filters: id and sandbox id (unique prefixes resolved first), state, labels. Entries stay
+ * encoded between calls (the kubelet relists every second); only a state change re-encodes.
+ */
+export const listContainers = (rt: PodRuntime): UnaryHandler => {
+  const cache = new EncodedListCache();
+  return (request: Message) => {
+    const filter = (request.filter ?? {}) as Message;
+    const id = filter.id ? rt.resolveContainer(filter.id) ?? filter.id : undefined;
+    const sandboxId = filter.pod_sandbox_id
+      ? rt.resolveSandbox(filter.pod_sandbox_id) ?? filter.pod_sandbox_id
+      : undefined;
+    const state = filter.state?.state as string | undefined;
+    const selector = filter.label_selector as Record<string, string> | null | undefined;
+    const all = rt.containers();
+    const items = all.filter((c) =>
+      (id === undefined || c.id === id) &&
+      (sandboxId === undefined || c.sandboxId === sandboxId) &&
+      (state === undefined || c.state === state) &&
+      matchesLabels(c.labels, selector)
+    );
+    return Promise.resolve(
+      new EncodedResponse(cache.encode(items, {
+        kind: "containers",
+        complete: items.length === all.length,
+        id: (c: ContainerListItem) => c.id,
+        version: (c) => `${c.state}|${c.imageId}`,
+        message: container,
+      })),
+    );
+  };
 };

@@ -1,6 +1,13 @@
 import { NotFoundError } from "../../../lib/errors.ts";
 import type { ContainerStatsView, PodRuntime, SandboxListItem } from "../../../runtime/api.ts";
-import { containerStats, matchesLabels, type Message, nanos, required } from "../convert.ts";
+import {
+  containerStats,
+  existingSandbox,
+  matchesLabels,
+  type Message,
+  nanos,
+  required,
+} from "../convert.ts";
 import type { UnaryHandler } from "../rpc.ts";
 
 /** A pod's usage is the sum of its containers' (its CTs are all there is). */
@@ -27,12 +34,9 @@ async function podStats(rt: PodRuntime, sandbox: SandboxListItem): Promise<Messa
 }
 
 export const podSandboxStats = (rt: PodRuntime): UnaryHandler => async (request: Message) => {
-  const given = required(request.pod_sandbox_id, "pod_sandbox_id");
-  const id = rt.resolveSandbox(given);
+  const id = existingSandbox(rt, required(request.pod_sandbox_id, "pod_sandbox_id"));
   const sandbox = rt.sandboxes().find((s) => s.id === id);
-  if (sandbox === undefined) {
-    throw new NotFoundError(`Pod sandbox "${given}" not found`, { details: { sandbox_id: given } });
-  }
+  if (sandbox === undefined) throw new NotFoundError(`Pod sandbox "${id}" not found`);
   return { stats: await podStats(rt, sandbox) };
 };
 

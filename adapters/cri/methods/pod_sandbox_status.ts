@@ -1,7 +1,7 @@
-import { NotFoundError } from "../../../lib/errors.ts";
 import type { PodRuntime } from "../../../runtime/api.ts";
 import {
   containerStatus,
+  existingSandbox,
   type Message,
   nanos,
   podSandboxStatus as statusMessage,
@@ -11,12 +11,8 @@ import {
 import type { UnaryHandler } from "../rpc.ts";
 
 export const podSandboxStatus = (rt: PodRuntime): UnaryHandler => (request: Message) => {
-  const given = required(request.pod_sandbox_id, "pod_sandbox_id");
-  const id = rt.resolveSandbox(given);
-  const view = id === undefined ? undefined : rt.sandbox(id);
-  if (id === undefined || view === undefined) {
-    throw new NotFoundError(`Pod sandbox "${given}" not found`, { details: { sandbox_id: given } });
-  }
+  const id = existingSandbox(rt, required(request.pod_sandbox_id, "pod_sandbox_id"));
+  const view = rt.sandbox(id)!;
   const containers = view.containerIds
     .map((cid) => rt.container(cid))
     .filter((c) => c !== undefined)

@@ -6,19 +6,11 @@
  */
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
-import { formatUpid } from "../upid.ts";
+import { formatUpid, type Upid } from "../upid.ts";
 import { Journal } from "./journal.ts";
 
-export interface TaskRecord {
+export interface TaskRecord extends Upid {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
-  type: string;
-  id: string;
-  /** `user@realm` or `user@realm!token`. */
-  user: string;
   status: "running" | "stopped";
   exitstatus?: string;
   endtime?: number;

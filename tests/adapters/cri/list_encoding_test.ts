@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { loadSync } from "@grpc/proto-loader";
+import {
+  EncodedListCache,
+  encodeListContainersResponse,
+  encodeListPodSandboxResponse,
+} from "../../../adapters/cri/list_encoding.ts";
+import { CRI_PROTO_PATH, PROTO_LOADER_OPTIONS } from "../../../adapters/cri/rpc.ts";
+
+// deno-lint-ignore no-explicit-any
+const definition = loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS) as any;
+const method = (name: string) => definition["runtime.v1.RuntimeService"][name];
+
+const container = (i: number, extra: Record<string, unknown> = {}) => ({
+  id: i.toString(16).padStart(64, "0"),
+  pod_sandbox_id: "ab".repeat(32),
+  metadata: { name: `c-${i}`, attempt: i % 3 },
+  image: { image: "busybox:1.36", annotations: i % 2 ? { "a": "b" } : {} },
+  image_ref: `sha256:${"cd".repeat(32)}`,
+  image_id: `sha256:${"cd".repeat(32)}`,
+  state: ["CONTAINER_CREATED", "CONTAINER_RUNNING", "CONTAINER_EXITED", "CONTAINER_UNKNOWN"][i % 4],
+  created_at: (BigInt(1_795_682_222_271) * 1_000_000n + BigInt(i)).toString(),
+  labels: { app: "x", "unicode/ü": "✓ 日本語 😀", empty: "" },
+  annotations: { "io.kubernetes.container.hash": "1234" },
+  ...extra,
+});
+
+Deno.test("ListContainers encoded directly decodes to what protobufjs' encoding decodes to", () => {
+  const response = {
+    containers: [
+      ...Array.from({ length: 50 }, (_, i) => container(i)),
+      container(99, {
+        metadata: { name: "", attempt: 0 },
+        labels: {},
+        image_ref: "",
+        created_at: "0",
+      }),
+      container(100, { metadata: { name: "x".repeat(300), attempt: 4_000_000_000 } }),
+    ],
+  };
+  const { responseSerialize, responseDeserialize } = method("ListContainers");
+  const fast = encodeListContainersResponse(response);
+  const generic = responseSerialize(response);
+  assert.deepEqual(responseDeserialize(Buffer.from(fast)), responseDeserialize(generic));
+  assert.equal(encodeListContainersResponse({ containers: [] }).length, 0);
+});
+
+Deno.test("ListPodSandbox encoded directly decodes to what protobufjs' encoding decodes to", () => {
+  const items = Array.from({ length: 30 }, (_, i) => ({
+    id: i.toString(16).padStart(64, "0"),
+    metadata: { name: `pod-${i}`, uid: `uid-${i}`, namespace: "ns-ü", attempt: i },
+    state: i % 2 ? "SANDBOX_NOTREADY" : "SANDBOX_READY",
+    created_at: "1795682222271000000",
+    labels: { app: `a${i}` },
+    annotations: {},
+    runtime_handler: i % 3 ? "" : "runc",
+  }));
+  const { responseSerialize, responseDeserialize } = method("ListPodSandbox");
+  const fast = encodeListPodSandboxResponse({ items });
+  assert.deepEqual(
+    responseDeserialize(Buffer.from(fast)),
+    responseDeserialize(responseSerialize({ items })),
+  );
+});
+
+Deno.test("10,000 containers encode directly and decode back whole", () => {
+  const response = { containers: Array.from({ length: 10_000 }, (_, i) => container(i)) };
+  const bytes = encodeListContainersResponse(response);
+  const back = method("ListContainers").responseDeserialize(Buffer.from(bytes));
+  assert.equal(back.containers.length, 10_000);
+  assert.equal(back.containers[9999].id, container(9999).id);
+});
+
+Deno.test("cached list entries are re-encoded when their version changes, and forgotten when gone", () => {
+  const cache = new EncodedListCache();
+  const decode = (bytes: Uint8Array) =>
+    method("ListContainers").responseDeserialize(Buffer.from(bytes)).containers.map((
+      c: { id: string; state: string },
+    ) => `${c.id.slice(-2)}:${c.state}`);
+  let encodings = 0;
+  const options = (complete: boolean) => ({
+    kind: "containers" as const,
+    complete,
+    id: (c: ReturnType<typeof container>) => c.id,
+    version: (c: ReturnType<typeof container>) => c.state!,
+    message: (c: ReturnType<typeof container>) => {
+      encodings++;
+      return c;
+    },
+  });
+  const a = container(1);
+  const b = container(2);
+  assert.deepEqual(decode(cache.encode([a, b], options(true))), [
+    "01:CONTAINER_RUNNING",
+    "02:CONTAINER_EXITED",
+  ]);
+  assert.equal(encodings, 2);
+  assert.deepEqual(decode(cache.encode([a, b], options(true))), [
+    "01:CONTAINER_RUNNING",
+    "02:CONTAINER_EXITED",
+  ]);
+  assert.equal(encodings, 2, "unchanged entries come from the cache");
+  const stopped = { ...a, state: "CONTAINER_EXITED" };
+  assert.deepEqual(decode(cache.encode([stopped], options(false))), ["01:CONTAINER_EXITED"]);
+  assert.equal(encodings, 3, "a new version is encoded again");
+  cache.encode([stopped], options(true));
+  cache.encode([b], options(true));
+  assert.equal(encodings, 4, "b was forgotten by the complete listing without it");
+});

@@ -1,0 +1,125 @@
+/**
+ * `main.ts start` as the operator runs it: the one line it prints, SIGTERM with an open
+ * GetContainerEvents stream, a second server on a live socket, the inspection endpoint.
+ */
+import assert from "node:assert/strict";
+import { connect, type CriMessage } from "../_support/cri_client.ts";
+import { startServer } from "../_support/server_process.ts";
+import { tempDir } from "../_support/temp_dir.ts";
+
+const main = new URL("../../main.ts", import.meta.url).pathname;
+
+Deno.test("SIGTERM with an open event stream: exit 0 within 15 s, socket removed", async () => {
+  using dir = tempDir();
+  const server = await startServer({ dir: dir.path });
+  const cri = await connect(server.socket);
+  using events = cri.runtime.GetContainerEvents({});
+  await cri.runtime.Version({});
+  const { code, ms } = await server.stop("SIGTERM");
+  assert.equal(code, 0);
+  assert.ok(ms < 15_000, `took ${ms} ms`);
+  assert.throws(() => Deno.statSync(server.socket), Deno.errors.NotFound);
+  const ended = await events.status;
+  assert.notEqual(ended.code, 0, "the stream was ended, not left hanging");
+  cri.close();
+});
+
+Deno.test("a second server on a live socket is refused with a clear message", async () => {
+  using dir = tempDir();
+  await using first = await startServer({ dir: dir.path });
+  const second = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      main,
+      "start",
+      "--socket",
+      first.socket,
+      "--state-dir",
+      `${dir.path}/other-state`,
+      "--http",
+      "off",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(second.code, 1);
+  const stderr = new TextDecoder().decode(second.stderr);
+  assert.match(
+    stderr,
+    /pve-cri start: Socket ".*cri\.sock" is in use: another server answers on it/,
+  );
+  assert.equal(new TextDecoder().decode(second.stdout), "", "no serving line");
+  // The first one is untouched.
+  const cri = await connect(first.socket);
+  assert.equal((await cri.runtime.Version({})).runtime_name, "pve-cri");
+  cri.close();
+});
+
+Deno.test("--backend lxc fails with a clear message until the LXC driver exists", async () => {
+  using dir = tempDir();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      main,
+      "start",
+      "--socket",
+      `${dir.path}/s.sock`,
+      "--state-dir",
+      dir.path,
+      "--backend",
+      "lxc",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /lxc backend needs the simulator's LXC driver/,
+  );
+});
+
+Deno.test("the inspection endpoint shows sandboxes, containers and a stream's history, redacted", async () => {
+  using dir = tempDir();
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await using server = await startServer({ dir: dir.path, http: `127.0.0.1:${port}` });
+  const cri = await connect(server.socket);
+  try {
+    await cri.image.PullImage({ image: { image: "busybox" } });
+    const config = { metadata: { name: "web", uid: "u1", namespace: "ns", attempt: 0 }, linux: {} };
+    const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
+    const { container_id } = await cri.runtime.CreateContainer({
+      pod_sandbox_id,
+      config: {
+        metadata: { name: "app" },
+        image: { image: "busybox" },
+        envs: [{ key: "PASSWORD", value: new TextEncoder().encode("hunter2-secret") }],
+        linux: {},
+      },
+      sandbox_config: config,
+    });
+    const get = async (path: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: response.status, body: await response.json() as CriMessage, text: "" };
+    };
+    assert.equal((await get("/healthz")).body.ok, true);
+    assert.deepEqual((await get("/v1/sandboxes")).body.map((s: CriMessage) => s.id), [
+      pod_sandbox_id,
+    ]);
+    assert.deepEqual((await get("/v1/containers")).body.map((c: CriMessage) => c.id), [
+      container_id,
+    ]);
+    const stream = await get(`/v1/streams/${container_id.slice(0, 10)}`);
+    assert.equal(stream.status, 200);
+    assert.equal(stream.body.state, "created");
+    assert.equal(stream.body.events[0].type, "ContainerRequested");
+    const raw = JSON.stringify(stream.body);
+    assert.doesNotMatch(raw, /hunter2-secret/, "env values are redacted");
+    assert.match(raw, /PASSWORD/);
+    assert.equal((await get("/v1/streams/nope")).status, 404);
+  } finally {
+    cri.close();
+  }
+});
