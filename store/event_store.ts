@@ -41,13 +41,15 @@ export interface EventStoreOptions {
   clock?: () => number;
   log?: Logger;
   /**
-   * Checkpoint the WAL on a worker thread as well: a checkpoint inside a commit copies pages
-   * and fsyncs, stalling that append for ~7–10 ms every few hundred commits. With the worker
-   * keeping the WAL copied between bursts, the writer's own checkpoints find little to do.
-   * For long-running writers (the runtime), not for short-lived stores (tests, tools).
+   * WAL pages between checkpoints (SQLite's default: 1,000). Each checkpoint copies pages and
+   * fsyncs, stalling the commit that runs it for ~8 ms here; a long-running writer takes them
+   * less often (the runtime: 4,000, a WAL of up to ~16 MB).
    */
-  backgroundCheckpoint?: boolean;
+  checkpointPages?: number;
 }
+
+/** How many recently committed projection rows the writer keeps in memory. */
+const recentRowsLimit = 512;
 
 const unchanged: Upcaster = ({ typeVersion, data }) => ({ typeVersion, data });
 
@@ -74,7 +76,8 @@ export class EventStore {
   #dataVersion = 0;
   #batch: PendingBatch | undefined;
   #open = true;
-  #checkpointer: Worker | undefined;
+  /** Recently committed projection rows by `projection\0streamId`, least recent first. */
+  readonly #recentRows = new Map<string, ProjectionRow>();
 
   private constructor(db: DatabaseSync, schemaVersion: number, options: EventStoreOptions) {
     this.path = options.path;
@@ -106,7 +109,9 @@ export class EventStore {
       }
       const store = new EventStore(db, version, options);
       if (!readOnly && store.#projectors.length > 0) store.#rebuildStaleProjections();
-      if (!readOnly && options.backgroundCheckpoint) store.#startCheckpointer();
+      if (!readOnly && options.checkpointPages !== undefined) {
+        db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(1, Math.trunc(options.checkpointPages))}`);
+      }
       return store;
     } catch (error) {
       db.close();
@@ -314,7 +319,6 @@ export class EventStore {
   close(): void {
     if (!this.#open) return;
     this.#flush();
-    this.#checkpointer?.terminate();
     this.#open = false;
     this.#listeners.clear();
     this.#db.close();
@@ -326,7 +330,6 @@ export class EventStore {
    */
   abandon(): void {
     if (!this.#open) return;
-    this.#checkpointer?.terminate();
     this.#open = false;
     const batch = this.#batch;
     this.#batch = undefined;
@@ -405,7 +408,8 @@ export class EventStore {
       const rowKey = `${projector.name}\0${streamId}`;
       const pending = plan.rows.get(rowKey) ?? batch.rows.get(rowKey);
       const committed = pending === undefined && streamId <= this.#lastStreamId
-        ? this.#guard(() => this.#committedRow(projector.name, streamId, stream))
+        ? this.#recentRows.get(rowKey) ??
+          this.#guard(() => this.#committedRow(projector.name, streamId, stream))
         : undefined;
       const current = pending === undefined ? committed : pending.row ?? undefined;
       let next: ProjectionUpdate | null;
@@ -494,6 +498,7 @@ export class EventStore {
       batch.settle(typed);
       return;
     }
+    this.#remember(batch);
     batch.settle();
     const events = batch.events.map((p) => p.event);
     for (const listener of this.#listeners) {
@@ -564,9 +569,26 @@ export class EventStore {
     });
   }
 
+  /**
+   * Keeps the rows just committed: a stream that just changed is likely to change again soon
+   * (every step of a lifecycle is an append), and its row need not be read and parsed back.
+   */
+  #remember(batch: PendingBatch): void {
+    for (const [rowKey, pending] of batch.rows) {
+      this.#recentRows.delete(rowKey);
+      if (pending.row !== null) this.#recentRows.set(rowKey, pending.row);
+    }
+    // Oldest first in a Map: drop from the front past the limit.
+    for (const rowKey of this.#recentRows.keys()) {
+      if (this.#recentRows.size <= recentRowsLimit) break;
+      this.#recentRows.delete(rowKey);
+    }
+  }
+
   #resetCaches(): void {
     this.#streams.clear();
     this.#names.clear();
+    this.#recentRows.clear();
     try {
       this.#loadCounters();
     } catch (error) {
@@ -584,18 +606,6 @@ export class EventStore {
         log: this.#log,
       })
     );
-  }
-
-  #startCheckpointer(): void {
-    const worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
-    worker.onerror = (event) => {
-      event.preventDefault();
-      this.#log.error("WAL checkpoint worker failed", { error: event.message });
-    };
-    worker.postMessage({ path: this.path, intervalMs: 200 });
-    this.#checkpointer = worker;
   }
 
   #guard<T>(fn: () => T): T {
