@@ -87,7 +87,6 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     upcast: upcastEvent,
     projectors,
     log: log.with({ component: "store" }),
-    checkpointPages: 4000,
   });
   const node = options.node ?? new MemoryNode();
   const cni = options.cni ?? new MemoryCni();
