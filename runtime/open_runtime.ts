@@ -63,6 +63,8 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
       "The lxc backend needs the simulator's LXC driver, which is not built yet: use memory",
     );
   }
+  // The event log (container env values) and the simulator's credentials live here.
+  Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   let simulator: Simulator | undefined;
   let config: ProxmoxConfig;
   if (options.backend === "proxmox") {
