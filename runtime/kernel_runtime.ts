@@ -129,13 +129,15 @@ export class KernelRuntime implements PodRuntime {
       if (call.signal?.aborted) this.#abandoned.add(id);
       throw error;
     }
-    if (call.signal?.aborted) this.#abandoned.add(id);
+    // The caller left before the answer: a retry gets this sandbox (a failed one is gone).
+    if (call.signal?.aborted && state.value !== "failed") this.#abandoned.add(id);
     return this.#sandboxResult(id, state);
   }
 
   /** A second RunPodSandbox for the same pod: the first one's sandbox, or AlreadyExists. */
   async #retried(holder: string, call: CallInfo): Promise<SandboxView> {
     const actor = this.#sandboxActor(holder);
+    if (actor === undefined) this.#abandoned.delete(holder);
     if (actor === undefined || !this.#abandoned.has(holder)) {
       throw new AlreadyExistsError(
         `A pod sandbox with this name, namespace, uid and attempt exists: "${holder}"`,

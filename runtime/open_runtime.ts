@@ -93,15 +93,17 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   const node = options.node ?? new MemoryNode();
   const cni = options.cni ?? new MemoryCni();
   const images = new TemplateImages({ api, storage: config.storage.templates });
-  // Called by effects only, so after `registry` below is set.
+  // Effects ask the registry about other streams; it exists once Registry.open returns, and
+  // effects resumed inside Registry.open may already ask.
+  const opened: { registry?: Registry } = {};
   const sandboxFacts = (id: string) => {
-    const actor = registry.get(id);
+    const actor = opened.registry?.get(id);
     if (actor?.kind !== "sandbox") return undefined;
     const context = actor.state.context as SandboxContext;
     const spec = context.config as SandboxSpec;
     return { metadata: context.metadata, hostname: spec.hostname };
   };
-  const registry = Registry.open({
+  const registry = opened.registry = Registry.open({
     store,
     log: log.with({ component: "registry" }),
     effects: {
@@ -115,7 +117,7 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
         sandbox: sandboxFacts,
         vmidsInUse: () => {
           const held = new Set<number>();
-          for (const actor of registry.actors("container")) {
+          for (const actor of opened.registry?.actors("container") ?? []) {
             const vmid = (actor.summary as ContainerSummary).vmid;
             if (vmid !== null) held.add(vmid);
           }
