@@ -220,6 +220,10 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     async configureCt({ context }) {
       const vmid = context.vmid!;
       const spec = specOf(context);
+      // Nothing to set: the image's command and env stand.
+      if (context.envs.length === 0 && spec.command.length === 0) {
+        return { type: "CtConfigured", data: {} };
+      }
       const config = await api.ctConfig({ vmid });
       // The image's env first, the CRI's on top (as containerd merges them).
       const env = new Map<string, string>();

@@ -89,6 +89,7 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     upcast: upcastEvent,
     projectors,
     log: log.with({ component: "store" }),
+    backgroundCheckpoint: true,
   });
   const node = options.node ?? new MemoryNode();
   const cni = options.cni ?? new MemoryCni();

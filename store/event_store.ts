@@ -46,7 +46,16 @@ export interface EventStoreOptions {
    * fewer, longer stalls or more, shorter ones, for the same total work.
    */
   checkpointPages?: number;
+  /**
+   * Checkpoint on a worker thread (see checkpoint_worker.ts) and keep the writer's own
+   * checkpoints only as a backstop. For long-running writers (the runtime); a short-lived
+   * store (tests, tools) does not need the thread.
+   */
+  backgroundCheckpoint?: boolean;
 }
+
+/** With a background checkpointer, the writer checkpoints itself only past this. */
+const backstopCheckpointPages = 10_000;
 
 /** How many recently committed projection rows the writer keeps in memory. */
 const recentRowsLimit = 512;
@@ -76,6 +85,7 @@ export class EventStore {
   #dataVersion = 0;
   #batch: PendingBatch | undefined;
   #open = true;
+  #checkpointer: Worker | undefined;
   /** Recently committed projection rows by `projection\0streamId`, least recent first. */
   readonly #recentRows = new Map<string, ProjectionRow>();
 
@@ -112,6 +122,7 @@ export class EventStore {
       if (!readOnly && options.checkpointPages !== undefined) {
         db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(1, Math.trunc(options.checkpointPages))}`);
       }
+      if (!readOnly && options.backgroundCheckpoint) store.#startCheckpointer();
       return store;
     } catch (error) {
       db.close();
@@ -319,6 +330,7 @@ export class EventStore {
   close(): void {
     if (!this.#open) return;
     this.#flush();
+    this.#checkpointer?.terminate();
     this.#open = false;
     this.#listeners.clear();
     this.#db.close();
@@ -330,6 +342,7 @@ export class EventStore {
    */
   abandon(): void {
     if (!this.#open) return;
+    this.#checkpointer?.terminate();
     this.#open = false;
     const batch = this.#batch;
     this.#batch = undefined;
@@ -606,6 +619,21 @@ export class EventStore {
         log: this.#log,
       })
     );
+  }
+
+  #startCheckpointer(): void {
+    this.#db.exec(`PRAGMA wal_autocheckpoint = ${backstopCheckpointPages}`);
+    // When the WAL restarts, give back what a burst grew the file to.
+    this.#db.exec("PRAGMA journal_size_limit = 4194304");
+    const worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#log.error("WAL checkpoint worker failed", { error: event.message });
+    };
+    worker.postMessage({ path: this.path, intervalMs: 100 });
+    this.#checkpointer = worker;
   }
 
   #guard<T>(fn: () => T): T {

@@ -18,7 +18,7 @@ export interface PollingOptions {
 
 export const defaultPolling: PollingOptions = {
   initialDelayMs: 0,
-  minIntervalMs: 2,
+  minIntervalMs: 1,
   maxIntervalMs: 1000,
   logTailLines: 10,
 };

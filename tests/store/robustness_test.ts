@@ -262,3 +262,35 @@ Deno.test("checkpointPages spaces out checkpoints: pages stay in the WAL until t
   assert.ok(await grownBy() > 0, "the default checkpoint copied pages into the database");
   assert.equal(await grownBy(4000), 0, "with 4,000 pages nothing was checkpointed yet");
 });
+
+Deno.test("a background checkpointer keeps the WAL small and off the writer", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/events.db`;
+  const store = EventStore.open({ path, backgroundCheckpoint: true });
+  try {
+    // ~3,000 pages in bursts: the writer checkpoints itself only past 10,000 now, so a small
+    // WAL at the end means the worker both copied the pages and restarted the log.
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(
+        Array.from(
+          { length: 100 },
+          (_, i) =>
+            store.appendToStream(`s${i}`, [ev("Padded", { pad: "x".repeat(3000) })], { kind: "k" }),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    let walBytes = Infinity;
+    for (let i = 0; i < 40 && walBytes > 4 * 1024 * 1024; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // A write restarts the log after a complete checkpoint; the size limit trims the file.
+      await store.appendToStream("tick", [ev("Tick")], { kind: "k" });
+      walBytes = Deno.statSync(`${path}-wal`).size;
+    }
+    assert.ok(walBytes <= 4 * 1024 * 1024, `WAL is ${walBytes} bytes`);
+    assert.ok(Deno.statSync(path).size > 3000 * 3000, "the pages were copied into the database");
+    assert.equal(store.readAll(0, 10_000).length, 3000 + store.readStream("tick").length);
+  } finally {
+    store.close(); // stops the worker: a leaked worker would fail the test's sanitizer
+  }
+});
