@@ -224,10 +224,15 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       if (context.envs.length === 0 && spec.command.length === 0) {
         return { type: "CtConfigured", data: {} };
       }
-      const config = await api.ctConfig({ vmid });
-      // The image's env first, the CRI's on top (as containerd merges them).
+      // The image's env (what Proxmox set from the image at create) first, the CRI's on top,
+      // as containerd merges them. Learned once per template: it is the same for every CT.
+      let imageEnv = images.envOf(context.template!);
+      if (imageEnv === undefined) {
+        imageEnv = (await api.ctConfig({ vmid })).env ?? "";
+        images.rememberEnv(context.template!, imageEnv);
+      }
       const env = new Map<string, string>();
-      for (const entry of (config.env ?? "").split("\0").filter((e) => e !== "")) {
+      for (const entry of imageEnv.split("\0").filter((e) => e !== "")) {
         const eq = entry.indexOf("=");
         if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
       }

@@ -21,6 +21,8 @@ export class TemplateImages {
   readonly #ttlMs: number;
   /** The storage listing, reused for a moment: every CreateContainer resolves its image. */
   #cached: { at: number; images: Promise<ImageView[]> } | undefined;
+  /** The env Proxmox gives a CT created from each template (NUL-separated), once seen. */
+  readonly #envs = new Map<string, string>();
 
   constructor(options: { api: ProxmoxApi; storage: string; cacheMs?: number }) {
     this.#api = options.api;
@@ -40,7 +42,7 @@ export class TemplateImages {
       filename: templateFileName(canonical),
     });
     await this.#api.waitForTask(upid, signal === undefined ? {} : { signal });
-    this.#cached = undefined;
+    this.#forget();
     const pulled = await this.find(canonical);
     if (pulled === undefined) {
       throw new NotFoundError(
@@ -48,6 +50,21 @@ export class TemplateImages {
       );
     }
     return pulled;
+  }
+
+  /** The env of CTs made from a template, if one was seen since it was pulled. */
+  envOf(volid: string): string | undefined {
+    return this.#envs.get(volid);
+  }
+
+  rememberEnv(volid: string, env: string): void {
+    this.#envs.set(volid, env);
+  }
+
+  /** A template was pulled or removed: what was learned about the old one no longer holds. */
+  #forget(): void {
+    this.#cached = undefined;
+    this.#envs.clear();
   }
 
   list(): Promise<ImageView[]> {
@@ -107,7 +124,7 @@ export class TemplateImages {
     } catch (error) {
       if (!(error instanceof PveNotFoundError)) throw error;
     } finally {
-      this.#cached = undefined;
+      this.#forget();
     }
   }
 }
