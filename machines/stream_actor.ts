@@ -1,5 +1,12 @@
 import type { FoldState } from "./compiled_machine.ts";
+import { AbortedError } from "../lib/errors.ts";
 import type { StreamKind } from "./events.ts";
+
+/**
+ * Why an effect's signal fires when its state is left. One shared reason: `abort()` without
+ * one builds a DOMException with a stack trace, on every state change of every stream.
+ */
+const stateLeft = new AbortedError("The stream left the state this effect served");
 
 export interface ActorSource<C, S> {
   /** The stream's state as last committed (its projection row): for a released context. */
@@ -27,7 +34,8 @@ export class StreamActor<C = unknown, S = unknown> {
   readonly #source: ActorSource<C, S>;
   #queue: Promise<unknown> = Promise.resolve();
   #listeners = new Set<{ check(): void; fail(reason: unknown): void }>();
-  #effects = new AbortController();
+  /** Made when the first effect of the current state asks for its signal. */
+  #effects: AbortController | undefined;
   #closed: { reason: unknown } | undefined;
 
   constructor(options: {
@@ -87,14 +95,15 @@ export class StreamActor<C = unknown, S = unknown> {
 
   /** Aborted when the state leaves the one the current effects serve. */
   get effectSignal(): AbortSignal {
+    this.#effects ??= new AbortController();
     return this.#effects.signal;
   }
 
   /** Moves to a new state; effects of the old state are told to stop. */
   advance(state: FoldState<C>): void {
     if (state.value !== this.#value) {
-      this.#effects.abort();
-      this.#effects = new AbortController();
+      this.#effects?.abort(stateLeft);
+      this.#effects = undefined;
     }
     this.#state = state;
     this.#value = state.value;
@@ -104,13 +113,13 @@ export class StreamActor<C = unknown, S = unknown> {
 
   /** Stops every running effect: the registry is closing. */
   abortEffects(): void {
-    this.#effects.abort();
+    (this.#effects ??= new AbortController()).abort(stateLeft);
   }
 
   /** Fails everyone waiting on this stream: it will not change any more in this process. */
   close(reason: unknown): void {
     this.#closed = { reason };
-    this.#effects.abort(reason);
+    (this.#effects ??= new AbortController()).abort(reason);
     for (const listener of [...this.#listeners]) listener.fail(reason);
   }
 

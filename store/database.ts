@@ -7,6 +7,9 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number;
 }
 
+/** How long a statement waits for a lock held by another connection, unless told. */
+export const defaultBusyTimeoutMs = 5000;
+
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 const SQLITE_CORRUPT = 11;
@@ -32,7 +35,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     throw translateSqliteError(error, path);
   }
   try {
-    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    db.exec(busyTimeoutPragma(options.busyTimeoutMs ?? defaultBusyTimeoutMs));
     if (!readOnly) {
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA synchronous = NORMAL");
@@ -44,6 +47,10 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     throw translateSqliteError(error, path);
   }
   return db;
+}
+
+export function busyTimeoutPragma(ms: number): string {
+  return `PRAGMA busy_timeout = ${Math.max(0, Math.trunc(ms))}`;
 }
 
 /** Maps SQLite's errors to the store's typed ones; anything else is returned unchanged. */
@@ -77,6 +84,11 @@ const codeByText: [RegExp, number][] = [
   [/^database disk image is malformed/, SQLITE_CORRUPT],
   [/^file is not a database/, SQLITE_NOTADB],
 ];
+
+/** Whether SQLite refused because another connection holds the lock it needs. */
+export function isBusy(error: unknown): boolean {
+  return sqliteCode(error) === SQLITE_BUSY;
+}
 
 function sqliteCode(error: unknown): number | undefined {
   if (typeof error !== "object" || error === null) return undefined;

@@ -1,7 +1,13 @@
 import type { DatabaseSync } from "node:sqlite";
 import { AbortedError, InternalError } from "../lib/errors.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
-import { openDatabase, translateSqliteError } from "./database.ts";
+import {
+  busyTimeoutPragma,
+  defaultBusyTimeoutMs,
+  isBusy,
+  openDatabase,
+  translateSqliteError,
+} from "./database.ts";
 import { decodeEvent, type EventRow, type StreamName } from "./decode_event.ts";
 import {
   CorruptEventError,
@@ -86,6 +92,15 @@ export class EventStore {
   #batch: PendingBatch | undefined;
   #open = true;
   #checkpointer: Worker | undefined;
+  /**
+   * SQLite's busy wait, as PRAGMA texts switching it off and back on around a batch's BEGIN
+   * (a PRAGMA acts when prepared, so each is run afresh). That wait sleeps the whole thread
+   * in steps of 1, 2, 5, 10 ms: a write lock the checkpointer holds for 2 ms would stall
+   * every call for 10. Instead the batch stays pending and is tried again next tick.
+   */
+  readonly #busyWait: { off: string; on: string };
+  readonly #busyTimeoutMs: number;
+  #retry: ReturnType<typeof setTimeout> | undefined;
   /** Recently committed projection rows by `projection\0streamId`, least recent first. */
   readonly #recentRows = new Map<string, ProjectionRow>();
 
@@ -99,6 +114,8 @@ export class EventStore {
     this.#projectors = options.projectors ?? [];
     this.#clock = options.clock ?? Date.now;
     this.#log = options.log ?? silentLogger;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? defaultBusyTimeoutMs;
+    this.#busyWait = { off: busyTimeoutPragma(0), on: busyTimeoutPragma(this.#busyTimeoutMs) };
     this.#loadCounters();
   }
 
@@ -255,13 +272,16 @@ export class EventStore {
     );
   }
 
+  /** A stream's row as last committed; it may be the writer's cached copy: never change it. */
   getProjection<Doc, Summary = unknown>(
     projection: string,
     stream: string,
   ): ProjectionRow<Doc, Summary> | undefined {
     return this.#guard(() => {
-      const id = this.#streamId(stream);
+      const id = this.#streams.get(stream)?.id ?? this.#streamId(stream);
       if (id === undefined) return undefined;
+      const recent = this.#recentRows.get(`${projection}\0${id}`);
+      if (recent !== undefined) return recent as ProjectionRow<Doc, Summary>;
       return this.#committedRow<Doc, Summary>(projection, id, stream);
     });
   }
@@ -329,6 +349,7 @@ export class EventStore {
   /** Commits what is pending and closes the database. */
   close(): void {
     if (!this.#open) return;
+    clearTimeout(this.#retry);
     this.#flush();
     this.#checkpointer?.terminate();
     this.#open = false;
@@ -342,6 +363,7 @@ export class EventStore {
    */
   abandon(): void {
     if (!this.#open) return;
+    clearTimeout(this.#retry);
     this.#checkpointer?.terminate();
     this.#open = false;
     const batch = this.#batch;
@@ -480,18 +502,26 @@ export class EventStore {
   #currentBatch(): PendingBatch {
     if (this.#batch === undefined) {
       this.#batch = new PendingBatch();
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(() => this.#flush("yield"));
     }
     return this.#batch;
   }
 
-  #flush(): void {
+  /**
+   * Commits the pending batch. `wait` blocks in SQLite's busy wait for the write lock;
+   * `yield` leaves the batch pending and tries again next tick when the lock is taken.
+   */
+  #flush(mode: "wait" | "yield" = "wait"): void {
     const batch = this.#batch;
     this.#batch = undefined;
     if (batch === undefined || !this.#open) return;
     if (batch.events.length === 0) return batch.settle();
     try {
-      this.#sql.begin.run();
+      if (!this.#begin(mode === "yield")) {
+        this.#batch = batch;
+        this.#retryLater(batch);
+        return;
+      }
       try {
         if (this.#readDataVersion() !== this.#dataVersion) {
           throw new AbortedError(
@@ -505,10 +535,7 @@ export class EventStore {
         throw error;
       }
     } catch (error) {
-      const typed = translateSqliteError(error, this.path);
-      this.#log.error("event store commit failed", { error: String(typed) });
-      this.#resetCaches();
-      batch.settle(typed);
+      this.#fail(batch, translateSqliteError(error, this.path));
       return;
     }
     this.#remember(batch);
@@ -521,6 +548,50 @@ export class EventStore {
         this.#log.error("event store listener failed", { error: String(error) });
       }
     }
+  }
+
+  /** A batch that cannot commit: its appends fail, and what they planned is forgotten. */
+  #fail(batch: PendingBatch, error: unknown): void {
+    this.#log.error("event store commit failed", { error: String(error) });
+    this.#resetCaches();
+    batch.settle(error);
+  }
+
+  /** Begins the write transaction; false when `noWait` and the lock is taken. */
+  #begin(noWait: boolean): boolean {
+    if (!noWait) {
+      this.#sql.begin.run();
+      return true;
+    }
+    this.#db.exec(this.#busyWait.off);
+    try {
+      this.#sql.begin.run();
+      return true;
+    } catch (error) {
+      if (isBusy(error)) return false;
+      throw error;
+    } finally {
+      this.#db.exec(this.#busyWait.on);
+    }
+  }
+
+  /** The batch's appends fail as busy once they have waited the busy timeout in all. */
+  #retryLater(batch: PendingBatch): void {
+    const now = performance.now();
+    batch.busySince ??= now;
+    if (now - batch.busySince >= this.#busyTimeoutMs) {
+      this.#batch = undefined;
+      const message = `its write lock was held for ${this.#busyTimeoutMs} ms`;
+      this.#fail(
+        batch,
+        new StoreUnavailableError("busy", `Database "${this.path}" is busy: ${message}`),
+      );
+      return;
+    }
+    this.#retry ??= setTimeout(() => {
+      this.#retry = undefined;
+      this.#flush("yield");
+    }, 0);
   }
 
   #streamState(stream: string): StreamState | undefined {

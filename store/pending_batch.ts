@@ -48,6 +48,8 @@ export class PendingBatch {
   /** Unique keys claimed (stream name) or released (null) by `projection\0key`. */
   readonly keys = new Map<string, string | null>();
   readonly waiters: Waiter[] = [];
+  /** When a commit first found the write lock taken (performance.now()). */
+  busySince: number | undefined;
 
   /** Takes over a plan's changes: the plan was made on top of this batch. */
   absorb(plan: PendingBatch): void {

@@ -203,6 +203,69 @@ Deno.test("a database held exclusively by another connection is reported busy af
   }
 });
 
+Deno.test("an append waits for a write lock another connection holds without stalling the process", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/events.db`;
+  const busyTimeoutMs = 10_000;
+  const store = EventStore.open({ path, busyTimeoutMs });
+  const holder = new DatabaseSync(path);
+  try {
+    holder.exec("BEGIN IMMEDIATE");
+    const started = performance.now();
+    const appended = store.appendToStream("a", [ev("One")], { kind: "k" });
+    // Only this thread's own timers can release the lock: a writer asleep in SQLite's busy
+    // wait would let them run only after its whole busy timeout.
+    await new Promise<void>((resolve) => {
+      let ticks = 0;
+      const tick = () => {
+        if (++ticks < 20) return void setTimeout(tick, 1);
+        holder.exec("ROLLBACK");
+        resolve();
+      };
+      setTimeout(tick, 1);
+    });
+    const result = await appended;
+    assert.ok(performance.now() - started < busyTimeoutMs / 2, "committed once the lock was free");
+    assert.equal(result.nextVersion, 1);
+    assert.deepEqual(store.readStream("a").map((e) => e.type), ["One"]);
+  } finally {
+    holder.close();
+    store.close();
+  }
+});
+
+Deno.test("appends fail as busy once the write lock stays taken past the timeout, and leave nothing behind", async () => {
+  using dir = tempDir();
+  const path = `${dir.path}/events.db`;
+  const store = EventStore.open({ path, busyTimeoutMs: 100 });
+  const holder = new DatabaseSync(path);
+  try {
+    holder.exec("BEGIN IMMEDIATE");
+    const results = await Promise.allSettled([
+      store.appendToStream("a", [ev("One")], { kind: "k" }),
+      store.appendToStream("b", [ev("Two")], { kind: "k" }),
+    ]);
+    for (const result of results) {
+      assert.equal(result.status, "rejected");
+      const error = (result as PromiseRejectedResult).reason;
+      assert.ok(error instanceof StoreUnavailableError && error.reason === "busy", String(error));
+      assert.match(error.message, /events\.db" is busy/);
+    }
+    holder.exec("ROLLBACK");
+    assert.deepEqual(store.readStream("a"), []);
+    // What the failed appends planned is forgotten: stream "a" starts again at version 1.
+    const again = await store.appendToStream("a", [ev("One")], {
+      kind: "k",
+      expectedVersion: "no_stream",
+    });
+    assert.equal(again.nextVersion, 1);
+    assert.equal(store.readAll(0, 10).length, 1);
+  } finally {
+    holder.close();
+    store.close();
+  }
+});
+
 Deno.test("a read-only store reads beside a writer and never writes", async () => {
   using dir = tempDir();
   const path = `${dir.path}/events.db`;
