@@ -8,8 +8,9 @@ import {
   RUNTIME_STREAM_METHODS,
   RUNTIME_UNARY_METHODS,
 } from "../../_support/cri_client.ts";
+import { sharedPath } from "../../_support/shared_reference.ts";
 
-const REFERENCE_PATH = new URL("../../../../shared/cri/api.proto", import.meta.url).pathname;
+const REFERENCE_PATH = sharedPath("cri/api.proto");
 const haveReference = existsSync(REFERENCE_PATH);
 
 // Loose shapes of proto-loader's descriptor objects, enough to read them.
@@ -102,7 +103,7 @@ function fieldType(f: FieldDescriptor): string {
 Deno.test({
   name: haveReference
     ? "proto/api.proto is wire-identical to the CRI v1 reference"
-    : `proto/api.proto is wire-identical to the CRI v1 reference (skipped: ${REFERENCE_PATH} is absent)`,
+    : `proto/api.proto is wire-identical to the CRI v1 reference (skipped: ${REFERENCE_PATH} is absent; set PVE_CRI_SHARED)`,
   ignore: !haveReference,
   fn() {
     const ours = summarize(loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS));
@@ -115,7 +116,7 @@ Deno.test({
 Deno.test({
   name: haveReference
     ? "proto/api.proto has the reference's full descriptors, options included"
-    : `proto/api.proto has the reference's full descriptors (skipped: ${REFERENCE_PATH} is absent)`,
+    : `proto/api.proto has the reference's full descriptors (skipped: ${REFERENCE_PATH} is absent; set PVE_CRI_SHARED)`,
   ignore: !haveReference,
   fn() {
     const ours = loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS);

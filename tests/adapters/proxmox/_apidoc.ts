@@ -6,10 +6,10 @@
  */
 import { validateParams } from "../../../adapters/proxmox/sim/schema/validate.ts";
 import type { ParamTable } from "../../../adapters/proxmox/sim/schema/types.ts";
+import { sharedPath } from "../../_support/shared_reference.ts";
 
-/** `../shared/pve/apidoc.json` beside the repository, or `$PVE_APIDOC` (as schema-query.js reads it). */
-export const apidocPath = Deno.env.get("PVE_APIDOC") ??
-  new URL("../../../../shared/pve/apidoc.json", import.meta.url).pathname;
+/** `$PVE_APIDOC` (as schema-query.js reads it), or `pve/apidoc.json` in the shared references. */
+export const apidocPath = Deno.env.get("PVE_APIDOC") ?? sharedPath("pve/apidoc.json");
 
 export interface ApidocOperation {
   path: string;

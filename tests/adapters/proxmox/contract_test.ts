@@ -14,7 +14,8 @@ const apidoc = loadApidoc();
 function contractTest(name: string, fn: (apidoc: Apidoc) => Promise<void> | void) {
   if (apidoc === undefined) {
     Deno.test({
-      name: `${name} (skipped: ../shared/pve/apidoc.json not found at ${apidocPath})`,
+      name:
+        `${name} (skipped: the PVE API schema is not at ${apidocPath}; set PVE_CRI_SHARED or PVE_APIDOC)`,
       ignore: true,
       fn() {},
     });
