@@ -87,7 +87,7 @@ export class TaskManager {
     const pid = this.#nextPid++;
     // A UPID's fields cannot hold ':', '/' or blanks; PVE URI-escapes such ids.
     const id = request.id.replace(/[:\s/]/g, (c) => encodeURIComponent(c));
-    const upid = formatUpid({
+    const fields = {
       node: this.#options.node,
       pid,
       pstart: this.#pstart,
@@ -95,16 +95,11 @@ export class TaskManager {
       type: request.type,
       id,
       user: request.user,
-    });
+    };
+    const upid = formatUpid(fields);
     const record: TaskRecord = {
       upid,
-      node: this.#options.node,
-      pid,
-      pstart: this.#pstart,
-      starttime,
-      type: request.type,
-      id,
-      user: request.user,
+      ...fields,
       status: "running",
       log: [],
       ...(request.resume === undefined ? {} : { resume: request.resume }),
