@@ -68,7 +68,10 @@ async function resumeTask(api: ProxmoxApi, input: Input, operation: string): Pro
   return true;
 }
 
-/** Starts a task, records its UPID, then waits for it. */
+/**
+ * Starts a task and records its UPID. Waiting only reads the task's status, so it begins while
+ * the UPID is being committed; nothing acts on the outcome before both are done.
+ */
 async function runTask(
   api: ProxmoxApi,
   input: Input,
@@ -76,8 +79,12 @@ async function runTask(
   start: () => Promise<string>,
 ): Promise<void> {
   const upid = await start();
-  await input.emit({ type: "PveTaskStarted", data: { upid, operation } });
-  await api.waitForTask(upid, { signal: input.signal });
+  const [recorded, finished] = await Promise.allSettled([
+    input.emit({ type: "PveTaskStarted", data: { upid, operation } }),
+    api.waitForTask(upid, { signal: input.signal }),
+  ]);
+  if (recorded.status === "rejected") throw recorded.reason;
+  if (finished.status === "rejected") throw finished.reason;
 }
 
 function shellQuote(arg: string): string {

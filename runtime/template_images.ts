@@ -21,6 +21,8 @@ export class TemplateImages {
   readonly #ttlMs: number;
   /** The storage listing, reused for a moment: every CreateContainer resolves its image. */
   #cached: { at: number; images: Promise<ImageView[]> } | undefined;
+  /** A listing being read. */
+  #reading: { at: number; images: Promise<ImageView[]> } | undefined;
   /** The env Proxmox gives a CT created from each template (NUL-separated), once seen. */
   readonly #envs = new Map<string, string>();
 
@@ -64,19 +66,44 @@ export class TemplateImages {
   /** A template was pulled or removed: what was learned about the old one no longer holds. */
   #forget(): void {
     this.#cached = undefined;
+    this.#reading = undefined;
     this.#envs.clear();
   }
 
+  /**
+   * The images, from a listing at most `cacheMs` old when one can be had without waiting:
+   * an older listing is answered at once while a fresh one is read in the background, so a
+   * CreateContainer never waits on the storage for an image it already found.
+   */
   list(): Promise<ImageView[]> {
-    const now = Date.now();
-    if (this.#cached === undefined || now - this.#cached.at > this.#ttlMs) {
-      const images = this.#read();
-      this.#cached = { at: now, images };
-      images.catch(() => {
-        if (this.#cached?.images === images) this.#cached = undefined;
-      });
-    }
-    return this.#cached.images;
+    const cached = this.#cached;
+    if (cached === undefined) return this.#refresh().images;
+    if (this.#isStale(cached)) this.#refresh();
+    return cached.images;
+  }
+
+  #isStale(cached: { at: number }): boolean {
+    return Date.now() - cached.at > this.#ttlMs;
+  }
+
+  /** Reads the storage; the listing replaces the cached one once it arrives. */
+  #refresh(): { at: number; images: Promise<ImageView[]> } {
+    if (this.#reading !== undefined) return this.#reading;
+    const reading = { at: Date.now(), images: this.#read() };
+    this.#reading = reading;
+    if (this.#cached === undefined) this.#cached = reading;
+    reading.images.then(
+      () => {
+        if (this.#reading === reading) this.#cached = reading;
+      },
+      () => {
+        // A failed read leaves the last good listing, if any; the next call tries again.
+        if (this.#cached === reading) this.#cached = undefined;
+      },
+    ).finally(() => {
+      if (this.#reading === reading) this.#reading = undefined;
+    });
+    return reading;
   }
 
   async #read(): Promise<ImageView[]> {
@@ -92,26 +119,15 @@ export class TemplateImages {
     return images;
   }
 
-  /** The image a reference (any form) or an image id names, if present. */
+  /**
+   * The image a reference (any form) or an image id names, if present. A miss in a listing
+   * past `cacheMs` asks the storage again: the image may have been pulled since.
+   */
   async find(referenceOrId: string): Promise<ImageView | undefined> {
-    const images = await this.list();
-    if (referenceOrId.startsWith("sha256:") || /^[a-f0-9]{64}$/.test(referenceOrId)) {
-      const id = referenceOrId.startsWith("sha256:") ? referenceOrId : `sha256:${referenceOrId}`;
-      const byId = images.find((i) => i.id === id);
-      if (byId !== undefined) return byId;
-    }
-    let parsed;
-    try {
-      parsed = parseImageReference(referenceOrId);
-    } catch {
-      return undefined;
-    }
-    const tag = repoTag(parsed);
-    const digest = repoDigest(parsed);
-    return images.find((i) =>
-      (tag !== null && i.repoTags.includes(tag)) ||
-      (digest !== null && i.repoDigests.includes(digest))
-    );
+    const cached = this.#cached;
+    const found = search(await this.list(), referenceOrId);
+    if (found !== undefined || cached === undefined || !this.#isStale(cached)) return found;
+    return search(await this.#refresh().images, referenceOrId);
   }
 
   /** Removes an image's template; absent is fine (the CRI says so). */
@@ -129,20 +145,47 @@ export class TemplateImages {
   }
 }
 
-async function toView(volume: StorageVolume): Promise<ImageView | undefined> {
-  const file = volume.volid.slice(volume.volid.indexOf("/") + 1);
-  const reference = referenceOfTemplate(file);
-  if (reference === undefined) return undefined;
+function search(images: ImageView[], referenceOrId: string): ImageView | undefined {
+  if (referenceOrId.startsWith("sha256:") || /^[a-f0-9]{64}$/.test(referenceOrId)) {
+    const id = referenceOrId.startsWith("sha256:") ? referenceOrId : `sha256:${referenceOrId}`;
+    const byId = images.find((i) => i.id === id);
+    if (byId !== undefined) return byId;
+  }
+  const names = namesOf(referenceOrId);
+  if (names === undefined) return undefined;
+  const { tag, digest } = names;
+  return images.find((i) =>
+    (tag !== null && i.repoTags.includes(tag)) ||
+    (digest !== null && i.repoDigests.includes(digest))
+  );
+}
+
+/** A reference's canonical form, repo:tag and repo@digest; undefined when it is malformed. */
+function namesOf(
+  reference: string,
+): { canonical: string; tag: string | null; digest: string | null } | undefined {
   let parsed;
   try {
     parsed = parseImageReference(reference);
   } catch {
     return undefined;
   }
-  const tag = repoTag(parsed);
-  const digest = repoDigest(parsed);
   return {
-    id: `sha256:${await sha256Hex(canonicalReference(parsed))}`,
+    canonical: canonicalReference(parsed),
+    tag: repoTag(parsed),
+    digest: repoDigest(parsed),
+  };
+}
+
+async function toView(volume: StorageVolume): Promise<ImageView | undefined> {
+  const file = volume.volid.slice(volume.volid.indexOf("/") + 1);
+  const reference = referenceOfTemplate(file);
+  if (reference === undefined) return undefined;
+  const names = namesOf(reference);
+  if (names === undefined) return undefined;
+  const { tag, digest } = names;
+  return {
+    id: `sha256:${await sha256Hex(names.canonical)}`,
     repoTags: tag === null ? [] : [tag],
     repoDigests: digest === null ? [] : [digest],
     size: volume.size,

@@ -1,4 +1,4 @@
-export { EventStore, type EventStoreOptions } from "./event_store.ts";
+export { type CheckpointPolicy, EventStore, type EventStoreOptions } from "./event_store.ts";
 export {
   CorruptEventError,
   ExpectedVersionConflictError,

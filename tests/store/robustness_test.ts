@@ -326,13 +326,24 @@ Deno.test("checkpointPages spaces out checkpoints: pages stay in the WAL until t
   assert.equal(await grownBy(4000), 0, "with 4,000 pages nothing was checkpointed yet");
 });
 
-Deno.test("a background checkpointer keeps the WAL small and off the writer", async () => {
+/** How many times the WAL has started over: its header's checkpoint sequence number. */
+function walGeneration(path: string): number {
+  const header = new Uint8Array(16);
+  using file = Deno.openSync(`${path}-wal`, { read: true });
+  file.readSync(header);
+  return new DataView(header.buffer).getUint32(12);
+}
+
+Deno.test("a background checkpointer copies the WAL off the writer; an idle moment starts it over", async () => {
   using dir = tempDir();
   const path = `${dir.path}/events.db`;
-  const store = EventStore.open({ path, backgroundCheckpoint: true });
+  // The forced restart is out of reach here: only the writer's own restart can act.
+  const store = EventStore.open({
+    path,
+    backgroundCheckpoint: { intervalMs: 20, restartPages: Infinity },
+  });
   try {
-    // ~3,000 pages in bursts: the writer checkpoints itself only past 10,000 now, so a small
-    // WAL at the end means the worker both copied the pages and restarted the log.
+    // ~3,000 pages in bursts; the writer checkpoints itself only past 2 × restartPages.
     for (let round = 0; round < 30; round++) {
       await Promise.all(
         Array.from(
@@ -343,17 +354,48 @@ Deno.test("a background checkpointer keeps the WAL small and off the writer", as
       );
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    let walBytes = Infinity;
-    for (let i = 0; i < 40 && walBytes > 4 * 1024 * 1024; i++) {
+    const before = walGeneration(path);
+    let generation = before;
+    for (let i = 0; i < 40 && generation === before; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      // A write restarts the log after a complete checkpoint; the size limit trims the file.
+      // A write after a complete checkpoint starts the WAL over.
       await store.appendToStream("tick", [ev("Tick")], { kind: "k" });
-      walBytes = Deno.statSync(`${path}-wal`).size;
+      generation = walGeneration(path);
     }
-    assert.ok(walBytes <= 4 * 1024 * 1024, `WAL is ${walBytes} bytes`);
+    assert.ok(generation > before, "the WAL started over");
     assert.ok(Deno.statSync(path).size > 3000 * 3000, "the pages were copied into the database");
     assert.equal(store.readAll(0, 10_000).length, 3000 + store.readStream("tick").length);
   } finally {
     store.close(); // stops the worker: a leaked worker would fail the test's sanitizer
   }
+});
+
+Deno.test("under steady writes the checkpointer forces the WAL over once it passes restartPages", async () => {
+  using dir = tempDir();
+  const grownTo = async (restartPages: number) => {
+    const path = `${dir.path}/events-${restartPages}.db`;
+    const store = EventStore.open({ path, backgroundCheckpoint: { intervalMs: 20, restartPages } });
+    try {
+      // ~4,000 pages, ten appends in flight at all times: the WAL is never fully copied
+      // between two commits, so the writer never starts it over by itself.
+      let next = 0;
+      const writer = async () => {
+        while (next < 4000) {
+          const i = next++;
+          await store.appendToStream(`s${i % 10}`, [ev("Padded", { pad: "x".repeat(3000) })], {
+            kind: "k",
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, writer));
+      assert.equal(store.readAll(0, 10_000).length, 4000);
+      return Deno.statSync(`${path}-wal`).size;
+    } finally {
+      store.close();
+    }
+  };
+  const forced = await grownTo(256);
+  const unforced = await grownTo(Infinity);
+  assert.ok(forced < 8 * 1024 * 1024, `with restarts at 256 pages the WAL grew to ${forced} bytes`);
+  assert.ok(unforced > 3 * forced, `without them it grew to ${unforced} bytes, not much more`);
 });

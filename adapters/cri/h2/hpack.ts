@@ -286,9 +286,10 @@ export function decodeInteger(
 /** One char per byte. */
 function latin1(bytes: Uint8Array): string {
   let text = "";
-  // Chunked: String.fromCharCode takes its bytes as arguments.
+  // Chunked: String.fromCharCode takes its bytes as arguments. `apply` takes the typed array
+  // as it is; a spread would first build an array through an iterator, for every header.
   for (let i = 0; i < bytes.length; i += 4096) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 4096));
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
   }
   return text;
 }

@@ -1,7 +1,7 @@
 /**
  * The CT config files of the simulated node, one per CT as in `/etc/pve/lxc/<vmid>.conf`.
  * Read from disk on every access, as PVE reads pmxcfs, so an edit to the file (what root
- * does on a real node) is seen at once.
+ * does on a real node) is seen at once. Only the parse of an unchanged text is reused.
  */
 import { join } from "node:path";
 import { type CtConfig, formatCtConfig, parseCtConfig, type ParsedCtConfig } from "./ct_config.ts";
@@ -11,6 +11,8 @@ import { handlerError } from "./http_error.ts";
 export class CtStore {
   readonly dir: string;
   readonly #node: string;
+  /** The last text read of each CT's file and its parse, never handed out (callers edit). */
+  readonly #parsed = new Map<number, { text: string; parsed: ParsedCtConfig }>();
 
   constructor(dir: string, node: string) {
     this.dir = dir;
@@ -24,7 +26,16 @@ export class CtStore {
 
   read(vmid: number): ParsedCtConfig | undefined {
     const text = readTextIfExists(this.path(vmid));
-    return text === undefined ? undefined : parseCtConfig(vmid, text);
+    if (text === undefined) {
+      this.#parsed.delete(vmid);
+      return undefined;
+    }
+    let last = this.#parsed.get(vmid);
+    if (last?.text !== text) {
+      last = { text, parsed: parseCtConfig(vmid, text) };
+      this.#parsed.set(vmid, last);
+    }
+    return copyParsed(last.parsed);
   }
 
   /** The config, or PVE's 500 for a CT that is not on this node. */
@@ -45,6 +56,7 @@ export class CtStore {
   }
 
   remove(vmid: number): void {
+    this.#parsed.delete(vmid);
     removeIfExists(this.path(vmid));
   }
 
@@ -55,4 +67,13 @@ export class CtStore {
       .map(Number)
       .sort((a, b) => a - b);
   }
+}
+
+function copyParsed({ config, digest, warnings }: ParsedCtConfig): ParsedCtConfig {
+  const copy: CtConfig = {
+    options: { ...config.options },
+    lxc: config.lxc.map(([key, value]) => [key, value]),
+  };
+  if (config.description !== undefined) copy.description = config.description;
+  return { config: copy, digest, warnings: [...warnings] };
 }
