@@ -61,6 +61,13 @@ export class KernelRuntime implements PodRuntime {
   readonly name = "pve-cri";
   readonly version: string;
   readonly #registry: Registry;
+  /**
+   * List items by the summary they were made from. An actor's summary is replaced whenever it
+   * may have changed, so an unchanged stream lists as the same object, which the CRI adapter
+   * keeps encoded (the kubelet relists every second).
+   */
+  readonly #containerItems = new WeakMap<ContainerSummary, ContainerListItem>();
+  readonly #sandboxItems = new WeakMap<SandboxSummary, SandboxListItem>();
   readonly #api: ProxmoxApi;
   readonly #cni: NetworkPlugin;
   readonly #images: TemplateImages;
@@ -198,9 +205,15 @@ export class KernelRuntime implements PodRuntime {
   }
 
   sandboxes(): SandboxListItem[] {
-    return this.#registry.actors("sandbox").map((a) =>
-      sandboxListItem(a.stream, (a as SandboxActor).summary)
-    );
+    return this.#registry.actors("sandbox").map((a) => {
+      const summary = (a as SandboxActor).summary;
+      let item = this.#sandboxItems.get(summary);
+      if (item === undefined) {
+        item = sandboxListItem(a.stream, summary);
+        this.#sandboxItems.set(summary, item);
+      }
+      return item;
+    });
   }
 
   async createContainer(
@@ -303,9 +316,15 @@ export class KernelRuntime implements PodRuntime {
   }
 
   containers(): ContainerListItem[] {
-    return this.#registry.actors("container").map((a) =>
-      containerListItem(a.stream, (a as ContainerActor).summary)
-    );
+    return this.#registry.actors("container").map((a) => {
+      const summary = (a as ContainerActor).summary;
+      let item = this.#containerItems.get(summary);
+      if (item === undefined) {
+        item = containerListItem(a.stream, summary);
+        this.#containerItems.set(summary, item);
+      }
+      return item;
+    });
   }
 
   async containerStats(id: string): Promise<ContainerStatsView | undefined> {

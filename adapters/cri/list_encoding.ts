@@ -278,44 +278,44 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * Encoded list entries kept between calls, as the kubelet lists every second or so: an
- * entry is re-encoded only when its `version` (whatever changes its message) changes.
+ * Encoded list entries kept between calls, as the kubelet lists every second or so. Entries
+ * are keyed by their item object: the runtime hands out the same item until what it shows
+ * changes, so an unchanged entry is not encoded again, and one replaced goes with its item.
+ * A listing of exactly the items of the last one answers the same bytes.
  */
-export class EncodedListCache {
-  #entries = new Map<string, { version: string; bytes: Uint8Array }>();
+export class EncodedListCache<T extends object> {
+  readonly #fields: readonly Field[];
+  readonly #message: (item: T) => Message;
+  readonly #entries = new WeakMap<T, Uint8Array>();
+  #last: { items: readonly T[]; bytes: Uint8Array } | undefined;
 
-  /**
-   * The response bytes for these entries. `complete` says the list is unfiltered, so entries
-   * of ids not in it are gone and can be forgotten.
-   */
-  encode<T>(
-    items: readonly T[],
-    options: {
-      id(item: T): string;
-      version(item: T): string;
-      message(item: T): Message;
-      kind: "containers" | "sandboxes";
-      complete: boolean;
-    },
-  ): Uint8Array {
-    const fields = options.kind === "containers" ? containerMessage : podSandboxMessage;
-    const kept = options.complete
-      ? new Map<string, { version: string; bytes: Uint8Array }>()
-      : undefined;
-    const parts = items.map((item) => {
-      const id = options.id(item);
-      const version = options.version(item);
-      let entry = this.#entries.get(id);
-      if (entry === undefined || entry.version !== version) {
-        entry = { version, bytes: encodeEntry(fields, options.message(item)) };
-        this.#entries.set(id, entry);
-      }
-      kept?.set(id, entry);
-      return entry.bytes;
-    });
-    if (kept !== undefined) this.#entries = kept;
-    return concat(parts);
+  constructor(kind: "containers" | "sandboxes", message: (item: T) => Message) {
+    this.#fields = kind === "containers" ? containerMessage : podSandboxMessage;
+    this.#message = message;
   }
+
+  /** The response bytes for these entries, in this order. */
+  encode(items: readonly T[]): Uint8Array {
+    const last = this.#last;
+    if (last !== undefined && sameItems(last.items, items)) return last.bytes;
+    const parts = items.map((item) => {
+      let bytes = this.#entries.get(item);
+      if (bytes === undefined) {
+        bytes = encodeEntry(this.#fields, this.#message(item));
+        this.#entries.set(item, bytes);
+      }
+      return bytes;
+    });
+    const bytes = concat(parts);
+    this.#last = { items, bytes };
+    return bytes;
+  }
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** runtime.v1.ListContainersResponse from `{ containers: Container[] }`. */

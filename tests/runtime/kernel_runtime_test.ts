@@ -43,3 +43,31 @@ Deno.test("the memory backend runs a pod and a container on simulated Proxmox CT
     await rt.close();
   }
 });
+
+Deno.test("listings hand out the same item while a stream is unchanged, and a new one after", async () => {
+  using dir = tempDir();
+  const rt = await openRuntime({
+    stateDir: dir.path,
+    backend: "memory",
+    log: silentLogger,
+    version: "test",
+  });
+  try {
+    await rt.runtime.pullImage("busybox:1.36", call);
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const created = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
+    const [before] = rt.runtime.containers();
+    const [sandbox] = rt.runtime.sandboxes();
+    // The CRI adapter keeps each item's encoding: an item must not change under it.
+    assert.equal(rt.runtime.containers()[0], before);
+    assert.equal(rt.runtime.sandboxes()[0], sandbox);
+    await rt.runtime.startContainer(created.id, call);
+    const [after] = rt.runtime.containers();
+    assert.notEqual(after, before);
+    assert.equal(before!.state, "CONTAINER_CREATED");
+    assert.equal(after!.state, "CONTAINER_RUNNING");
+    assert.equal(rt.runtime.sandboxes()[0], sandbox, "the pod did not change");
+  } finally {
+    await rt.close();
+  }
+});

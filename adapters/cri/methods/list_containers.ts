@@ -6,10 +6,10 @@ import type { UnaryHandler } from "../rpc.ts";
 
 /**
  * Filters: id and sandbox id (unique prefixes resolved first), state, labels. Entries stay
- * encoded between calls (the kubelet relists every second); only a state change re-encodes.
+ * encoded between calls (the kubelet relists every second); only a changed one re-encodes.
  */
 export const listContainers = (rt: PodRuntime): UnaryHandler => {
-  const cache = new EncodedListCache();
+  const cache = new EncodedListCache<ContainerListItem>("containers", container);
   return (request: Message) => {
     const filter = (request.filter ?? {}) as Message;
     const id = filter.id ? rt.resolveContainer(filter.id) ?? filter.id : undefined;
@@ -25,14 +25,6 @@ export const listContainers = (rt: PodRuntime): UnaryHandler => {
       (state === undefined || c.state === state) &&
       matchesLabels(c.labels, selector)
     );
-    return Promise.resolve(
-      new EncodedResponse(cache.encode(items, {
-        kind: "containers",
-        complete: items.length === all.length,
-        id: (c: ContainerListItem) => c.id,
-        version: (c) => `${c.state}|${c.imageId}`,
-        message: container,
-      })),
-    );
+    return Promise.resolve(new EncodedResponse(cache.encode(items)));
   };
 };

@@ -6,10 +6,10 @@ import type { UnaryHandler } from "../rpc.ts";
 
 /**
  * Filters: id (a unique prefix is resolved first, as containerd does), state, labels. Entries
- * stay encoded between calls; only a state change re-encodes.
+ * stay encoded between calls; only a changed one re-encodes.
  */
 export const listPodSandbox = (rt: PodRuntime): UnaryHandler => {
-  const cache = new EncodedListCache();
+  const cache = new EncodedListCache<SandboxListItem>("sandboxes", podSandbox);
   return (request: Message) => {
     const filter = (request.filter ?? {}) as Message;
     const id = filter.id ? rt.resolveSandbox(filter.id) ?? filter.id : undefined;
@@ -20,14 +20,6 @@ export const listPodSandbox = (rt: PodRuntime): UnaryHandler => {
       (state === undefined || s.state === state) &&
       matchesLabels(s.labels, filter.label_selector)
     );
-    return Promise.resolve(
-      new EncodedResponse(cache.encode(items, {
-        kind: "sandboxes",
-        complete: items.length === all.length,
-        id: (s: SandboxListItem) => s.id,
-        version: (s) => s.state,
-        message: podSandbox,
-      })),
-    );
+    return Promise.resolve(new EncodedResponse(cache.encode(items)));
   };
 };
