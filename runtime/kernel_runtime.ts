@@ -205,15 +205,8 @@ export class KernelRuntime implements PodRuntime {
   }
 
   sandboxes(): SandboxListItem[] {
-    return this.#registry.actors("sandbox").map((a) => {
-      const summary = (a as SandboxActor).summary;
-      let item = this.#sandboxItems.get(summary);
-      if (item === undefined) {
-        item = sandboxListItem(a.stream, summary);
-        this.#sandboxItems.set(summary, item);
-      }
-      return item;
-    });
+    const actors = this.#registry.actors("sandbox") as SandboxActor[];
+    return actors.map((a) => itemOf(this.#sandboxItems, a, sandboxListItem));
   }
 
   async createContainer(
@@ -316,15 +309,8 @@ export class KernelRuntime implements PodRuntime {
   }
 
   containers(): ContainerListItem[] {
-    return this.#registry.actors("container").map((a) => {
-      const summary = (a as ContainerActor).summary;
-      let item = this.#containerItems.get(summary);
-      if (item === undefined) {
-        item = containerListItem(a.stream, summary);
-        this.#containerItems.set(summary, item);
-      }
-      return item;
-    });
+    const actors = this.#registry.actors("container") as ContainerActor[];
+    return actors.map((a) => itemOf(this.#containerItems, a, containerListItem));
   }
 
   async containerStats(id: string): Promise<ContainerStatsView | undefined> {
@@ -469,4 +455,18 @@ function stepFailure(
 export function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The list item made from an actor's current summary, made once per summary. */
+function itemOf<S extends object, I>(
+  items: WeakMap<S, I>,
+  actor: { stream: string; summary: S },
+  make: (id: string, summary: S) => I,
+): I {
+  let item = items.get(actor.summary);
+  if (item === undefined) {
+    item = make(actor.stream, actor.summary);
+    items.set(actor.summary, item);
+  }
+  return item;
 }

@@ -6,14 +6,13 @@ import { tempDir } from "../_support/temp_dir.ts";
 
 const call = { meta: { method: "test" } };
 
+function openMemoryRuntime(stateDir: string) {
+  return openRuntime({ stateDir, backend: "memory", log: silentLogger, version: "test" });
+}
+
 Deno.test("the memory backend runs a pod and a container on simulated Proxmox CTs", async () => {
   using dir = tempDir();
-  const rt = await openRuntime({
-    stateDir: dir.path,
-    backend: "memory",
-    log: silentLogger,
-    version: "test",
-  });
+  const rt = await openMemoryRuntime(dir.path);
   try {
     const image = await rt.runtime.pullImage("busybox:1.36", call);
     assert.deepEqual(image.repoTags, ["docker.io/library/busybox:1.36"]);
@@ -46,12 +45,7 @@ Deno.test("the memory backend runs a pod and a container on simulated Proxmox CT
 
 Deno.test("listings hand out the same item while a stream is unchanged, and a new one after", async () => {
   using dir = tempDir();
-  const rt = await openRuntime({
-    stateDir: dir.path,
-    backend: "memory",
-    log: silentLogger,
-    version: "test",
-  });
+  const rt = await openMemoryRuntime(dir.path);
   try {
     await rt.runtime.pullImage("busybox:1.36", call);
     const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
