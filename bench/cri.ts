@@ -229,12 +229,16 @@ async function listContainers10k({ emit, wants }: BenchContext): Promise<void> {
   let bytes = 0;
   let first = 0;
   try {
+    // The raw calls first: the grpc-js ones leave this process tens of MB of garbage a call,
+    // whose collection would otherwise land inside the raw timings.
     for (let i = 0; i < 25; i++) {
-      let start = performance.now();
+      const start = performance.now();
       bytes = (await raw.call("ListContainers", {}, { decode: false }) as Uint8Array).length;
       if (i === 0) first = performance.now() - start;
       if (i >= 5) rawSamples.push(performance.now() - start);
-      start = performance.now();
+    }
+    for (let i = 0; i < 25; i++) {
+      const start = performance.now();
       const response: CriMessage = await cri.runtime.ListContainers({});
       if (i >= 5) decodedSamples.push(performance.now() - start);
       count = response.containers.length;

@@ -29,6 +29,9 @@ export const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4, PADDED: 8, PRIORITY
 
 export const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** How much one socket read takes at most. */
+const READ_BYTES = 256 * 1024;
+
 /** One frame as received, header blocks already joined and decoded. */
 export interface Frame {
   type: number;
@@ -243,7 +246,9 @@ export class H2Client implements AsyncDisposable {
       headers: headerFrames[0]?.headers ?? [],
       body,
       trailers: headerFrames.length > 1 ? headerFrames.at(-1)!.headers : undefined,
-      rstCode: rst === undefined ? undefined : new DataView(rst.payload.buffer).getUint32(0),
+      rstCode: rst === undefined
+        ? undefined
+        : new DataView(rst.payload.buffer, rst.payload.byteOffset).getUint32(0),
       frames: mine,
     };
   }
@@ -274,17 +279,24 @@ export class H2Client implements AsyncDisposable {
     await this.#reading;
   }
 
+  /**
+   * Frames are views into the buffers they were read into (each read gets a fresh one), so a
+   * large response is copied once on its way in, as a Go client would, not once per read.
+   */
   async #read(): Promise<void> {
-    let buffer = new Uint8Array(0);
-    const chunk = new Uint8Array(64 * 1024);
+    let leftover = new Uint8Array(0);
     try {
       for (;;) {
+        const chunk = new Uint8Array(READ_BYTES);
         const n = await this.#conn.read(chunk);
         if (n === null) break;
-        const joined = new Uint8Array(buffer.length + n);
-        joined.set(buffer);
-        joined.set(chunk.subarray(0, n), buffer.length);
-        buffer = joined;
+        let buffer = chunk.subarray(0, n);
+        if (leftover.length > 0) {
+          const joined = new Uint8Array(leftover.length + n);
+          joined.set(leftover);
+          joined.set(buffer, leftover.length);
+          buffer = joined;
+        }
         let offset = 0;
         while (buffer.length - offset >= 9) {
           const view = new DataView(buffer.buffer, buffer.byteOffset + offset);
@@ -294,11 +306,11 @@ export class H2Client implements AsyncDisposable {
             type: buffer[offset + 3]!,
             flags: buffer[offset + 4]!,
             streamId: view.getUint32(5) & 0x7fff_ffff,
-            payload: buffer.slice(offset + 9, offset + 9 + length),
+            payload: buffer.subarray(offset + 9, offset + 9 + length),
           });
           offset += 9 + length;
         }
-        buffer = buffer.slice(offset);
+        leftover = buffer.subarray(offset);
       }
     } catch {
       // closed by us, or reset
@@ -310,7 +322,11 @@ export class H2Client implements AsyncDisposable {
 
   #received(frame: Frame): void {
     if (frame.type === FRAME.SETTINGS && (frame.flags & FLAG.ACK) === 0) {
-      const view = new DataView(frame.payload.buffer);
+      const view = new DataView(
+        frame.payload.buffer,
+        frame.payload.byteOffset,
+        frame.payload.byteLength,
+      );
       for (let i = 0; i < frame.payload.length; i += 6) {
         this.serverSettings.push([view.getUint16(i), view.getUint32(i + 2)]);
       }

@@ -11,6 +11,8 @@ export interface Writable {
 
 // One write call carries at most this much; the rest follows when it is done.
 const MAX_WRITE_BYTES = 256 * 1024;
+// Joins smaller than this get a buffer of their own (young, cheap); larger ones the scratch.
+const SCRATCH_FROM_BYTES = 64 * 1024;
 
 /** The one way out to a connection's socket: ordered, coalesced, and measured. */
 export class SocketWriter {
@@ -23,6 +25,7 @@ export class SocketWriter {
   #writing = false;
   #closed = false;
   #idle: (() => void)[] = [];
+  #scratch: Uint8Array | undefined;
 
   /**
    * `onDrain`: called after each completed write, to queue more; `onError`: the socket failed
@@ -107,7 +110,11 @@ export class SocketWriter {
       length += this.#chunks[count]!.length;
       count++;
     }
-    const joined = new Uint8Array(length);
+    // Big joins reuse one buffer (each write is done before the next is taken): a new one of
+    // 256 KiB is a large object to V8, and a 4 MB listing made sixteen of them per call.
+    const joined = length < SCRATCH_FROM_BYTES
+      ? new Uint8Array(length)
+      : (this.#scratch ??= new Uint8Array(MAX_WRITE_BYTES)).subarray(0, length);
     let offset = 0;
     for (const chunk of this.#chunks.splice(0, count)) {
       joined.set(chunk, offset);
