@@ -57,7 +57,7 @@ export interface Response {
 export class H2Client implements AsyncDisposable {
   readonly #conn: Deno.Conn;
   readonly #decoder = new HpackDecoder();
-  readonly #frames: Frame[] = [];
+  #frames: Frame[] = [];
   #waiters: (() => void)[] = [];
   #eof = false;
   #pendingBlock: Frame | undefined;
@@ -267,6 +267,11 @@ export class H2Client implements AsyncDisposable {
     return this.#frames.splice(0);
   }
 
+  /** Drops the received frames that match (a long-lived client's connection-level noise). */
+  discard(match: (frame: Frame) => boolean): void {
+    this.#frames = this.#frames.filter((frame) => !match(frame));
+  }
+
   close(): void {
     try {
       this.#conn.close();
@@ -280,14 +285,14 @@ export class H2Client implements AsyncDisposable {
   }
 
   /**
-   * Frames are views into the buffers they were read into (each read gets a fresh one), so a
-   * large response is copied once on its way in, as a Go client would, not once per read.
+   * One read buffer, reused; each frame's payload is copied out of it once. (A fresh buffer per
+   * read made a large allocation for every small answer.)
    */
   async #read(): Promise<void> {
+    const chunk = new Uint8Array(READ_BYTES);
     let leftover = new Uint8Array(0);
     try {
       for (;;) {
-        const chunk = new Uint8Array(READ_BYTES);
         const n = await this.#conn.read(chunk);
         if (n === null) break;
         let buffer = chunk.subarray(0, n);
@@ -306,11 +311,11 @@ export class H2Client implements AsyncDisposable {
             type: buffer[offset + 3]!,
             flags: buffer[offset + 4]!,
             streamId: view.getUint32(5) & 0x7fff_ffff,
-            payload: buffer.subarray(offset + 9, offset + 9 + length),
+            payload: buffer.slice(offset + 9, offset + 9 + length),
           });
           offset += 9 + length;
         }
-        leftover = buffer.subarray(offset);
+        leftover = buffer.slice(offset);
       }
     } catch {
       // closed by us, or reset
