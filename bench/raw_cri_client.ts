@@ -61,9 +61,6 @@ export class RawCriClient implements AsyncDisposable {
     this.#h2.headers(stream, grpcRequestHeaders(codec.path));
     this.#h2.data(stream, grpcMessage(codec.requestSerialize(request)), { endStream: true });
     const response = await this.#h2.response(stream, 30_000);
-    // The server's window updates for the connection would pile up unread, thousands of calls'
-    // worth, and every later frame lookup would walk past them.
-    this.#h2.discard((f) => f.streamId === 0 && f.type === FRAME.WINDOW_UPDATE);
     // Give the connection window back: the stream windows are already at the maximum.
     if (response.body.length > 0) this.#h2.windowUpdate(0, response.body.length);
     const status = field(response.trailers ?? response.headers, "grpc-status");

@@ -57,7 +57,7 @@ export interface Response {
 export class H2Client implements AsyncDisposable {
   readonly #conn: Deno.Conn;
   readonly #decoder = new HpackDecoder();
-  #frames: Frame[] = [];
+  readonly #frames: Frame[] = [];
   #waiters: (() => void)[] = [];
   #eof = false;
   #pendingBlock: Frame | undefined;
@@ -265,11 +265,6 @@ export class H2Client implements AsyncDisposable {
   /** Every frame received so far, without waiting. */
   drain(): Frame[] {
     return this.#frames.splice(0);
-  }
-
-  /** Drops the received frames that match (a long-lived client's connection-level noise). */
-  discard(match: (frame: Frame) => boolean): void {
-    this.#frames = this.#frames.filter((frame) => !match(frame));
   }
 
   close(): void {
