@@ -5,6 +5,7 @@
  * output decodes to exactly what the generic encoder's output decodes to.
  */
 import type { Message } from "./convert.ts";
+import { concatBytes } from "../../lib/bytes.ts";
 
 type Field =
   | { n: number; key: string; kind: "string" | "uint" | "int64" | "map" }
@@ -267,16 +268,6 @@ function encodeEntry(item: readonly Field[], m: Message): Uint8Array {
   return w.buffer;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /**
  * Encoded list entries kept between calls, as the kubelet lists every second or so. Entries
  * are keyed by their item object: the runtime hands out the same item until what it shows
@@ -306,7 +297,7 @@ export class EncodedListCache<T extends object> {
       }
       return bytes;
     });
-    const bytes = concat(parts);
+    const bytes = concatBytes(parts);
     this.#last = { items, bytes };
     return bytes;
   }
@@ -320,10 +311,12 @@ function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
 
 /** runtime.v1.ListContainersResponse from `{ containers: Container[] }`. */
 export function encodeListContainersResponse(response: Message): Uint8Array {
-  return concat((response.containers as Message[]).map((m) => encodeEntry(containerMessage, m)));
+  return concatBytes(
+    (response.containers as Message[]).map((m) => encodeEntry(containerMessage, m)),
+  );
 }
 
 /** runtime.v1.ListPodSandboxResponse from `{ items: PodSandbox[] }`. */
 export function encodeListPodSandboxResponse(response: Message): Uint8Array {
-  return concat((response.items as Message[]).map((m) => encodeEntry(podSandboxMessage, m)));
+  return concatBytes((response.items as Message[]).map((m) => encodeEntry(podSandboxMessage, m)));
 }

@@ -11,6 +11,7 @@
  *   const response = await h2.response(1);
  */
 import { type HeaderField, HpackDecoder } from "../../adapters/cri/h2/hpack.ts";
+import { concatBytes } from "../../lib/bytes.ts";
 
 export const FRAME = {
   DATA: 0,
@@ -239,8 +240,7 @@ export class H2Client implements AsyncDisposable {
     const mine = frames.filter((f) => f.streamId === streamId);
     const headerFrames = mine.filter((f) => f.type === FRAME.HEADERS);
     const data = mine.filter((f) => f.type === FRAME.DATA).map((f) => f.payload);
-    const body = new Uint8Array(data.reduce((n, d) => n + d.length, 0));
-    data.reduce((offset, d) => (body.set(d, offset), offset + d.length), 0);
+    const body = concatBytes(data);
     const rst = mine.find((f) => f.type === FRAME.RST_STREAM);
     return {
       headers: headerFrames[0]?.headers ?? [],
@@ -339,10 +339,7 @@ export class H2Client implements AsyncDisposable {
       this.#blockFragments.push(frame.payload);
       if ((frame.flags & FLAG.END_HEADERS) === 0) return;
       const headers = this.#pendingBlock!;
-      const length = this.#blockFragments.reduce((n, f) => n + f.length, 0);
-      const block = new Uint8Array(length);
-      this.#blockFragments.reduce((offset, f) => (block.set(f, offset), offset + f.length), 0);
-      headers.headers = this.#decoder.decode(block).headers;
+      headers.headers = this.#decoder.decode(concatBytes(this.#blockFragments)).headers;
       headers.flags |= FLAG.END_HEADERS;
       this.#frames.push(headers);
     } else {

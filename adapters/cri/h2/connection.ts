@@ -37,6 +37,7 @@ import type { FrameHeader } from "./frames.ts";
 import { type DecodedBlock, HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { SocketWriter } from "./socket_writer.ts";
 import { type ServerStream, type StreamEnd, type StreamListener, StreamState } from "./stream.ts";
+import { concatBytes } from "../../../lib/bytes.ts";
 
 /** The socket a connection runs on: a Deno.Conn, or anything that reads and writes like one. */
 export interface ByteSocket {
@@ -382,7 +383,9 @@ export class Http2Connection {
     const block = this.#headerBlock!;
     this.#headerBlock = undefined;
     const decoded = this.#decoder.decode(
-      concat(block.fragments, block.length),
+      block.fragments.length === 1
+        ? block.fragments[0]!
+        : concatBytes(block.fragments, block.length),
       LOCAL_SETTINGS.maxHeaderListSize,
     );
     const id = block.streamId;
@@ -841,17 +844,6 @@ function unpadded(header: FrameHeader, payload: Uint8Array): Uint8Array {
     throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "Padding exceeds the frame");
   }
   return payload.subarray(1, payload.length - padLength);
-}
-
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const joined = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
 }
 
 function grow(buffer: Uint8Array): Uint8Array {

@@ -15,6 +15,7 @@ import { handlerError, parameterError, PveHttpError } from "./http_error.ts";
 import { type RawRequest, readParams } from "./request_params.ts";
 import type { Router } from "./router.ts";
 import { validateParams } from "./schema/validate.ts";
+import { concatBytes } from "../../../lib/bytes.ts";
 
 /** One API request as it arrived and how it was answered; for contract checks in tests. */
 export interface RequestRecord {
@@ -58,7 +59,7 @@ export async function startServer(
     const chunks: Uint8Array[] = [];
     req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     req.on("end", () => {
-      const body = chunks.length === 1 ? chunks[0]! : concat(chunks);
+      const body = chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
       void handle(options, req, res, body);
     });
   };
@@ -261,16 +262,6 @@ function control(options: ServerOptions, raw: RawRequest, res: http.ServerRespon
   } catch (error) {
     send(res, error instanceof PveHttpError ? error : new PveHttpError(400, String(error)));
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 function safeDecode(path: string): string {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { placeholderPuller } from "../../../adapters/proxmox/sim/mod.ts";
 import { settle, testEnv } from "./_support.ts";
+import { concatBytes } from "../../../lib/bytes.ts";
 
 /** A minimal ustar archive of the given files. */
 function tar(files: Record<string, Uint8Array>): Uint8Array {
@@ -24,13 +25,7 @@ function tar(files: Record<string, Uint8Array>): Uint8Array {
     chunks.push(header, data, new Uint8Array((512 - (data.length % 512)) % 512));
   }
   chunks.push(new Uint8Array(1024));
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** An OCI image layout archive (no layers) with this image config. */

@@ -20,6 +20,7 @@ import {
 import { Random } from "../../../_support/random.ts";
 import { tempDir } from "../../../_support/temp_dir.ts";
 import { codec, serve, sleep } from "../_harness.ts";
+import { concatBytes } from "../../../../lib/bytes.ts";
 
 const ERROR = {
   NO_ERROR: 0,
@@ -191,8 +192,7 @@ Deno.test("flow control: a large response stops at the client's windows, resumes
     }
   }
   assert.ok(stalls > 5, `the response waited for updates ${stalls} times`);
-  const body = new Uint8Array(received);
-  data.reduce((offset, d) => (body.set(d, offset), offset + d.length), 0);
+  const body = concatBytes(data, received);
   const reply = ListContainers.decodeResponse(messages(body)[0]!);
   assert.equal(reply.containers.length, 1000);
   assert.equal(reply.containers[999].metadata.name, "container-999");

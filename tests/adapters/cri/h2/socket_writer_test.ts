@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { SocketWriter } from "../../../../adapters/cri/h2/socket_writer.ts";
+import { concatBytes } from "../../../../lib/bytes.ts";
 
 Deno.test("the socket writer sends every byte in order, joining chunks, through partial and slow writes", async () => {
   const received: Uint8Array[] = [];
@@ -26,10 +27,5 @@ Deno.test("the socket writer sends every byte in order, joining chunks, through 
   }
   await writer.drained();
   assert.equal(writer.backlog, 0);
-  const join = (parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
-    return out;
-  };
-  assert.deepEqual(join(received), join(sent));
+  assert.deepEqual(concatBytes(received), concatBytes(sent));
 });
