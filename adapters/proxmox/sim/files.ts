@@ -48,18 +48,12 @@ const encoder = new TextEncoder();
  * where the new text is shorter (the config parser skips blank lines) instead of truncating.
  * A killed process so never leaves an empty or torn file, and no inode is created: on ext4
  * here that is 11 µs against 160 µs for a temp file and a rename. A file whose padding has
- * grown past `maxPadding` is replaced atomically instead; a new file is created with one write.
+ * grown past `maxPadding` is replaced atomically instead; a new file gets its text in one write.
  */
 export function rewriteFile(path: string, text: string, maxPadding = 4096): void {
   const bytes = encoder.encode(text);
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { write: true });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    // A new file gets its content in the same single write.
-    return Deno.writeFileSync(path, bytes, { createNew: true });
-  }
+  // Opened with create rather than tried and caught: a thrown NotFound costs ten times the open.
+  const file = Deno.openSync(path, { write: true, create: true, mode: 0o644 });
   try {
     const size = file.statSync().size;
     if (size - bytes.length > maxPadding) return writeFileAtomic(path, bytes);

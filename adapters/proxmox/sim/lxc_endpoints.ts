@@ -80,7 +80,7 @@ export function lxcEndpoints(node: SimNode): Endpoint[] {
         const { params } = request;
         const vmid = Number(params.vmid);
         checkRootOnlyOptions(request.caller, params, "create");
-        if (node.cts.read(vmid) !== undefined) {
+        if (node.cts.exists(vmid)) {
           throw handlerError(`CT ${vmid} already exists on node '${node.name}'`);
         }
         const ostemplate = String(params.ostemplate);
