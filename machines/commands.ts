@@ -9,6 +9,7 @@ import type { FoldState } from "./compiled_machine.ts";
 import type { ContainerContext, HookSpec, ResourceLimits } from "./container_context.ts";
 import { machines } from "./fold.ts";
 import type { Registry } from "./registry.ts";
+import type { NewEvent } from "./events.ts";
 import type { NetworkAttachment, PodMetadata, SandboxContext } from "./sandbox_context.ts";
 import type { StreamActor } from "./stream_actor.ts";
 
@@ -109,14 +110,16 @@ export interface CreateContainer {
   sandboxId: string;
   metadata: { name: string; attempt: number };
   image: string;
+  /** The image as the caller already found it: recorded with the request, not looked up after. */
+  resolvedImage?: { imageId: string; template: string };
   envs: { key: string; value: string }[];
   hooks: HookSpec[];
   config: unknown;
 }
 
 /**
- * Admits the container into its sandbox and records it, in one transaction, then waits until
- * it is created (or failed and rolled back).
+ * Admits the container into its sandbox and records it (with its image, when the caller
+ * resolved it), in one transaction, then waits until it is created (or failed and rolled back).
  */
 export async function createContainer(
   registry: Registry,
@@ -139,7 +142,9 @@ export async function createContainer(
       );
     }
     const actor = registry.newActor("container", command.id);
-    const { id, metadata, ...rest } = command;
+    const { id, metadata, resolvedImage, ...rest } = command;
+    const events: NewEvent[] = [{ type: "ContainerRequested", data: { metadata, ...rest } }];
+    if (resolvedImage !== undefined) events.push({ type: "ImageResolved", data: resolvedImage });
     await registry.commit([
       {
         actor: sandbox,
@@ -149,7 +154,7 @@ export async function createContainer(
         }],
         meta,
       },
-      { actor, events: [{ type: "ContainerRequested", data: { metadata, ...rest } }], meta },
+      { actor, events, meta },
     ]);
     return actor;
   });

@@ -213,6 +213,9 @@ export class Registry {
       if (!step.ok) {
         throw new IllegalTransitionError(actor.stream, state.value, event.type, step.reason);
       }
+      // A state the decision passes through runs nothing: what its effects would have
+      // produced is already among the decision's events.
+      if (step.state.value !== state.value) effects.length = 0;
       state = step.state as FoldState<unknown>;
       states.push(state);
       effects.push(...step.effects);

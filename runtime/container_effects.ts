@@ -164,13 +164,9 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
   };
 
   return {
+    // New streams record their image with the request; a stream written before that resumes here.
     async resolveImage({ context }) {
-      const image = await images.find(context.image);
-      if (image === undefined) {
-        throw new NotFoundError(`Image "${context.image}" is not present: pull it first`, {
-          details: { image: context.image },
-        });
-      }
+      const image = await images.require(context.image);
       return { type: "ImageResolved", data: { imageId: image.id, template: image.volid } };
     },
 

@@ -216,6 +216,9 @@ export class KernelRuntime implements PodRuntime {
   ): Promise<ContainerView> {
     const id = this.#newId();
     const { envs, ...config } = spec;
+    // As containerd does, the image is found before anything is recorded; the stream then
+    // holds it from its first commit.
+    const image = await this.#images.require(spec.image);
     let state: commands.ContainerState;
     try {
       state = await commands.createContainer(this.#registry, {
@@ -223,6 +226,7 @@ export class KernelRuntime implements PodRuntime {
         sandboxId,
         metadata: { name: spec.name, attempt: spec.attempt },
         image: spec.image,
+        resolvedImage: { imageId: image.id, template: image.volid },
         envs,
         hooks: [],
         config,

@@ -130,6 +130,17 @@ export class TemplateImages {
     return search(await this.#refresh().images, referenceOrId);
   }
 
+  /** The image, or NotFound saying it must be pulled first. */
+  async require(referenceOrId: string): Promise<ImageView> {
+    const image = await this.find(referenceOrId);
+    if (image === undefined) {
+      throw new NotFoundError(`Image "${referenceOrId}" is not present: pull it first`, {
+        details: { image: referenceOrId },
+      });
+    }
+    return image;
+  }
+
   /** Removes an image's template; absent is fine (the CRI says so). */
   async remove(referenceOrId: string): Promise<void> {
     const image = await this.find(referenceOrId);

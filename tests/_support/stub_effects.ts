@@ -33,6 +33,8 @@ export class StubWorld {
   readonly attachments = new Set<string>();
   readonly cts = new Map<number, StubCt>();
   readonly hookRuns: string[] = [];
+  /** Times the resolveImage effect ran. */
+  imageLookups = 0;
   nextVmid = 100;
 
   isEmpty(): boolean {
@@ -145,6 +147,7 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
     },
     container: {
       async resolveImage({ context, signal }) {
+        world.imageLookups++;
         await pause(signal);
         mayFail(`resolve ${context.image}`);
         return {

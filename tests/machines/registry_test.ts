@@ -67,6 +67,34 @@ Deno.test("a pod and its container go through the whole lifecycle and leave noth
   assert.equal(rt.store.streamInfo(p.id)!.closed, true);
 });
 
+Deno.test("an image found before the request is recorded with it, and no state runs twice", async () => {
+  using dir = tempDir();
+  const world = new StubWorld();
+  using rt = openRuntime(`${dir.path}/events.db`, world);
+  const p = pod("web", 1);
+  await runPodSandbox(rt.registry, p);
+  const image = { imageId: `sha256:${"cd".repeat(32)}`, template: "local:vztmpl/given.tar" };
+  const c = { ...ctr(p.id, "app"), resolvedImage: image };
+  const created = await createContainer(rt.registry, c);
+  assert.equal(created.value, "created");
+  assert.equal(created.context.imageId, image.imageId);
+  assert.equal(created.context.template, image.template);
+  // The decision went through resolvingImage: its effect's work was already done.
+  assert.equal(world.imageLookups, 0);
+  const history = rt.store.readStream(c.id);
+  assert.deepEqual(history.slice(0, 3).map((e) => e.type), [
+    "ContainerRequested",
+    "ImageResolved",
+    "VmidAllocated",
+  ]);
+  assert.equal(history[1]!.time, history[0]!.time, "one decision, one commit time");
+
+  // Without a resolved image the effect finds it, as for a stream written before.
+  const other = ctr(p.id, "other");
+  assert.equal((await createContainer(rt.registry, other)).value, "created");
+  assert.equal(world.imageLookups, 1);
+});
+
 Deno.test("RunPodSandbox with the same metadata is refused naming the existing sandbox", async () => {
   using dir = tempDir();
   using rt = openRuntime(`${dir.path}/events.db`, new StubWorld());

@@ -65,3 +65,22 @@ Deno.test("listings hand out the same item while a stream is unchanged, and a ne
     await rt.close();
   }
 });
+
+Deno.test("CreateContainer of an image never pulled is NotFound and records nothing", async () => {
+  using dir = tempDir();
+  const rt = await openMemoryRuntime(dir.path);
+  try {
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    await assert.rejects(
+      rt.runtime.createContainer(pod.id, { ...containerSpec("app"), image: "nginx:1.27" }, call),
+      (error: Error & { code?: string }) =>
+        error.constructor.name === "NotFoundError" &&
+        /nginx:1\.27.*pull it first/.test(error.message),
+    );
+    assert.deepEqual(rt.runtime.containers(), []);
+    assert.equal(rt.runtime.sandboxes()[0]!.state, "SANDBOX_READY");
+    assert.equal(rt.store.listStreams().filter((s) => s.kind === "container").length, 0);
+  } finally {
+    await rt.close();
+  }
+});
