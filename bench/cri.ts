@@ -9,7 +9,7 @@ import { EventStore } from "../store/mod.ts";
 import { databasePath } from "../lib/paths.ts";
 import { connect, type CriClient, type CriMessage } from "../tests/_support/cri_client.ts";
 import { RawCriClient } from "./raw_cri_client.ts";
-import { startServer } from "../tests/_support/server_process.ts";
+import { startServer, startTaskArgs } from "../tests/_support/server_process.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
 
 const calls = ["runp", "create", "start", "stop", "rm", "stopp", "rmp"] as const;
@@ -120,6 +120,7 @@ async function lifecycle({ emit, wants }: BenchContext): Promise<void> {
       cri.close();
     }
   });
+  const serverV8Flags = startTaskArgs().filter((arg) => arg.startsWith("--v8-flags=")).join(" ");
   for (const call of calls) {
     for (const p of [50, 99] as const) {
       emit({
@@ -131,6 +132,7 @@ async function lifecycle({ emit, wants }: BenchContext): Promise<void> {
         warmup_lifecycles: warmupLifecycles,
         during_warmup_ms: round(percentile(raw.warming.get(call)!, p), 3),
         grpc_js_client_ms: round(percentile(js.steady.get(call)!, p), 3),
+        server_v8_flags: serverV8Flags,
       });
     }
   }

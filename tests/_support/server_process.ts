@@ -1,6 +1,7 @@
 /**
- * `main.ts start` as its own process, as an operator runs it: waits for the "serving" line,
- * and stops it with a signal (SIGTERM for a clean stop, SIGKILL for a crash).
+ * `deno task start` as its own process, as an operator runs it (the task's Deno and V8 flags
+ * included): waits for the "serving" line, and stops it with a signal (SIGTERM for a clean
+ * stop, SIGKILL for a crash).
  */
 export interface ServerProcess extends AsyncDisposable {
   socket: string;
@@ -12,7 +13,20 @@ export interface ServerProcess extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<{ code: number; ms: number }>;
 }
 
-const main = new URL("../../main.ts", import.meta.url).pathname;
+const repository = new URL("../../", import.meta.url);
+
+/**
+ * The `deno` arguments of deno.json's `start` task, with `main.ts` made absolute: spawned
+ * directly rather than through `deno task`, so that signals reach the server itself.
+ */
+export function startTaskArgs(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", repository)));
+  const [deno, ...args] = String(config.tasks?.start ?? "").split(/\s+/);
+  if (deno !== "deno" || !args.includes("main.ts")) {
+    throw new Error(`deno.json's start task is not "deno … main.ts …": ${config.tasks?.start}`);
+  }
+  return args.map((arg) => arg === "main.ts" ? new URL("main.ts", repository).pathname : arg);
+}
 
 export async function startServer(options: {
   dir: string;
@@ -26,10 +40,7 @@ export async function startServer(options: {
   const socket = `${options.dir}/cri.sock`;
   const stateDir = options.stateDir ?? `${options.dir}/state`;
   const args = [
-    "run",
-    "--allow-all",
-    main,
-    "start",
+    ...startTaskArgs(),
     "--socket",
     socket,
     "--state-dir",

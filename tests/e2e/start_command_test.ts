@@ -1,15 +1,13 @@
 /**
- * `main.ts start` as the operator runs it: the one line it prints, SIGTERM with an open
+ * `deno task start` as the operator runs it: the one line it prints, SIGTERM with an open
  * GetContainerEvents stream, a second server on a live socket, the inspection endpoint.
  */
 import assert from "node:assert/strict";
 import { connect, type CriMessage } from "../_support/cri_client.ts";
 import { H2Client } from "../_support/h2_client.ts";
 import { grpcStatus, startCall, UNAVAILABLE } from "../_support/raw_calls.ts";
-import { startServer } from "../_support/server_process.ts";
+import { startServer, startTaskArgs } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
-
-const main = new URL("../../main.ts", import.meta.url).pathname;
 
 Deno.test("SIGTERM with an open event stream: exit 0 within 15 s, socket removed", async () => {
   using dir = tempDir();
@@ -34,10 +32,7 @@ Deno.test("a second server on a live socket is refused with a clear message", as
   await using first = await startServer({ dir: dir.path });
   const second = await new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-all",
-      main,
-      "start",
+      ...startTaskArgs(),
       "--socket",
       first.socket,
       "--state-dir",
@@ -65,10 +60,7 @@ Deno.test("--backend lxc fails with a clear message until the LXC driver exists"
   using dir = tempDir();
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-all",
-      main,
-      "start",
+      ...startTaskArgs(),
       "--socket",
       `${dir.path}/s.sock`,
       "--state-dir",
