@@ -2,11 +2,8 @@
  * The simulator's HTTP(S) front: pveproxy's wire format. `{"data": …}` envelopes; errors as
  * status + reason phrase (the message's first line) + `{"data":null,"message":…,"errors"?}`;
  * 401 with an empty body; 501 for unknown paths and methods; error answers close the
- * connection. Served by node:https because Deno.serve cannot set a reason phrase.
+ * connection. Deno.serve cannot set a reason phrase, so it is served by http1_server.ts.
  */
-import http from "node:http";
-import https from "node:https";
-import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "../../../lib/log.ts";
 import type { Caller } from "./access.ts";
 import { Envelope, type SimNode } from "./endpoint.ts";
@@ -15,7 +12,7 @@ import { handlerError, parameterError, PveHttpError } from "./http_error.ts";
 import { type RawRequest, readParams } from "./request_params.ts";
 import type { Router } from "./router.ts";
 import { validateParams } from "./schema/validate.ts";
-import { concatBytes } from "../../../lib/bytes.ts";
+import { type Http1Request, type Http1Response, serveHttp1 } from "./http1_server.ts";
 
 /** One API request as it arrived and how it was answered; for contract checks in tests. */
 export interface RequestRecord {
@@ -50,65 +47,26 @@ export interface SimServer {
 
 const apiPrefix = "/api2/json";
 
-export async function startServer(
+export function startServer(
   options: ServerOptions,
   listen: { hostname: string; port: number },
-): Promise<SimServer> {
-  const sockets = new Set<Socket>();
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const chunks: Uint8Array[] = [];
-    req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
-      void handle(options, req, res, body);
-    });
-  };
-  const server = options.tls === undefined
-    ? http.createServer(handler)
-    : https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler);
-  server.keepAliveTimeout = 10_000;
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.on("secureConnection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(listen.port, listen.hostname, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  return {
-    port: address.port,
-    hostname: listen.hostname,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
+): SimServer {
+  const server = serveHttp1(
+    { ...listen, ...(options.tls === undefined ? {} : { tls: options.tls }) },
+    (request) => handle(options, request),
+  );
+  return { port: server.port, hostname: listen.hostname, close: server.close };
 }
 
 async function handle(
   options: ServerOptions,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  body: Uint8Array,
-): Promise<void> {
-  const method = req.method ?? "GET";
-  const url = new URL(req.url ?? "/", "http://sim");
-  const headers = new Headers();
-  for (const [key, value] of Object.entries(req.headers)) {
-    if (typeof value === "string") headers.set(key, value);
-    else if (Array.isArray(value)) headers.set(key, value.join(", "));
-  }
+  request: Http1Request,
+): Promise<Http1Response | "drop"> {
+  const { method, headers, body } = request;
+  const url = new URL(request.target, "http://sim");
   const raw: RawRequest = { method, url, headers, body };
-  if (url.pathname.startsWith("/_sim/")) return control(options, raw, res);
-  if (!url.pathname.startsWith(`${apiPrefix}/`)) {
-    return send(res, new PveHttpError(501, "no such uri"));
-  }
+  if (url.pathname.startsWith("/_sim/")) return control(options, raw);
+  if (!url.pathname.startsWith(`${apiPrefix}/`)) return reply(new PveHttpError(501, "no such uri"));
   const path = url.pathname.slice(apiPrefix.length);
   const record: RequestRecord = {
     method,
@@ -120,7 +78,7 @@ async function handle(
   try {
     const faults = options.node.faults.take(method, record.path);
     if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
-    if (faults.drop === "before") return void res.socket?.destroy();
+    if (faults.drop === "before") return "drop";
     const match = options.router.match(method, path);
     const input = await readParams(raw);
     record.params = input.params;
@@ -183,10 +141,10 @@ async function handle(
       faults,
       ...(input.file === undefined ? {} : { file: input.file }),
     });
-    if (faults.drop === "after") return void res.socket?.destroy();
+    if (faults.drop === "after") return "drop";
     record.status = 200;
     record.data = result instanceof Envelope ? result.data : result;
-    send(res, result);
+    return reply(result);
   } catch (error) {
     const pveError = error instanceof PveHttpError
       ? error
@@ -198,37 +156,40 @@ async function handle(
       });
     }
     record.status = pveError.status;
-    send(res, pveError);
+    return reply(pveError);
   } finally {
     if (record.status !== 0) options.onRequest?.(record);
   }
 }
 
-function send(res: http.ServerResponse, result: unknown): void {
+const encoder = new TextEncoder();
+const jsonType = "application/json;charset=UTF-8";
+
+/** A handler's result as pveproxy answers it; errors close the connection. */
+function reply(result: unknown): Http1Response {
   if (result instanceof PveHttpError) {
-    const reason = reasonPhrase(result.message);
     const body = result.status === 401 ? "" : JSON.stringify({
       data: null,
       message: `${result.message}\n`,
       ...(result.errors === undefined ? {} : { errors: result.errors }),
     });
-    res.writeHead(result.status, reason, {
-      "content-type": "application/json;charset=UTF-8",
-      "content-length": Buffer.byteLength(body),
-      connection: "close",
-    });
-    res.end(body);
-    return;
+    return {
+      status: result.status,
+      reason: reasonPhrase(result.message),
+      headers: { "content-type": jsonType },
+      body: encoder.encode(body),
+      close: true,
+    };
   }
   const envelope = result instanceof Envelope
     ? { data: result.data, ...result.extra }
     : { data: result ?? null };
-  const body = JSON.stringify(envelope);
-  res.writeHead(200, "OK", {
-    "content-type": "application/json;charset=UTF-8",
-    "content-length": Buffer.byteLength(body),
-  });
-  res.end(body);
+  return {
+    status: 200,
+    reason: "OK",
+    headers: { "content-type": jsonType },
+    body: encoder.encode(JSON.stringify(envelope)),
+  };
 }
 
 /** The message's first line, as pve-http-server makes the reason; printable ASCII only. */
@@ -238,17 +199,17 @@ function reasonPhrase(message: string): string {
 }
 
 /** `/_sim/faults` (GET list, POST add, DELETE clear) and `/_sim/locks` (POST set or clear). */
-function control(options: ServerOptions, raw: RawRequest, res: http.ServerResponse): void {
+function control(options: ServerOptions, raw: RawRequest): Http1Response {
   const { node } = options;
   try {
     node.access.authenticate(raw.headers, "GET");
     const body = raw.body.length > 0 ? JSON.parse(new TextDecoder().decode(raw.body)) : {};
     const route = `${raw.method} ${raw.url.pathname}`;
-    if (route === "GET /_sim/faults") return send(res, node.faults.list());
-    if (route === "POST /_sim/faults") return send(res, { id: node.faults.add(body as FaultRule) });
+    if (route === "GET /_sim/faults") return reply(node.faults.list());
+    if (route === "POST /_sim/faults") return reply({ id: node.faults.add(body as FaultRule) });
     if (route === "DELETE /_sim/faults") {
       node.faults.clear();
-      return send(res, null);
+      return reply(null);
     }
     if (route === "POST /_sim/locks") {
       const { vmid, lock } = body as { vmid: number; lock: string | null };
@@ -256,11 +217,11 @@ function control(options: ServerOptions, raw: RawRequest, res: http.ServerRespon
       if (lock === null) delete parsed.config.options.lock;
       else parsed.config.options.lock = lock;
       node.cts.write(vmid, parsed.config);
-      return send(res, null);
+      return reply(null);
     }
-    send(res, new PveHttpError(501, `no such control: ${route}`));
+    return reply(new PveHttpError(501, `no such control: ${route}`));
   } catch (error) {
-    send(res, error instanceof PveHttpError ? error : new PveHttpError(400, String(error)));
+    return reply(error instanceof PveHttpError ? error : new PveHttpError(400, String(error)));
   }
 }
 

@@ -121,7 +121,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     const op = record.resume as CtOp | undefined;
     return op === undefined ? undefined : (context) => runCtOp(node, op, context);
   });
-  const server = await startServer(
+  const server = startServer(
     {
       node,
       router,
