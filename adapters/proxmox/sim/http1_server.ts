@@ -61,8 +61,17 @@ export function serveHttp1(options: Http1ServerOptions, handler: Http1Handler): 
     });
   const connections = new Set<Deno.Conn>();
   const served = new Set<Promise<void>>();
+  let closed = false;
   const accepting = (async () => {
-    for await (const conn of listener) {
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        // One failed accept (a reset before accept, out of descriptors) must not end serving.
+        if (!closed) await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
       connections.add(conn);
       const done = serveConnection(conn, handler, options.idleTimeoutMs ?? 10_000)
         .finally(() => {
@@ -72,10 +81,11 @@ export function serveHttp1(options: Http1ServerOptions, handler: Http1Handler): 
         });
       served.add(done);
     }
-  })().catch(() => {/* the listener was closed */});
+  })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
     async close() {
+      closed = true;
       closeQuietly(listener);
       for (const conn of connections) closeQuietly(conn);
       await accepting;

@@ -33,7 +33,7 @@ export interface ServerOptions {
   logger: Logger;
   /** PEM cert and key; plain HTTP when absent. */
   tls?: { cert: string; key: string };
-  /** Called for every API request once answered. */
+  /** Called for every API request once its answer is made (just before it is written). */
   onRequest?: (record: RequestRecord) => void;
   /** Delay before a 401, as pveproxy's 3 s (default 0 here: tests stay fast). */
   authFailureDelayMs?: number;

@@ -46,7 +46,7 @@ export interface SimulatorOptions {
   logger?: Logger;
   /** The node's clock (ms); tickets and UPIDs use it. */
   now?: () => number;
-  /** Sees every API request once answered. */
+  /** Sees every API request once its answer is made. */
   onRequest?: (record: RequestRecord) => void;
   authFailureDelayMs?: number;
 }
