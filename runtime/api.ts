@@ -133,6 +133,11 @@ export interface ContainerView {
   message: string;
   /** Limits in effect, in Proxmox units. */
   limits: { memoryMiB?: number; swapMiB?: number; cpulimit?: number; cpuunits?: number } | null;
+  /**
+   * The log file on the node: the sandbox's log directory joined with the config's log path, as
+   * containerd composes it (the kubelet reads logs from it); empty when either is empty.
+   */
+  logPath: string;
 }
 
 /** What a container list shows: cheap for thousands of entries. */

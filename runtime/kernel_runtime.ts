@@ -247,7 +247,12 @@ export class KernelRuntime implements PodRuntime {
         sandbox_id: sandboxId,
       });
     }
-    return containerView(id, state.value, state.context);
+    return containerView(
+      id,
+      state.value,
+      state.context,
+      this.#logDirectory(state.context.sandboxId),
+    );
   }
 
   async startContainer(id: string, call: CallInfo): Promise<void> {
@@ -295,7 +300,18 @@ export class KernelRuntime implements PodRuntime {
     const actor = this.#containerActor(id);
     if (actor === undefined) return undefined;
     const state = actor.state;
-    return containerView(id, state.value, state.context);
+    return containerView(
+      id,
+      state.value,
+      state.context,
+      this.#logDirectory(state.context.sandboxId),
+    );
+  }
+
+  /** The sandbox's log directory; "" once the sandbox is gone (its containers go with it). */
+  #logDirectory(sandboxId: string): string {
+    const config = this.#sandboxActor(sandboxId)?.state.context.config as SandboxSpec | undefined;
+    return config?.logDirectory ?? "";
   }
 
   containerInfo(id: string): Record<string, unknown> {

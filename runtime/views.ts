@@ -1,4 +1,5 @@
 /** Kernel states as the runtime shows them: CRI states, specs, addresses. */
+import { join } from "node:path";
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { ContainerSummary, SandboxSummary } from "../machines/projections.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
@@ -92,7 +93,12 @@ export function sandboxView(id: string, phase: string, context: SandboxContext):
   };
 }
 
-export function containerView(id: string, phase: string, context: ContainerContext): ContainerView {
+export function containerView(
+  id: string,
+  phase: string,
+  context: ContainerContext,
+  sandboxLogDirectory: string,
+): ContainerView {
   const spec = context.config as Omit<ContainerSpec, "envs">;
   return {
     id,
@@ -109,5 +115,8 @@ export function containerView(id: string, phase: string, context: ContainerConte
     reason: context.reason,
     message: context.message,
     limits: context.resources,
+    logPath: sandboxLogDirectory === "" || spec.logPath === ""
+      ? ""
+      : join(sandboxLogDirectory, spec.logPath),
   };
 }

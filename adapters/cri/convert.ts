@@ -158,7 +158,7 @@ export function containerStatus(view: ContainerView): Message {
       readonly: m.readonly,
       propagation: m.propagation,
     })),
-    log_path: spec.logPath,
+    log_path: view.logPath,
     resources: spec.resources === null ? null : {
       linux: {
         cpu_period: spec.resources.cpuPeriod,

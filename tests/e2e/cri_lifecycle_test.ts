@@ -160,7 +160,9 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
       })).container_id;
       const st = await cri.runtime.ContainerStatus({ container_id: app, verbose: true });
       assert.equal(st.status.state, "CONTAINER_CREATED");
-      assert.equal(st.status.log_path, "app/0.log");
+      // The kubelet reads the log from here: the pod's log directory joined with the config's
+      // relative path, as containerd and CRI-O answer it.
+      assert.equal(st.status.log_path, "/var/log/pods/e2e_web/app/0.log");
       assert.deepEqual(st.status.labels, { tier: "app" });
       const vmid = JSON.parse(st.info.info).vmid as number;
       const ct = await pve.ctConfig({ vmid });

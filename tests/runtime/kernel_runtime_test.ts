@@ -84,3 +84,30 @@ Deno.test("CreateContainer of an image never pulled is NotFound and records noth
     await rt.close();
   }
 });
+
+Deno.test("a container's log path is its pod's log directory joined with its own, or none", async () => {
+  using dir = tempDir();
+  const rt = await openMemoryRuntime(dir.path);
+  try {
+    await rt.runtime.pullImage("busybox:1.36", call);
+    const logged = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const app = await rt.runtime.createContainer(
+      logged.id,
+      containerSpec("app", { logPath: "app/0.log" }),
+      call,
+    );
+    assert.equal(app.logPath, "/var/log/pods/default_web/app/0.log");
+    assert.equal(rt.runtime.container(app.id)!.logPath, "/var/log/pods/default_web/app/0.log");
+    const quiet = await rt.runtime.createContainer(
+      logged.id,
+      containerSpec("quiet", { logPath: "" }),
+      call,
+    );
+    assert.equal(quiet.logPath, "", "no log path given: logging off, as containerd has it");
+    const bare = await rt.runtime.runPodSandbox(sandboxSpec("bare", { logDirectory: "" }), call);
+    const lone = await rt.runtime.createContainer(bare.id, containerSpec("lone"), call);
+    assert.equal(rt.runtime.container(lone.id)!.logPath, "", "no log directory: logging off");
+  } finally {
+    await rt.close();
+  }
+});
