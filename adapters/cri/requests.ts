@@ -16,6 +16,17 @@ function attempt(value: unknown, field: string): number {
   return n;
 }
 
+/** The CRI: a group without a user to go with it MUST be an error (containerd refuses it too). */
+function checkRunAsGroup(context: unknown, field: string, usernameToo: boolean): void {
+  const c = (context ?? {}) as Message;
+  if (c.run_as_group == null || c.run_as_user != null) return;
+  if (usernameToo && typeof c.run_as_username === "string" && c.run_as_username !== "") return;
+  const user = usernameToo ? "run_as_user or run_as_username" : "run_as_user";
+  throw new InvalidArgumentError(`${field}.run_as_group is set without ${user}`, {
+    details: { field: `${field}.run_as_group` },
+  });
+}
+
 function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
 }
@@ -24,6 +35,7 @@ export function sandboxSpecOf(config: unknown, runtimeHandler: unknown): Sandbox
   const c = requiredMessage(config, "config");
   const m = requiredMessage(c.metadata, "config.metadata");
   const linux = (c.linux ?? {}) as Message;
+  checkRunAsGroup(linux.security_context, "config.linux.security_context", false);
   const namespaces = (linux.security_context?.namespace_options ?? {}) as Message;
   const dns = c.dns_config as Message | null | undefined;
   return {
@@ -82,6 +94,8 @@ export function containerSpecOf(config: unknown): ContainerSpec {
   const c = requiredMessage(config, "config");
   const m = requiredMessage(c.metadata, "config.metadata");
   const image = requiredMessage(c.image, "config.image");
+  const linux = (c.linux ?? {}) as Message;
+  checkRunAsGroup(linux.security_context, "config.linux.security_context", true);
   const envs = (Array.isArray(c.envs) ? c.envs : []).map((e: Message, i: number) => ({
     key: required(e?.key, `config.envs[${i}].key`),
     value: envValue(e?.value),
@@ -105,6 +119,6 @@ export function containerSpecOf(config: unknown): ContainerSpec {
     logPath: typeof c.log_path === "string" ? c.log_path : "",
     tty: c.tty === true,
     stdin: c.stdin === true,
-    resources: resourcesOf((c.linux as Message | null | undefined)?.resources),
+    resources: resourcesOf(linux.resources),
   };
 }

@@ -372,6 +372,33 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
         status.INVALID_ARGUMENT,
         /pod_sandbox_id/,
       );
+      // The CRI: a run_as_group without a user MUST be an error, for pods and containers.
+      const groupOnly = { run_as_group: { value: "1000" } };
+      await rejectsWith(
+        cri.runtime.RunPodSandbox({
+          config: { ...podConfig("grouponly"), linux: { security_context: groupOnly } },
+        }),
+        status.INVALID_ARGUMENT,
+        /config\.linux\.security_context\.run_as_group is set without run_as_user/,
+      );
+      const pod = (await cri.runtime.ListPodSandbox({})).items[0].id;
+      await rejectsWith(
+        cri.runtime.CreateContainer({
+          pod_sandbox_id: pod,
+          config: { ...containerConfig("grouponly"), linux: { security_context: groupOnly } },
+        }),
+        status.INVALID_ARGUMENT,
+        /run_as_group is set without run_as_user or run_as_username/,
+      );
+      await cri.image.PullImage({ image: { image: "busybox:1.36" } });
+      const named = await cri.runtime.CreateContainer({
+        pod_sandbox_id: pod,
+        config: {
+          ...containerConfig("named"),
+          linux: { security_context: { ...groupOnly, run_as_username: "app" } },
+        },
+      });
+      assert.match(named.container_id, /^[0-9a-f]{64}$/, "a user name is a user too");
       await rejectsWith(
         cri.runtime.ExecSync({ container_id: unknown, cmd: ["true"] }),
         status.UNIMPLEMENTED,
