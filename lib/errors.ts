@@ -15,6 +15,7 @@ export type StatusCode =
   | "Unauthenticated"
   | "ResourceExhausted"
   | "Unimplemented"
+  | "DataLoss"
   | "Internal";
 
 export interface RuntimeErrorOptions {
@@ -74,6 +75,25 @@ export class UnavailableError extends RuntimeError {
 export class DeadlineExceededError extends RuntimeError {
   constructor(message: string, options?: RuntimeErrorOptions) {
     super("DeadlineExceeded", message, options);
+  }
+}
+
+export class UnauthenticatedError extends RuntimeError {
+  constructor(message: string, options?: RuntimeErrorOptions) {
+    super("Unauthenticated", message, options);
+  }
+}
+
+export class PermissionDeniedError extends RuntimeError {
+  constructor(message: string, options?: RuntimeErrorOptions) {
+    super("PermissionDenied", message, options);
+  }
+}
+
+/** Data that is not what it claims to be: a digest that does not match, a corrupt document. */
+export class DataLossError extends RuntimeError {
+  constructor(message: string, options?: RuntimeErrorOptions) {
+    super("DataLoss", message, options);
   }
 }
 

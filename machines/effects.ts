@@ -5,6 +5,7 @@
 import { errorMessage, RuntimeError } from "../lib/errors.ts";
 import type { ContainerContext, HookStage } from "./container_context.ts";
 import type { NewEvent } from "./events.ts";
+import type { ImageContext } from "./image_context.ts";
 import { lastAttached, nextNetwork, type SandboxContext } from "./sandbox_context.ts";
 
 export const sandboxEffectNames = [
@@ -30,8 +31,11 @@ export const containerEffectNames = [
   "updateResources",
 ] as const;
 
+export const imageEffectNames = ["fetchContent", "storeTemplate", "removeImage"] as const;
+
 export type SandboxEffect = (typeof sandboxEffectNames)[number];
 export type ContainerEffect = (typeof containerEffectNames)[number];
+export type ImageEffect = (typeof imageEffectNames)[number];
 
 export interface EffectInput<C> {
   stream: string;
@@ -60,6 +64,7 @@ export type EffectHandler<C> = (
 export interface EffectHandlers {
   sandbox: Record<SandboxEffect, EffectHandler<SandboxContext>>;
   container: Record<ContainerEffect, EffectHandler<ContainerContext>>;
+  image: Record<ImageEffect, EffectHandler<ImageContext>>;
 }
 
 /** Registry-side effects: commands on other streams, decided by the owning sandbox. */
@@ -67,6 +72,7 @@ export type InternalSandboxEffect = "stopContainers" | "removeContainers";
 export type AdapterEffectHandlers = {
   sandbox: Omit<EffectHandlers["sandbox"], InternalSandboxEffect>;
   container: EffectHandlers["container"];
+  image: EffectHandlers["image"];
 };
 
 function failureData(error: unknown): { error: string; code?: string } {
@@ -119,4 +125,10 @@ export const containerFailures: Record<ContainerEffect, FailureOf<ContainerConte
   killCt: (e) => ({ type: "ContainerStopFailed", data: failureData(e) }),
   destroyCt: (e) => ({ type: "CtDestroyFailed", data: failureData(e) }),
   updateResources: (e) => ({ type: "ContainerResourcesUpdateFailed", data: failureData(e) }),
+};
+
+export const imageFailures: Record<ImageEffect, FailureOf<ImageContext>> = {
+  fetchContent: (e) => ({ type: "ImageContentFailed", data: failureData(e) }),
+  storeTemplate: (e) => ({ type: "ImageTemplateFailed", data: failureData(e) }),
+  removeImage: (e) => ({ type: "ImageRemoveFailed", data: failureData(e) }),
 };

@@ -5,6 +5,7 @@
  */
 import {
   array,
+  boolean,
   type Infer,
   integer,
   json,
@@ -17,7 +18,8 @@ import {
   string,
 } from "../lib/shape.ts";
 
-export type StreamKind = "sandbox" | "container";
+export const streamKinds = ["sandbox", "container", "image"] as const;
+export type StreamKind = (typeof streamKinds)[number];
 
 interface EventSpec<S extends Shape<unknown>> {
   kind: StreamKind;
@@ -62,6 +64,33 @@ export const resourceLimits = object({
   cpulimit: optional(number),
   cpuunits: optional(integer),
 });
+
+/** What a container gets from its image: the parts of the image config the CRI uses. */
+export const imageConfig = object({
+  user: string,
+  env: array(string),
+  entrypoint: array(string),
+  cmd: array(string),
+  workingDir: string,
+  stopSignal: string,
+  volumes: array(string),
+  exposedPorts: array(string),
+  labels: record(string),
+});
+export const layerRef = object({ digest: string, size: integer, mediaType: string });
+/** What a pull or an import found: the image's content, before any of it is stored. */
+const imageContent = {
+  imageId: string,
+  /** The OCI manifest the content store keeps (and the archive for Proxmox holds). */
+  manifestDigest: string,
+  config: object({ digest: string, size: integer }),
+  layers: array(layerRef),
+  /** Bytes of content: config and layers as stored (compressed). */
+  size: integer,
+  platform: string,
+  imageConfig,
+};
+const imageNames = object({ repoTags: array(string), repoDigests: array(string) });
 
 /** Old payload of SandboxRequested: flat metadata and at most one network. */
 interface SandboxRequestedV1 {
@@ -377,6 +406,80 @@ export const catalog = {
     kind: "container",
     version: 1,
     doc: "Destroying the CT failed",
+    shape: failure,
+  }),
+
+  // --- image streams ---------------------------------------------------------------------
+  ImagePullStarted: spec({
+    kind: "image",
+    version: 1,
+    doc: "A pull resolved a reference in a registry: the image, before its content is fetched",
+    shape: object({
+      reference: string,
+      registry: string,
+      /** What the reference resolved to (an index's digest for a multi-platform image). */
+      digest: string,
+      ...imageContent,
+    }),
+  }),
+  ImageImportStarted: spec({
+    kind: "image",
+    version: 1,
+    doc: "An image archive (OCI layout or docker save) is being imported: the image it holds",
+    shape: object({ archive: string, format: literal("oci", "docker"), ...imageContent }),
+  }),
+  ImageContentStored: spec({
+    kind: "image",
+    version: 1,
+    doc: "Every blob of the image is in the content store, verified against its digest",
+    shape: empty,
+  }),
+  ImageContentFailed: spec({
+    kind: "image",
+    version: 1,
+    doc: "Fetching the image's content failed or was cancelled; nothing partial is kept",
+    shape: failure,
+  }),
+  ImageTemplateStored: spec({
+    kind: "image",
+    version: 1,
+    doc: "The image's OCI archive is a template in Proxmox storage (uploaded, or found there)",
+    shape: object({ volid: string, uploaded: boolean }),
+  }),
+  ImageTemplateFailed: spec({
+    kind: "image",
+    version: 1,
+    doc: "Storing the image's template in Proxmox failed",
+    shape: failure,
+  }),
+  ImageTagged: spec({
+    kind: "image",
+    version: 1,
+    doc: "Names now point at the image: repo tags and repo digests",
+    shape: imageNames,
+  }),
+  ImageUntagged: spec({
+    kind: "image",
+    version: 1,
+    doc: "Names no longer point at the image (another image took the tag)",
+    shape: imageNames,
+  }),
+  ImageRemoveRequested: spec({
+    kind: "image",
+    version: 1,
+    doc: "RemoveImage was accepted",
+    shape: empty,
+  }),
+  ImageRemoved: spec({
+    kind: "image",
+    version: 1,
+    doc: "The image's template and the blobs no other image uses are removed",
+    shape: empty,
+  }),
+  ImageRemoveFailed: spec({
+    kind: "image",
+    version: 1,
+    doc: "Removing the image failed; it is still present",
     shape: failure,
   }),
 } as const;

@@ -13,13 +13,17 @@ import {
   isEventType,
   payloadProblem,
   type StreamKind,
+  streamKinds,
 } from "./events.ts";
+import type { ImageContext } from "./image_context.ts";
+import { imageMachine } from "./image_machine.ts";
 import type { SandboxContext } from "./sandbox_context.ts";
 import { sandboxMachine } from "./sandbox_machine.ts";
 
 export interface ContextOf {
   sandbox: SandboxContext;
   container: ContainerContext;
+  image: ImageContext;
 }
 
 export const machines: { [K in StreamKind]: CompiledMachine<ContextOf[K], DomainEvent> } = {
@@ -29,14 +33,24 @@ export const machines: { [K in StreamKind]: CompiledMachine<ContextOf[K], Domain
   container: new CompiledMachine<ContainerContext, DomainEvent>(containerMachine, "record", {
     wholeContext: true,
   }),
+  image: new CompiledMachine<ImageContext, DomainEvent>(imageMachine, "record", {
+    wholeContext: true,
+  }),
 };
 
-export const xstateMachines = { sandbox: sandboxMachine, container: containerMachine };
+export const xstateMachines = {
+  sandbox: sandboxMachine,
+  container: containerMachine,
+  image: imageMachine,
+};
 
-export type AnyFoldState = FoldState<SandboxContext> | FoldState<ContainerContext>;
+export type AnyFoldState =
+  | FoldState<SandboxContext>
+  | FoldState<ContainerContext>
+  | FoldState<ImageContext>;
 
 export function isStreamKind(kind: string): kind is StreamKind {
-  return kind === "sandbox" || kind === "container";
+  return (streamKinds as readonly string[]).includes(kind);
 }
 
 /** Why an event cannot be folded into a stream at all (before looking at the state). */

@@ -9,6 +9,7 @@ import type { FoldState } from "./compiled_machine.ts";
 import type { ContainerContext } from "./container_context.ts";
 import type { StreamKind } from "./events.ts";
 import { type AnyFoldState, type ContextOf, foldEvent, machines } from "./fold.ts";
+import { blobsOf, type ImageConfigFields, type ImageContext } from "./image_context.ts";
 import type { PodMetadata, SandboxContext } from "./sandbox_context.ts";
 
 export interface StreamDoc<C> {
@@ -46,14 +47,30 @@ export interface ContainerSummary {
   exitCode: number | null;
 }
 
+/** An image's list entry: everything ListImages and ImageStatus answer from. */
+export interface ImageSummary {
+  state: string;
+  imageId: string;
+  repoTags: string[];
+  repoDigests: string[];
+  size: number;
+  volid: string | null;
+  config: ImageConfigFields | null;
+  /** Blobs the image consists of (manifest, config, layers). */
+  blobs: string[];
+  createdAt: number;
+}
+
 export interface SummaryOf {
   sandbox: SandboxSummary;
   container: ContainerSummary;
+  image: ImageSummary;
 }
 
 export const projectionNames: { [K in StreamKind]: string } = {
   sandbox: "sandboxes",
   container: "containers",
+  image: "images",
 };
 
 /** Labels or annotations from the CRI config, when it carries them. */
@@ -92,12 +109,28 @@ export const summarize: { [K in StreamKind]: (state: FoldState<ContextOf[K]>) =>
     finishedAt: c.finishedAt,
     exitCode: c.exitCode,
   }),
+  image: ({ value, context: c }) => ({
+    state: value,
+    imageId: c.imageId,
+    repoTags: c.repoTags,
+    repoDigests: c.repoDigests,
+    size: c.size,
+    volid: c.volid,
+    config: c.config,
+    blobs: blobsOf(c),
+    createdAt: c.createdAt,
+  }),
 };
 
 /** Sandbox names are reserved as containerd does: one live sandbox per pod metadata. */
 export function sandboxKey(c: SandboxContext): string {
   const m = c.metadata;
   return `${m.namespace}/${m.name}/${m.uid}/${m.attempt}`;
+}
+
+/** One live stream per image id: concurrent pulls of one image meet on this key. */
+export function imageKey(c: ImageContext): string {
+  return c.imageId;
 }
 
 /** Container names are reserved per sandbox and attempt. */
@@ -137,4 +170,5 @@ function projector<K extends StreamKind>(
 export const projectors = [
   projector("sandbox", sandboxKey),
   projector("container", containerKey),
+  projector("image", imageKey),
 ] as const;

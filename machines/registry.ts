@@ -20,6 +20,8 @@ import {
   containerFailures,
   type EffectHandler,
   type EffectHandlers,
+  imageEffectNames,
+  imageFailures,
   sandboxEffectNames,
   sandboxFailures,
 } from "./effects.ts";
@@ -29,6 +31,7 @@ import {
   type NewEvent,
   payloadProblem,
   type StreamKind,
+  streamKinds,
 } from "./events.ts";
 import { type ContextOf, machines } from "./fold.ts";
 import { ownerEffects } from "./owner_effects.ts";
@@ -64,7 +67,17 @@ export interface Decision {
   meta: EventMeta;
 }
 
-const failuresByKind = { sandbox: sandboxFailures, container: containerFailures } as const;
+const failuresByKind = {
+  sandbox: sandboxFailures,
+  container: containerFailures,
+  image: imageFailures,
+} as const;
+
+const effectNamesByKind = {
+  sandbox: sandboxEffectNames,
+  container: containerEffectNames,
+  image: imageEffectNames,
+} as const;
 
 export class Registry {
   readonly store: EventStore;
@@ -82,13 +95,10 @@ export class Registry {
     this.#handlers = {
       sandbox: { ...options.effects.sandbox, ...ownerEffects(this) },
       container: options.effects.container,
+      image: options.effects.image,
     };
-    for (
-      const [kind, names] of [["sandbox", sandboxEffectNames], [
-        "container",
-        containerEffectNames,
-      ]] as const
-    ) {
+    for (const kind of streamKinds) {
+      const names = effectNamesByKind[kind];
       const bound = this.#handlers[kind] as Record<string, unknown>;
       const missing = names.filter((name) => typeof bound[name] !== "function");
       if (missing.length > 0) throw new TypeError(`No ${kind} handler for ${missing.join(", ")}`);
@@ -100,7 +110,7 @@ export class Registry {
   static open(options: RegistryOptions): Registry {
     const registry = new Registry(options);
     const resumable: StreamActor[] = [];
-    for (const kind of ["sandbox", "container"] as const) {
+    for (const kind of streamKinds) {
       for (const row of options.store.listProjectionSummaries(projectionNames[kind])) {
         const actor = registry.#actor(kind, row.stream, row.version, row.summary);
         registry.#actors.set(row.stream, actor);

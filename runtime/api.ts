@@ -10,6 +10,8 @@ export interface CallInfo {
   meta: EventMeta;
   /** The caller gave up: stop waiting (the work goes on, and a retry finds it). */
   signal?: AbortSignal;
+  /** When the caller will give up, ms since the epoch (the gRPC deadline), if it said. */
+  deadline?: number;
 }
 
 export interface PodMetadata {
@@ -180,13 +182,61 @@ export interface ContainerLifecycleEvent {
   containers: ContainerView[];
 }
 
+/** What a container gets from its image (the image config's parts the CRI shows). */
+export interface ImageSpec {
+  user: string;
+  env: string[];
+  entrypoint: string[];
+  cmd: string[];
+  workingDir: string;
+  stopSignal: string;
+  volumes: string[];
+  exposedPorts: string[];
+  labels: Record<string, string>;
+}
+
 export interface ImageView {
+  /** The config's digest. */
   id: string;
   repoTags: string[];
   repoDigests: string[];
+  /** Bytes of content (config and layers, as stored). */
   size: number;
   /** Where the CT template is: `storage:vztmpl/file.tar`. */
   volid: string;
+  /** From the image's User: a numeric user as a uid (decimal int64), else a user name. */
+  uid: string | null;
+  username: string;
+  spec: ImageSpec | null;
+  /** When it was pulled or imported, ms since the epoch. */
+  createdAt: number;
+}
+
+/** Registry credentials for one pull (the CRI's AuthConfig); never stored or logged. */
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  /** base64 of `username:password`. */
+  auth?: string;
+  identityToken?: string;
+  registryToken?: string;
+}
+
+/** How a pull or an import is getting on, for a caller that shows it. */
+export type PullProgress =
+  | { kind: "resolved"; imageId: string; layers: { digest: string; size: number }[] }
+  | { kind: "layer"; digest: string; done: number; total: number }
+  | { kind: "template"; done: number; total: number };
+
+export interface PullOptions {
+  auth?: RegistryAuth;
+  onProgress?: (progress: PullProgress) => void;
+}
+
+export interface ImportOptions {
+  /** The name to give the image (and to pick it in an archive that holds several). */
+  name?: string;
+  onProgress?: (progress: PullProgress) => void;
 }
 
 export interface RuntimeReadiness {
@@ -228,9 +278,13 @@ export interface PodRuntime {
   /** Container lifecycle events as they are committed; returns the unsubscribe function. */
   onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void;
 
-  pullImage(reference: string, call: CallInfo): Promise<ImageView>;
+  pullImage(reference: string, call: CallInfo, options?: PullOptions): Promise<ImageView>;
+  /** Imports an image archive on the node (OCI layout or docker save, plain or gzip). */
+  importImage(path: string, call: CallInfo, options?: ImportOptions): Promise<ImageView>;
   images(): Promise<ImageView[]>;
   image(reference: string): Promise<ImageView | undefined>;
+  /** Verbose status of a present image: its whole image config, where it came from. */
+  imageInfo(id: string): Promise<Record<string, unknown>>;
   removeImage(reference: string, call: CallInfo): Promise<void>;
   imageFsInfo(): Promise<
     { timestamp: number; mountpoint: string; usedBytes: number; inodesUsed: number }

@@ -23,20 +23,25 @@ import {
 } from "../machines/container_context.ts";
 import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts";
 import type { NewEvent } from "../machines/events.ts";
-import type { ContainerSpec, PodMetadata } from "./api.ts";
+import type { ContainerSpec, ImageSpec, ImageView, PodMetadata } from "./api.ts";
 import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
-import type { TemplateImages } from "./template_images.ts";
 
 export interface SandboxFacts {
   metadata: PodMetadata;
   hostname: string;
 }
 
+/** What container effects need of the images. */
+export interface ImageLookup {
+  require(referenceOrId: string): ImageView;
+  specOf(imageId: string): ImageSpec | undefined;
+}
+
 export interface ContainerEffectDeps {
   api: ProxmoxApi;
   node: NodeAdapter;
   hooks: HookRunner;
-  images: TemplateImages;
+  images: ImageLookup;
   /** Storage for the CT's root filesystem, and its size in GiB. */
   rootfs: { storage: string; sizeGiB: number };
   sandbox(id: string): SandboxFacts | undefined;
@@ -165,9 +170,12 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
 
   return {
     // New streams record their image with the request; a stream written before that resumes here.
-    async resolveImage({ context }) {
-      const image = await images.require(context.image);
-      return { type: "ImageResolved", data: { imageId: image.id, template: image.volid } };
+    resolveImage({ context }) {
+      const image = images.require(context.image);
+      return Promise.resolve({
+        type: "ImageResolved",
+        data: { imageId: image.id, template: image.volid },
+      });
     },
 
     async allocateVmid(input) {
@@ -228,14 +236,12 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
         return { type: "CtConfigured", data: {} };
       }
       // The image's env (what Proxmox set from the image at create) first, the CRI's on top,
-      // as containerd merges them. Learned once per template: it is the same for every CT.
-      let imageEnv = images.envOf(context.template!);
-      if (imageEnv === undefined) {
-        imageEnv = (await api.ctConfig({ vmid })).env ?? "";
-        images.rememberEnv(context.template!, imageEnv);
-      }
+      // as containerd merges them. The image record has it; an image removed since is asked
+      // of the CT.
+      const imageEnv = images.specOf(context.imageId ?? "")?.env ??
+        ((await api.ctConfig({ vmid })).env ?? "").split("\0");
       const env = new Map<string, string>();
-      for (const entry of imageEnv.split("\0").filter((e) => e !== "")) {
+      for (const entry of imageEnv.filter((e) => e !== "")) {
         const eq = entry.indexOf("=");
         if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
       }

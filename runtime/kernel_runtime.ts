@@ -24,7 +24,9 @@ import type {
   ContainerView,
   CriResources,
   ImageView,
+  ImportOptions,
   PodRuntime,
+  PullOptions,
   RuntimeReadiness,
   SandboxListItem,
   SandboxSpec,
@@ -32,7 +34,7 @@ import type {
 } from "./api.ts";
 import { CpuIntegrator } from "./cpu_integrator.ts";
 import { proxmoxLimits } from "./limits.ts";
-import type { TemplateImages } from "./template_images.ts";
+import type { ImageService } from "./images/image_service.ts";
 import {
   containerListItem,
   containerState,
@@ -45,11 +47,9 @@ export interface KernelRuntimeOptions {
   registry: Registry;
   api: ProxmoxApi;
   cni: NetworkPlugin;
-  images: TemplateImages;
+  images: ImageService;
   log: Logger;
   version: string;
-  /** The image filesystem reported by ImageFsInfo. */
-  imageFsMountpoint: string;
   /** New ids; random 64-hex ids by default, as containerd makes them. */
   newId?: () => string;
 }
@@ -70,10 +70,9 @@ export class KernelRuntime implements PodRuntime {
   readonly #sandboxItems = new WeakMap<SandboxSummary, SandboxListItem>();
   readonly #api: ProxmoxApi;
   readonly #cni: NetworkPlugin;
-  readonly #images: TemplateImages;
+  readonly #images: ImageService;
   readonly #log: Logger;
   readonly #newId: () => string;
-  readonly #mountpoint: string;
   readonly #cpu = new CpuIntegrator();
   /**
    * Sandboxes whose RunPodSandbox caller gave up (or whose creation a restart resumed): a
@@ -89,7 +88,6 @@ export class KernelRuntime implements PodRuntime {
     this.#images = options.images;
     this.#log = options.log;
     this.#newId = options.newId ?? randomId;
-    this.#mountpoint = options.imageFsMountpoint;
     for (const actor of this.#registry.actors("sandbox")) {
       if (!machines.sandbox.isSettled(actor.value)) this.#abandoned.add(actor.stream);
     }
@@ -217,8 +215,9 @@ export class KernelRuntime implements PodRuntime {
     const id = this.#newId();
     const { envs, ...config } = spec;
     // As containerd does, the image is found before anything is recorded; the stream then
-    // holds it from its first commit.
-    const image = await this.#images.require(spec.image);
+    // holds it from its first commit (and a removal waits until it does).
+    const image = this.#images.require(spec.image, "config.image.image");
+    const release = this.#images.hold(image.id);
     let state: commands.ContainerState;
     try {
       state = await commands.createContainer(this.#registry, {
@@ -240,6 +239,8 @@ export class KernelRuntime implements PodRuntime {
         );
       }
       throw error;
+    } finally {
+      release();
     }
     if (state.value === "failed") {
       throw stepFailure(state.context.lastError, "Container creation failed and was rolled back", {
@@ -401,30 +402,32 @@ export class KernelRuntime implements PodRuntime {
     });
   }
 
-  async pullImage(reference: string, call: CallInfo): Promise<ImageView> {
-    return await this.#images.pull(reference, call.signal);
+  async pullImage(reference: string, call: CallInfo, options?: PullOptions): Promise<ImageView> {
+    return await this.#images.pull(reference, call, options);
+  }
+
+  async importImage(path: string, call: CallInfo, options?: ImportOptions): Promise<ImageView> {
+    return await this.#images.importArchive(path, call, options);
   }
 
   images(): Promise<ImageView[]> {
-    return this.#images.list();
+    return Promise.resolve(this.#images.list());
   }
 
   image(reference: string): Promise<ImageView | undefined> {
-    return this.#images.find(reference);
+    return Promise.resolve(this.#images.find(reference));
   }
 
-  async removeImage(reference: string, _call: CallInfo): Promise<void> {
-    await this.#images.remove(reference);
+  imageInfo(id: string): Promise<Record<string, unknown>> {
+    return this.#images.info(id);
   }
 
-  async imageFsInfo() {
-    const images = await this.#images.list();
-    return {
-      timestamp: Date.now(),
-      mountpoint: this.#mountpoint,
-      usedBytes: images.reduce((sum, i) => sum + i.size, 0),
-      inodesUsed: images.length,
-    };
+  async removeImage(reference: string, call: CallInfo): Promise<void> {
+    await this.#images.remove(reference, call);
+  }
+
+  imageFsInfo() {
+    return Promise.resolve({ timestamp: Date.now(), ...this.#images.fsInfo() });
   }
 
   #sandboxActor(id: string): SandboxActor | undefined {

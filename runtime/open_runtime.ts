@@ -9,34 +9,42 @@ import type { NetworkPlugin } from "../adapters/cni/mod.ts";
 import { type HookRunner, noHooks } from "../adapters/hooks/mod.ts";
 import { MemoryNode } from "../adapters/node/memory_node.ts";
 import type { NodeAdapter } from "../adapters/node/mod.ts";
+import { join } from "node:path";
+import { ContentStore } from "../adapters/oci/content_store.ts";
+import { nodePlatform } from "../adapters/oci/manifest.ts";
 import {
   clientOptionsFromConfig,
   createProxmoxClient,
-  loadProxmoxConfig,
   type ProxmoxApi,
   type ProxmoxConfig,
 } from "../adapters/proxmox/mod.ts";
+import { RegistryClient, RegistryHosts } from "../adapters/registry/mod.ts";
 import { type Simulator, simulatorConfig, startSimulator } from "../adapters/proxmox/sim/mod.ts";
 import { FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { databasePath } from "../lib/paths.ts";
 import { upcastEvent } from "../machines/events.ts";
-import { type ContainerSummary, projectors } from "../machines/projections.ts";
+import { type ContainerSummary, projectionNames, projectors } from "../machines/projections.ts";
 import { Registry } from "../machines/registry.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import { EventStore } from "../store/mod.ts";
 import { containerEffects } from "./container_effects.ts";
-import { KernelRuntime } from "./kernel_runtime.ts";
+import { FetchSessions } from "./images/fetch_sessions.ts";
+import { imageEffects } from "./images/image_effects.ts";
+import { ImageService } from "./images/image_service.ts";
+import { TemplateStore } from "./images/template_store.ts";
+import { KernelRuntime, randomId } from "./kernel_runtime.ts";
+import { defaultRuntimeConfig, loadRuntimeConfig, type RuntimeConfig } from "./runtime_config.ts";
 import { sandboxEffects } from "./sandbox_effects.ts";
-import { TemplateImages } from "./template_images.ts";
 import type { SandboxSpec } from "./api.ts";
+import type { ImageSummary } from "../machines/projections.ts";
 
 export type Backend = "memory" | "lxc" | "proxmox";
 
 export interface OpenRuntimeOptions {
   stateDir: string;
   backend: Backend;
-  /** The Proxmox config file, for the `proxmox` backend. */
+  /** The config file: the Proxmox node (for the `proxmox` backend), registries, images. */
   configFile?: string;
   log: Logger;
   version: string;
@@ -51,6 +59,7 @@ export interface OpenRuntime {
   registry: Registry;
   store: EventStore;
   api: ProxmoxApi;
+  images: ImageService;
   simulator: Simulator | undefined;
   /** Stops effects, closes the log and Proxmox connections, stops the embedded simulator. */
   close(): Promise<void>;
@@ -65,13 +74,21 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   }
   // The event log (container env values) and the simulator's credentials live here.
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const settings: RuntimeConfig = options.configFile === undefined
+    ? defaultRuntimeConfig
+    : loadRuntimeConfig(options.configFile);
   let simulator: Simulator | undefined;
   let config: ProxmoxConfig;
   if (options.backend === "proxmox") {
     if (options.configFile === undefined) {
       throw new FailedPreconditionError("--backend proxmox needs --config FILE");
     }
-    config = loadProxmoxConfig(options.configFile);
+    if (settings.proxmox === undefined) {
+      throw new FailedPreconditionError(
+        `--backend proxmox: config "${options.configFile}" names no Proxmox node ("url")`,
+      );
+    }
+    config = settings.proxmox;
   } else {
     // The embedded simulator keeps its CTs under the state dir: a restarted pve-cri finds them.
     simulator = await startSimulator({
@@ -93,10 +110,17 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   });
   const node = options.node ?? new MemoryNode();
   const cni = options.cni ?? new MemoryCni();
-  const images = new TemplateImages({ api, storage: config.storage.templates });
+  const content = ContentStore.open(join(stateDir, "content"));
+  const hosts = new RegistryHosts(settings.registries);
+  const sessions = new FetchSessions();
+  const templates = new TemplateStore({ api, storage: config.storage.templates, content });
   // Effects ask the registry about other streams; it exists once Registry.open returns, and
   // effects resumed inside Registry.open may already ask.
-  const opened: { registry?: Registry } = {};
+  const opened: { registry?: Registry; images?: ImageService } = {};
+  const imagesReady = () => {
+    if (opened.images === undefined) throw new FailedPreconditionError("Images are not loaded yet");
+    return opened.images;
+  };
   const sandboxFacts = (id: string) => {
     const actor = opened.registry?.get(id);
     if (actor?.kind !== "sandbox") return undefined;
@@ -113,7 +137,10 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
         api,
         node,
         hooks: options.hooks ?? noHooks,
-        images,
+        images: {
+          require: (reference) => imagesReady().require(reference),
+          specOf: (imageId) => imagesReady().specOf(imageId),
+        },
         rootfs: { storage: config.storage.rootfs, sizeGiB: 1 },
         sandbox: sandboxFacts,
         vmidsInUse: () => {
@@ -126,7 +153,35 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
         },
         log: log.with({ component: "effects" }),
       }),
+      image: imageEffects({
+        content,
+        templates,
+        sessions,
+        // From the store, not the actors: a removal resumed while the registry opens asks too.
+        blobsInUse: (stream) => {
+          const blobs = new Set<string>();
+          for (const row of store.listProjectionSummaries<ImageSummary>(projectionNames.image)) {
+            if (row.stream === stream) continue;
+            for (const digest of row.summary.blobs) blobs.add(digest);
+          }
+          return blobs;
+        },
+        log: log.with({ component: "images" }),
+      }),
     },
+  });
+  const images = opened.images = new ImageService({
+    registry,
+    client: new RegistryClient({ hosts, log: log.with({ component: "registry-client" }) }),
+    content,
+    sessions,
+    platform: nodePlatform(),
+    log: log.with({ component: "images" }),
+    newId: randomId,
+    containersUsing: (imageId) =>
+      registry.actors("container")
+        .filter((a) => (a.summary as ContainerSummary).imageId === imageId)
+        .map((a) => a.stream),
   });
   const runtime = new KernelRuntime({
     registry,
@@ -135,19 +190,20 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     images,
     log,
     version: options.version,
-    imageFsMountpoint: `${stateDir}/proxmox`,
   });
   return {
     runtime,
     registry,
     store,
     api,
+    images,
     simulator,
     async close() {
       registry.close();
       await Promise.race([registry.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);
       store.close();
       api.close();
+      hosts.close();
       await simulator?.close();
     },
   };

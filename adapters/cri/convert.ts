@@ -25,7 +25,11 @@ export function nanos(ms: number | null | undefined): string {
 }
 
 export function callOf(ctx: RpcContext): CallInfo {
-  return { meta: { method: ctx.method, request_id: ctx.requestId }, signal: ctx.signal };
+  return {
+    meta: { method: ctx.method, request_id: ctx.requestId },
+    signal: ctx.signal,
+    ...(Number.isFinite(ctx.deadline) ? { deadline: ctx.deadline } : {}),
+  };
 }
 
 /** A string field that must be set: InvalidArgument naming it otherwise. */
@@ -199,7 +203,8 @@ export function image(view: ImageView): Message {
     repo_tags: view.repoTags,
     repo_digests: view.repoDigests,
     size: String(view.size),
-    username: "",
+    ...(view.uid === null ? {} : { uid: { value: view.uid } }),
+    username: view.username,
     spec: { image: view.id, annotations: {} },
     pinned: false,
   };

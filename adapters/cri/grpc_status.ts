@@ -51,6 +51,7 @@ const fromStatusCode: Record<StatusCode, GrpcCode> = {
   Unauthenticated: GrpcCode.UNAUTHENTICATED,
   ResourceExhausted: GrpcCode.RESOURCE_EXHAUSTED,
   Unimplemented: GrpcCode.UNIMPLEMENTED,
+  DataLoss: GrpcCode.DATA_LOSS,
   Internal: GrpcCode.INTERNAL,
 };
 

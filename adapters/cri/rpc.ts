@@ -40,6 +40,8 @@ export interface RpcContext {
   requestId: string;
   /** Aborted when the client cancels, its deadline passes, or the server shuts down. */
   signal: AbortSignal;
+  /** The client's deadline (`Date.now()` time); Infinity without `grpc-timeout`. */
+  deadline: number;
   /** Carries `method` and `request_id`. */
   log: Logger;
 }

@@ -91,7 +91,13 @@ export function wrap(options: WrapOptions): (call: ServerCall) => void {
 
     const controller = new AbortController();
     const cleanup = abortOnCallEnd({ call, controller, streaming, lifecycle });
-    const ctx: RpcContext = { method, requestId, signal: controller.signal, log };
+    const ctx: RpcContext = {
+      method,
+      requestId,
+      signal: controller.signal,
+      deadline: call.deadline,
+      log,
+    };
     log[level]("CRI call started");
 
     let ended = false;

@@ -4,6 +4,10 @@
  * return the task's UPID as soon as Proxmox accepted them (record it, then `waitForTask`).
  */
 
+import type { StreamedBody } from "./transport.ts";
+
+export type { StreamedBody };
+
 /** A CT on a node; `node` defaults to the client's node. */
 export interface CtRef {
   vmid: number;
@@ -186,11 +190,14 @@ export interface ProxmoxApi {
   listStorageContent(
     params: { storage: string; content?: string; vmid?: number; node?: string },
   ): Promise<StorageVolume[]>;
-  /** Uploads a template or ISO; resolves to the UPID of the copy task. */
+  /**
+   * Uploads a template or ISO; resolves to the UPID of the copy task. A `StreamedBody` is
+   * sent as it is read (a large archive is never whole in memory).
+   */
   uploadToStorage(params: {
     storage: string;
     filename: string;
-    data: Uint8Array;
+    data: Uint8Array | StreamedBody;
     content?: "vztmpl" | "iso" | "import";
     node?: string;
   }): Promise<string>;

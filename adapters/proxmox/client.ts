@@ -15,6 +15,7 @@ import type {
   ProxmoxApi,
   PveVersion,
   StorageVolume,
+  StreamedBody,
   TaskLogLine,
   TaskStatus,
   UpdateCtConfigParams,
@@ -235,18 +236,25 @@ export class ProxmoxClient implements ProxmoxApi {
   async uploadToStorage(params: {
     storage: string;
     filename: string;
-    data: Uint8Array;
+    data: Uint8Array | StreamedBody;
     content?: "vztmpl" | "iso" | "import";
     node?: string;
   }): Promise<string> {
     const node = params.node ?? this.node;
     const path = `/nodes/${node}/storage/${encodeURIComponent(params.storage)}/upload`;
     const file = { field: "filename", filename: params.filename, data: params.data };
-    return await this.#asyncWrite("POST", path, { content: params.content ?? "vztmpl" }, {
+    const content = params.content ?? "vztmpl";
+    const volid = `${params.storage}:${content}/${normalizeFilename(params.filename)}`;
+    // A large upload takes its time: the limit grows with the size (at 5 MB/s at worst).
+    const timeoutMs = (this.#options.requestTimeoutMs ?? 30_000) +
+      Math.ceil(params.data.length / 5_000);
+    return await this.#asyncWrite("POST", path, { content }, {
       node,
       type: "imgcopy",
-      goalReached: () => Promise.resolve(false),
-    }, { file });
+      goalReached: async () =>
+        (await this.listStorageContent({ storage: params.storage, node }))
+          .some((v) => v.volid === volid),
+    }, { file, timeoutMs });
   }
 
   async deleteVolume(

@@ -5,6 +5,7 @@
  * outcome is unknown is not retried here: it surfaces as `WriteOutcomeUnknown` for the
  * operation to check what happened.
  */
+import { concatBytes } from "../../lib/bytes.ts";
 import type { RuntimeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Authenticator } from "./auth.ts";
@@ -20,13 +21,20 @@ import {
 } from "./errors.ts";
 import { encodeParams, type WireParams } from "./params.ts";
 import type { Redact } from "./redact.ts";
-import { type HttpResponse, type Transport, TransportFailure } from "./transport.ts";
+import {
+  type HttpResponse,
+  type StreamedBody,
+  type Transport,
+  TransportFailure,
+} from "./transport.ts";
 
 export interface CallOptions {
-  /** A multipart body with one file (uploads). */
-  file?: { field: string; filename: string; data: Uint8Array };
+  /** A multipart body with one file (uploads); a large file is streamed, never held whole. */
+  file?: { field: string; filename: string; data: Uint8Array | StreamedBody };
   /** Send without credentials (the ticket login itself). */
   anonymous?: boolean;
+  /** This call's own limit (an upload's time grows with its size). */
+  timeoutMs?: number;
 }
 
 export interface CallResult<T> {
@@ -109,9 +117,9 @@ export class Requester {
       ...(options.anonymous ? {} : await this.#options.auth.headers(method)),
     };
     let target = `/api2/json${path}`;
-    let body: Uint8Array | undefined;
+    let body: Uint8Array | StreamedBody | undefined;
     if (options.file !== undefined) {
-      const multipart = await multipartBody(params, options.file);
+      const multipart = multipartBody(params, options.file);
       headers["content-type"] = multipart.contentType;
       body = multipart.body;
     } else if (method === "GET" || method === "DELETE") {
@@ -128,7 +136,7 @@ export class Requester {
         path: target,
         headers,
         ...(body === undefined ? {} : { body }),
-        timeoutMs: this.#options.requestTimeoutMs,
+        timeoutMs: options.timeoutMs ?? this.#options.requestTimeoutMs,
       });
     } catch (error) {
       if (!(error instanceof TransportFailure)) throw error;
@@ -212,20 +220,42 @@ export class Requester {
   }
 }
 
-async function multipartBody(
+/**
+ * A multipart/form-data body: the fields, then the file part, written out by hand so the
+ * file can stream (FormData would hold it whole) and the length is known before sending.
+ */
+function multipartBody(
   params: WireParams,
   file: NonNullable<CallOptions["file"]>,
-): Promise<{ contentType: string; body: Uint8Array }> {
-  const form = new FormData();
+): { contentType: string; body: Uint8Array | StreamedBody } {
+  const boundary = `----pve-cri-${crypto.randomUUID()}`;
+  const quote = (text: string) => text.replace(/["\\\r\n]/g, "_");
+  let head = "";
   for (const [key, value] of Object.entries(params)) {
     if (value === undefined) continue;
-    form.append(key, typeof value === "boolean" ? (value ? "1" : "0") : String(value));
+    const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
+    head += `--${boundary}\r\ncontent-disposition: form-data; name="${quote(key)}"\r\n\r\n` +
+      `${text}\r\n`;
   }
-  form.append(file.field, new Blob([file.data as Uint8Array<ArrayBuffer>]), file.filename);
-  const response = new Response(form);
+  head += `--${boundary}\r\ncontent-disposition: form-data; name="${quote(file.field)}"; ` +
+    `filename="${quote(file.filename)}"\r\ncontent-type: application/octet-stream\r\n\r\n`;
+  const headBytes = new TextEncoder().encode(head);
+  const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`);
+  const contentType = `multipart/form-data; boundary=${boundary}`;
+  const data = file.data;
+  if (data instanceof Uint8Array) {
+    return { contentType, body: concatBytes([headBytes, data, tail]) };
+  }
   return {
-    contentType: response.headers.get("content-type")!,
-    body: new Uint8Array(await response.arrayBuffer()),
+    contentType,
+    body: {
+      length: headBytes.length + data.length + tail.length,
+      async *chunks() {
+        yield headBytes;
+        yield* data.chunks();
+        yield tail;
+      },
+    },
   };
 }
 

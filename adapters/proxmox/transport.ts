@@ -8,12 +8,19 @@
 import type net from "node:net";
 import { type Connector, createConnector, type TlsOptions, UntrustedServerError } from "./tls.ts";
 
+/** A body sent as it is produced (an upload), of a length known up front. */
+export interface StreamedBody {
+  length: number;
+  /** Each call starts the data over (a resend after a lost answer calls it again). */
+  chunks(): AsyncIterable<Uint8Array>;
+}
+
 export interface HttpRequest {
   method: string;
   /** Path and query below the base URL's origin. */
   path: string;
   headers: Record<string, string>;
-  body?: Uint8Array;
+  body?: Uint8Array | StreamedBody;
   timeoutMs: number;
 }
 
@@ -170,6 +177,8 @@ function exchange(
 ): Promise<{ response: HttpResponse; keepAlive: boolean }> {
   return new Promise((resolve, reject) => {
     let written = false; // every byte went out: the server may have acted on it
+    // A body cut short by an early answer leaves the connection unusable for another request.
+    let bodyPending = request.body !== undefined && !(request.body instanceof Uint8Array);
     let buffer: Buffer = Buffer.alloc(0);
     let head:
       | { status: number; reason: string; headers: Map<string, string>; bodyStart: number }
@@ -207,7 +216,7 @@ function exchange(
           headers: Object.fromEntries(head.headers),
           body: body.toString("utf8"),
         },
-        keepAlive: connection !== "close",
+        keepAlive: connection !== "close" && !bodyPending,
       });
     };
     const timer = setTimeout(
@@ -219,14 +228,64 @@ function exchange(
     socket.on("close", onClose);
     let text = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${host}\r\n`;
     for (const [name, value] of Object.entries(request.headers)) text += `${name}: ${value}\r\n`;
-    text += `content-length: ${request.body?.length ?? 0}\r\n\r\n`;
-    const bytes = request.body === undefined || request.body.length === 0
-      ? encoder.encode(text)
-      : Buffer.concat([encoder.encode(text), request.body]);
-    socket.write(bytes, (error) => {
-      if (error === undefined || error === null) written = true;
-    });
+    const body = request.body;
+    text += `content-length: ${body === undefined ? 0 : body.length}\r\n\r\n`;
+    if (body === undefined || body instanceof Uint8Array) {
+      const bytes = body === undefined || body.length === 0
+        ? encoder.encode(text)
+        : Buffer.concat([encoder.encode(text), body]);
+      socket.write(bytes, (error) => {
+        if (error === undefined || error === null) written = true;
+      });
+      return;
+    }
+    socket.write(encoder.encode(text));
+    streamBody(socket, body, () => head !== undefined).then(
+      (complete) => {
+        if (!complete) return;
+        written = true;
+        bodyPending = false;
+      },
+      (error) => fail(`sending the request body failed: ${errorText(error)}`, false, error),
+    );
   });
+}
+
+/**
+ * Writes a streamed body as the socket drains, so memory holds a chunk or two, not the body.
+ * Stops early (false) when the server has answered already (an error before reading it all).
+ */
+async function streamBody(
+  socket: net.Socket,
+  body: StreamedBody,
+  answered: () => boolean,
+): Promise<boolean> {
+  let sent = 0;
+  for await (const chunk of body.chunks()) {
+    if (socket.destroyed || answered()) return false;
+    sent += chunk.length;
+    if (sent > body.length) throw new Error(`body is longer than its ${body.length} bytes`);
+    if (!socket.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off("drain", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.on("drain", done);
+        socket.on("close", done);
+      });
+    }
+  }
+  if (sent !== body.length) throw new Error(`body has ${sent} bytes, not ${body.length}`);
+  await new Promise<void>((resolve, reject) =>
+    socket.write(new Uint8Array(0), (error) => error ? reject(error) : resolve())
+  );
+  return true;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function parseHead(text: string, bodyStart: number) {

@@ -4,25 +4,56 @@
  */
 import type { ContainerContext } from "../../machines/container_context.ts";
 import { hooksOfStage } from "../../machines/container_context.ts";
-import { catalog, type EventType, type NewEvent, type Payload } from "../../machines/events.ts";
+import {
+  catalog,
+  type EventType,
+  type NewEvent,
+  type Payload,
+  type StreamKind,
+} from "../../machines/events.ts";
 import { lastAttached, nextNetwork, type SandboxContext } from "../../machines/sandbox_context.ts";
+import type { ImageContext } from "../../machines/image_context.ts";
 import type { Random } from "./random.ts";
 
 const stages = ["create", "start", "poststart", "poststop"] as const;
 
 export function samplePayload(
   type: EventType,
-  context: SandboxContext | ContainerContext,
+  context: SandboxContext | ContainerContext | ImageContext,
   random: Random,
 ): NewEvent {
   const isSandbox = "networks" in context;
+  const isContainer = "hooks" in context;
   const s = context as SandboxContext;
   const c = context as ContainerContext;
   const fallback = { name: "net0", ifname: "eth0" };
   const net = (isSandbox ? nextNetwork(s) : undefined) ?? fallback;
   const attached = (isSandbox ? lastAttached(s) : undefined) ?? fallback;
   const stage = random.pick(stages);
-  const hook = (isSandbox ? undefined : hooksOfStage(c, stage)[0]?.name) ?? "hook";
+  const hook = (isContainer ? hooksOfStage(c, stage)[0]?.name : undefined) ?? "hook";
+  const imageContent = {
+    imageId: `sha256:${random.hex(64)}`,
+    manifestDigest: `sha256:${random.hex(64)}`,
+    config: { digest: `sha256:${random.hex(64)}`, size: 600 },
+    layers: [{
+      digest: `sha256:${random.hex(64)}`,
+      size: 1000 + random.int(1000),
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+    }],
+    size: 2000,
+    platform: "linux/amd64",
+    imageConfig: {
+      user: "1000",
+      env: ["PATH=/bin"],
+      entrypoint: [],
+      cmd: ["/bin/sh"],
+      workingDir: "",
+      stopSignal: "",
+      volumes: [],
+      exposedPorts: [],
+      labels: {},
+    },
+  };
   const data: { [T in EventType]: Payload<T> } = {
     SandboxRequested: {
       metadata: {
@@ -100,10 +131,26 @@ export function samplePayload(
     ContainerRemoveRequested: {},
     CtDestroyed: {},
     CtDestroyFailed: { error: "destroy failed" },
+    ImagePullStarted: {
+      reference: "registry.local:5000/app:v1",
+      registry: "registry.local:5000",
+      digest: `sha256:${random.hex(64)}`,
+      ...imageContent,
+    },
+    ImageImportStarted: { archive: "/srv/images/app.tar", format: "oci", ...imageContent },
+    ImageContentStored: {},
+    ImageContentFailed: { error: "blob does not match its digest", code: "DataLoss" },
+    ImageTemplateStored: { volid: `local:vztmpl/pve-cri-${random.hex(64)}.tar`, uploaded: true },
+    ImageTemplateFailed: { error: "upload failed", code: "Unavailable" },
+    ImageTagged: { repoTags: [`registry.local:5000/app:${random.hex(3)}`], repoDigests: [] },
+    ImageUntagged: { repoTags: ["registry.local:5000/app:v1"], repoDigests: [] },
+    ImageRemoveRequested: {},
+    ImageRemoved: {},
+    ImageRemoveFailed: { error: "template is busy" },
   };
   return { type, data: data[type] } as NewEvent;
 }
 
-export function eventTypesOf(kind: "sandbox" | "container"): EventType[] {
+export function eventTypesOf(kind: StreamKind): EventType[] {
   return (Object.keys(catalog) as EventType[]).filter((t) => catalog[t].kind === kind);
 }

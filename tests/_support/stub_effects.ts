@@ -242,5 +242,23 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
         return { type: "CtDestroyed", data: {} };
       },
     },
+    image: {
+      async fetchContent({ signal }) {
+        await pause(signal);
+        mayFail("fetch image content");
+        return { type: "ImageContentStored", data: {} };
+      },
+      async storeTemplate({ context, signal }) {
+        await pause(signal);
+        mayFail("store template");
+        const volid = `local:vztmpl/pve-cri-${context.manifestDigest.slice(7)}.tar`;
+        return { type: "ImageTemplateStored", data: { volid, uploaded: true } };
+      },
+      async removeImage({ signal }) {
+        await pause(signal);
+        mayFail("remove image");
+        return { type: "ImageRemoved", data: {} };
+      },
+    },
   };
 }

@@ -15,8 +15,10 @@ import {
   startSimulator,
 } from "../../adapters/proxmox/sim/mod.ts";
 import { connect, type CriClient, type CriMessage, status } from "../_support/cri_client.ts";
+import { registryMissing, startRegistry } from "../_support/registry.ts";
 import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
+import { smallImage } from "../_support/test_image.ts";
 
 const podConfig = (name: string, labels: Record<string, string> = {}) => ({
   metadata: { name, uid: `${name}-0001`, namespace: "e2e", attempt: 0 },
@@ -29,9 +31,12 @@ const podConfig = (name: string, labels: Record<string, string> = {}) => ({
   },
 });
 
+/** The registry this test pushes its image to; set once it runs. */
+let imageRef = "";
+
 const containerConfig = (name: string, extra: CriMessage = {}) => ({
   metadata: { name, attempt: 0 },
-  image: { image: "busybox:1.36" },
+  image: { image: imageRef },
   command: ["/bin/sh", "-c", "sleep 3600"],
   // KeyValue.value is bytes in CRI v1.
   envs: [
@@ -54,8 +59,21 @@ async function rejectsWith(promise: Promise<unknown>, code: number, pattern?: Re
   });
 }
 
-Deno.test("CRI lifecycle over the socket, with every filter and the errors the CRI defines", async (t) => {
+const missing = registryMissing();
+
+Deno.test({
+  name: `CRI lifecycle over the socket, with every filter and the errors the CRI defines${
+    missing === undefined ? "" : ` (skipped: ${missing})`
+  }`,
+  ignore: missing !== undefined,
+  fn: lifecycle,
+});
+
+async function lifecycle(t: Deno.TestContext) {
   using dir = tempDir();
+  await using registry = await startRegistry();
+  await registry.push("library/busybox", "1.36", smallImage());
+  imageRef = `${registry.host}/library/busybox:1.36`;
   const requests: RequestRecord[] = [];
   const sim = await startSimulator({
     stateDir: `${dir.path}/sim`,
@@ -88,14 +106,12 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
     });
 
     await t.step("images: absent, pulled, listed", async () => {
-      const absent = await cri.image.ImageStatus({ image: { image: "busybox:1.36" } });
+      const absent = await cri.image.ImageStatus({ image: { image: imageRef } });
       assert.equal(absent.image, null, "an absent image is not an error");
-      const pulled = await cri.image.PullImage({ image: { image: "busybox:1.36" } });
+      const pulled = await cri.image.PullImage({ image: { image: imageRef } });
       assert.match(pulled.image_ref, /^sha256:[0-9a-f]{64}$/);
-      const present = await cri.image.ImageStatus({
-        image: { image: "docker.io/library/busybox:1.36" },
-      });
-      assert.deepEqual(present.image.repo_tags, ["docker.io/library/busybox:1.36"]);
+      const present = await cri.image.ImageStatus({ image: { image: imageRef } });
+      assert.deepEqual(present.image.repo_tags, [imageRef]);
       assert.equal(typeof present.image.size, "string", "uint64 crosses as a string");
       const list = await cri.image.ListImages({});
       assert.equal(list.images.length, 1);
@@ -332,8 +348,8 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
       await cri.runtime.RemovePodSandbox({ pod_sandbox_id: web });
       await cri.runtime.StopPodSandbox({ pod_sandbox_id: web });
       assert.deepEqual((await cri.runtime.ListPodSandbox({})).items, []);
-      await cri.image.RemoveImage({ image: { image: "busybox:1.36" } });
-      await cri.image.RemoveImage({ image: { image: "busybox:1.36" } });
+      await cri.image.RemoveImage({ image: { image: imageRef } });
+      await cri.image.RemoveImage({ image: { image: imageRef } });
       assert.deepEqual((await cri.image.ListImages({})).images, []);
     });
 
@@ -390,7 +406,7 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
         status.INVALID_ARGUMENT,
         /run_as_group is set without run_as_user or run_as_username/,
       );
-      await cri.image.PullImage({ image: { image: "busybox:1.36" } });
+      await cri.image.PullImage({ image: { image: imageRef } });
       const named = await cri.runtime.CreateContainer({
         pod_sandbox_id: pod,
         config: {
@@ -413,4 +429,4 @@ Deno.test("CRI lifecycle over the socket, with every filter and the errors the C
     assert.doesNotMatch(server.stderr(), /s3cr3t-v4lue/, "env values never reach a log");
     await sim.close();
   }
-});
+}

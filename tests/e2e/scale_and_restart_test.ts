@@ -11,6 +11,7 @@ import {
 import { simulatorConfig, startSimulator } from "../../adapters/proxmox/sim/mod.ts";
 import { connect, type CriClient, type CriMessage, status } from "../_support/cri_client.ts";
 import { startServer } from "../_support/server_process.ts";
+import { seedImage } from "../_support/test_image.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 
 const pod = (name: string) => ({
@@ -54,10 +55,10 @@ async function snapshot(cri: CriClient) {
 
 Deno.test("200 pods with one container each, started in parallel, all run on distinct VMIDs", async () => {
   using dir = tempDir();
+  await seedImage({ stateDir: `${dir.path}/state` });
   await using server = await startServer({ dir: dir.path, env: { PVE_CRI_LOG: "warn" } });
   const cri = await connect(server.socket);
   try {
-    await cri.image.PullImage({ image: { image: "busybox:1.36" } });
     const started = await Promise.all(
       Array.from({ length: 200 }, (_, i) => podWithContainer(cri, `p${i}`)),
     );
@@ -86,9 +87,9 @@ Deno.test("200 pods with one container each, started in parallel, all run on dis
 
 Deno.test("after SIGKILL and a restart, ListPodSandbox and ListContainers answer the same", async () => {
   using dir = tempDir();
+  await seedImage({ stateDir: `${dir.path}/state` });
   const first = await startServer({ dir: dir.path, env: { PVE_CRI_LOG: "warn" } });
   let cri = await connect(first.socket);
-  await cri.image.PullImage({ image: { image: "busybox:1.36" } });
   const made = await Promise.all(
     Array.from({ length: 20 }, (_, i) => podWithContainer(cri, `k${i}`)),
   );
@@ -126,6 +127,11 @@ Deno.test("SIGKILL while pods are being made: after a restart every one complete
   writeProxmoxConfig(`${dir.path}/pve.json`, simulatorConfig(sim));
   const pve = createProxmoxClient(clientOptionsFromConfig(simulatorConfig(sim)));
   try {
+    await seedImage({
+      stateDir: `${dir.path}/state`,
+      backend: "proxmox",
+      configFile: `${dir.path}/pve.json`,
+    });
     const first = await startServer({
       dir: dir.path,
       backend: "proxmox",
@@ -133,7 +139,6 @@ Deno.test("SIGKILL while pods are being made: after a restart every one complete
       env: { PVE_CRI_LOG: "warn" },
     });
     let cri = await connect(first.socket);
-    await cri.image.PullImage({ image: { image: "busybox:1.36" } });
     const inFlight = Array.from(
       { length: 30 },
       (_, i) => podWithContainer(cri, `c${i}`).catch(() => null),

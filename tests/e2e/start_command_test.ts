@@ -7,6 +7,7 @@ import { connect, type CriMessage } from "../_support/cri_client.ts";
 import { H2Client } from "../_support/h2_client.ts";
 import { grpcStatus, startCall, UNAVAILABLE } from "../_support/raw_calls.ts";
 import { startServer, startTaskArgs } from "../_support/server_process.ts";
+import { seedImage } from "../_support/test_image.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 
 Deno.test("SIGTERM with an open event stream: exit 0 within 15 s, socket removed", async () => {
@@ -81,10 +82,10 @@ Deno.test("--backend lxc fails with a clear message until the LXC driver exists"
 Deno.test("the inspection endpoint shows sandboxes, containers and a stream's history, redacted", async () => {
   using dir = tempDir();
   const port = 20000 + Math.floor(Math.random() * 20000);
+  await seedImage({ stateDir: `${dir.path}/state`, name: "busybox" });
   await using server = await startServer({ dir: dir.path, http: `127.0.0.1:${port}` });
   const cri = await connect(server.socket);
   try {
-    await cri.image.PullImage({ image: { image: "busybox" } });
     const config = { metadata: { name: "web", uid: "u1", namespace: "ns", attempt: 0 }, linux: {} };
     const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
     const { container_id } = await cri.runtime.CreateContainer({

@@ -4,9 +4,14 @@ import {
   eventSpec,
   type EventType,
   redactPayload,
+  streamKinds,
   upcastEvent,
 } from "../../machines/events.ts";
-import { containerEffectNames, sandboxEffectNames } from "../../machines/effects.ts";
+import {
+  containerEffectNames,
+  imageEffectNames,
+  sandboxEffectNames,
+} from "../../machines/effects.ts";
 import { xstateMachines } from "../../machines/fold.ts";
 
 Deno.test("the README's event table is the catalogue", () => {
@@ -23,7 +28,7 @@ Deno.test("the README's event table is the catalogue", () => {
 });
 
 Deno.test("every event the machines accept is in the catalogue, and every catalogued event is used", () => {
-  for (const kind of ["sandbox", "container"] as const) {
+  for (const kind of streamKinds) {
     const machine = xstateMachines[kind];
     const accepted = new Set<string>();
     for (const node of Object.values(machine.root.states)) {
@@ -40,10 +45,11 @@ Deno.test("every event the machines accept is in the catalogue, and every catalo
 
 Deno.test("the effect names the registry binds are exactly the ones the machines use", () => {
   for (
-    const [kind, names] of [["sandbox", sandboxEffectNames], [
-      "container",
-      containerEffectNames,
-    ]] as const
+    const [kind, names] of [
+      ["sandbox", sandboxEffectNames],
+      ["container", containerEffectNames],
+      ["image", imageEffectNames],
+    ] as const
   ) {
     const used = new Set<string>();
     const collect = (actions: readonly unknown[]) => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type AnyStateMachine, transition } from "xstate";
 import type { FoldState } from "../../machines/compiled_machine.ts";
-import type { DomainEvent, StreamKind } from "../../machines/events.ts";
+import { type DomainEvent, type StreamKind, streamKinds } from "../../machines/events.ts";
 import { machines, xstateMachines } from "../../machines/fold.ts";
 import { Random } from "../_support/random.ts";
 import { eventTypesOf, samplePayload } from "../_support/sample_events.ts";
@@ -50,7 +50,7 @@ function xstateStep(machine: AnyStateMachine, state: FoldState<unknown>, event: 
   };
 }
 
-for (const kind of ["sandbox", "container"] as const) {
+for (const kind of streamKinds) {
   Deno.test(`the compiled ${kind} table equals XState's transition() on every state × event`, () => {
     const random = new Random(20261126);
     const compiled = machines[kind];

@@ -3,6 +3,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { openRuntime } from "../../runtime/open_runtime.ts";
 import { containerSpec, sandboxSpec } from "../_support/specs.ts";
 import { tempDir } from "../_support/temp_dir.ts";
+import { testImageName, writeArchive } from "../_support/test_image.ts";
 
 const call = { meta: { method: "test" } };
 
@@ -10,11 +11,16 @@ function openMemoryRuntime(stateDir: string) {
   return openRuntime({ stateDir, backend: "memory", log: silentLogger, version: "test" });
 }
 
+/** The tests' image, imported from an archive (no registry needed). */
+function importTestImage(rt: Awaited<ReturnType<typeof openMemoryRuntime>>, dir: string) {
+  return rt.runtime.importImage(writeArchive(dir), call, { name: testImageName });
+}
+
 Deno.test("the memory backend runs a pod and a container on simulated Proxmox CTs", async () => {
   using dir = tempDir();
   const rt = await openMemoryRuntime(dir.path);
   try {
-    const image = await rt.runtime.pullImage("busybox:1.36", call);
+    const image = await importTestImage(rt, dir.path);
     assert.deepEqual(image.repoTags, ["docker.io/library/busybox:1.36"]);
     const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
     assert.equal(pod.state, "SANDBOX_READY");
@@ -26,6 +32,11 @@ Deno.test("the memory backend runs a pod and a container on simulated Proxmox CT
     assert.match(config.tags ?? "", /pve-cri/);
     assert.equal(JSON.parse(config.description!)["pve-cri"].containerId, created.id);
     assert.match(config.env ?? "", /GREETING=hello/);
+    assert.match(
+      config.env ?? "",
+      /^PATH=\/usr\/local\/sbin:.*\0GREETING=hello/,
+      "image env first",
+    );
     assert.equal(config.entrypoint, "/bin/sh -c 'sleep 3600'");
     await rt.runtime.startContainer(created.id, call);
     assert.equal(rt.runtime.container(created.id)!.state, "CONTAINER_RUNNING");
@@ -47,7 +58,7 @@ Deno.test("listings hand out the same item while a stream is unchanged, and a ne
   using dir = tempDir();
   const rt = await openMemoryRuntime(dir.path);
   try {
-    await rt.runtime.pullImage("busybox:1.36", call);
+    await importTestImage(rt, dir.path);
     const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
     const created = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
     const [before] = rt.runtime.containers();
@@ -89,7 +100,7 @@ Deno.test("a container's log path is its pod's log directory joined with its own
   using dir = tempDir();
   const rt = await openMemoryRuntime(dir.path);
   try {
-    await rt.runtime.pullImage("busybox:1.36", call);
+    await importTestImage(rt, dir.path);
     const logged = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
     const app = await rt.runtime.createContainer(
       logged.id,

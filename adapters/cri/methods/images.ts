@@ -1,5 +1,8 @@
-/** ImageService: images are CT templates in Proxmox storage (see runtime/template_images.ts). */
-import type { PodRuntime } from "../../../runtime/api.ts";
+/**
+ * ImageService: images pulled from registries (or imported) into pve-cri's content store,
+ * each a CT template in Proxmox storage (see runtime/images/).
+ */
+import type { PodRuntime, RegistryAuth } from "../../../runtime/api.ts";
 import { callOf, image, type Message, required, requiredMessage } from "../convert.ts";
 import type { UnaryHandler } from "../rpc.ts";
 
@@ -11,24 +14,29 @@ export const listImages = (rt: PodRuntime): UnaryHandler => async (request: Mess
   return { images: images.map(image) };
 };
 
-/** An absent image is no error: `image` is left unset. */
+/** An absent image is no error: `image` is left unset. Verbose info is the image config. */
 export const imageStatus = (rt: PodRuntime): UnaryHandler => async (request: Message) => {
   const reference = required(requiredMessage(request.image, "image").image, "image.image");
   const found = await rt.image(reference);
+  if (found === undefined) return { image: null, info: {} };
   return {
-    image: found === undefined ? null : image(found),
-    info: request.verbose && found ? { info: JSON.stringify({ volid: found.volid }) } : {},
+    image: image(found),
+    info: request.verbose ? { info: JSON.stringify(await rt.imageInfo(found.id)) } : {},
   };
 };
 
-/** Credentials in `auth` are neither stored nor logged (the template pull needs none yet). */
+/**
+ * Credentials in `auth` go to the registry and nowhere else: not stored, not logged. The
+ * sandbox config is accepted as containerd accepts it; it changes nothing here.
+ */
 export const pullImage = (rt: PodRuntime): UnaryHandler => async (request: Message, ctx) => {
   const reference = required(requiredMessage(request.image, "image").image, "image.image");
-  const pulled = await rt.pullImage(reference, callOf(ctx));
+  const auth = registryAuth(request.auth);
+  const pulled = await rt.pullImage(reference, callOf(ctx), auth === undefined ? {} : { auth });
   return { image_ref: pulled.id };
 };
 
-/** Removing an absent image succeeds (the CRI says so). */
+/** Removing an absent image succeeds (the CRI says so); one a container uses does not. */
 export const removeImage = (rt: PodRuntime): UnaryHandler => async (request: Message, ctx) => {
   const reference = required(requiredMessage(request.image, "image").image, "image.image");
   await rt.removeImage(reference, callOf(ctx));
@@ -45,3 +53,18 @@ export const imageFsInfo = (rt: PodRuntime): UnaryHandler => async () => {
   };
   return { image_filesystems: [usage], container_filesystems: [] };
 };
+
+/** The CRI's AuthConfig as registry credentials; unset fields are absent, not empty. */
+export function registryAuth(auth: Message | null | undefined): RegistryAuth | undefined {
+  if (auth === null || auth === undefined) return undefined;
+  const out: RegistryAuth = {};
+  const set = (key: keyof RegistryAuth, value: unknown) => {
+    if (typeof value === "string" && value !== "") out[key] = value;
+  };
+  set("username", auth.username);
+  set("password", auth.password);
+  set("auth", auth.auth);
+  set("identityToken", auth.identity_token);
+  set("registryToken", auth.registry_token);
+  return Object.keys(out).length === 0 ? undefined : out;
+}

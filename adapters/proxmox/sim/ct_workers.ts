@@ -82,7 +82,9 @@ async function create(
       ...(config.options.ostype === undefined ? {} : { ostype: config.options.ostype }),
       log: context,
     });
-    const image = templatePath.endsWith(".tar") ? readOciImageConfig(templatePath) : undefined;
+    const image = templatePath.endsWith(".tar")
+      ? await readOciImageConfig(templatePath)
+      : undefined;
     if (image !== undefined) applyImageConfig(config, image, context);
     config.options.arch ??= "amd64";
     config.options.hostname ??= `CT${vmid}`;

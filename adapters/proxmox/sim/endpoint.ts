@@ -12,9 +12,11 @@ import type { OciPuller } from "./oci_puller.ts";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 
+/** An uploaded file, spooled to disk as pveproxy spools it; the handler moves it away. */
 export interface UploadedFile {
   filename: string;
-  data: Uint8Array;
+  path: string;
+  size: number;
 }
 
 export interface ApiRequest {

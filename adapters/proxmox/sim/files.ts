@@ -17,9 +17,9 @@ export function readTextIfExists(path: string): string | undefined {
   }
 }
 
-export function removeIfExists(path: string): boolean {
+export function removeIfExists(path: string, recursive = false): boolean {
   try {
-    Deno.removeSync(path);
+    Deno.removeSync(path, { recursive });
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;

@@ -6,13 +6,17 @@
  * through node:https here and 0.10 ms through Deno's listener.
  */
 import { concatBytes } from "../../../lib/bytes.ts";
+import { multipartBoundary, MultipartError, readMultipart, type SpooledForm } from "./multipart.ts";
 
 export interface Http1Request {
   method: string;
   /** The request target as sent: path and query. */
   target: string;
   headers: Headers;
+  /** Empty when the body was a form read into `form`. */
   body: Uint8Array;
+  /** A multipart/form-data body, read as it arrived (with `uploadDir` set). */
+  form?: SpooledForm;
 }
 
 export interface Http1Response {
@@ -35,6 +39,11 @@ export interface Http1ServerOptions {
   tls?: { cert: string; key: string };
   /** A connection the client sends nothing on for this long is closed (pveproxy: 10 s). */
   idleTimeoutMs?: number;
+  /**
+   * Where multipart/form-data bodies spool their file part (pveproxy's /var/tmp): read as
+   * they arrive, never held whole. Without it such bodies are bytes like any other.
+   */
+  uploadDir?: string;
 }
 
 export interface Http1Server {
@@ -73,7 +82,7 @@ export function serveHttp1(options: Http1ServerOptions, handler: Http1Handler): 
         continue;
       }
       connections.add(conn);
-      const done = serveConnection(conn, handler, options.idleTimeoutMs ?? 10_000)
+      const done = serveConnection(conn, handler, options)
         .finally(() => {
           connections.delete(conn);
           served.delete(done);
@@ -98,9 +107,9 @@ export function serveHttp1(options: Http1ServerOptions, handler: Http1Handler): 
 async function serveConnection(
   conn: Deno.Conn,
   handler: Http1Handler,
-  idleTimeoutMs: number,
+  options: Http1ServerOptions,
 ): Promise<void> {
-  const reader = new ConnReader(conn, idleTimeoutMs);
+  const reader = new ConnReader(conn, options.idleTimeoutMs ?? 10_000);
   try {
     for (;;) {
       let request: Http1Request | undefined;
@@ -112,13 +121,35 @@ async function serveConnection(
         if (request.headers.get("expect")?.toLowerCase() === "100-continue") {
           await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
         }
-        request.body = await reader.body(request.headers);
+        const boundary = options.uploadDir === undefined
+          ? undefined
+          : multipartBoundary(request.headers.get("content-type"));
+        if (boundary === undefined) {
+          request.body = await reader.body(request.headers);
+        } else {
+          request.form = await readMultipart(
+            reader.bodyChunks(request.headers),
+            boundary,
+            options.uploadDir!,
+          );
+        }
       } catch (error) {
+        if (error instanceof MultipartError) {
+          await writeAll(conn, badRequest(error.message));
+          return;
+        }
         if (!(error instanceof BadRequest)) return; // the client went away or idled out
         await writeAll(conn, badRequest(error.message));
         return;
       }
-      const response = await handler(request);
+      let response: Http1Response | "drop";
+      try {
+        response = await handler(request);
+      } finally {
+        // A spooled file the handler did not take is not kept.
+        const spooled = request.form?.file?.path;
+        if (spooled !== undefined) await Deno.remove(spooled).catch(() => {});
+      }
       if (response === "drop") return;
       const close = response.close === true || !keepAlive;
       await writeAll(
@@ -177,6 +208,39 @@ class ConnReader {
     if (length === null) return new Uint8Array(0);
     if (!/^\d+$/.test(length.trim())) throw new BadRequest(`bad content-length "${length}"`);
     return await this.#exactly(Number(length.trim()));
+  }
+
+  /**
+   * The body's bytes as they arrive: a content-length body read straight into fresh buffers
+   * (nothing is held), a chunked one whole.
+   */
+  async *bodyChunks(headers: Headers): AsyncGenerator<Uint8Array> {
+    const length = headers.get("content-length");
+    if (headers.get("transfer-encoding") !== null || length === null) {
+      yield await this.body(headers);
+      return;
+    }
+    if (!/^\d+$/.test(length.trim())) throw new BadRequest(`bad content-length "${length}"`);
+    let left = Number(length.trim());
+    const buffered = Math.min(left, this.#end - this.#start);
+    if (buffered > 0) {
+      yield this.#buffer.slice(this.#start, this.#start + buffered);
+      this.#start += buffered;
+      left -= buffered;
+    }
+    while (left > 0) {
+      const chunk = new Uint8Array(Math.min(left, 256 * 1024));
+      this.#idle = setTimeout(() => closeQuietly(this.#conn), this.#idleTimeoutMs);
+      let n: number | null;
+      try {
+        n = await this.#conn.read(chunk);
+      } finally {
+        clearTimeout(this.#idle);
+      }
+      if (n === null) throw new Error("connection closed mid-request");
+      left -= n;
+      yield chunk.subarray(0, n);
+    }
   }
 
   stop(): void {

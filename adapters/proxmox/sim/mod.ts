@@ -7,7 +7,7 @@ export type { Simulator, SimulatorOptions } from "./simulator.ts";
 export type { FaultRule } from "./faults.ts";
 export type { CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
 export { MemoryDriver } from "./memory_driver.ts";
-export { defaultImageConfig, type OciPuller, placeholderPuller } from "./oci_puller.ts";
+export { type OciPuller, skopeoPuller, type SkopeoPullerOptions } from "./oci_puller.ts";
 export { type OciImageConfig, readOciImageConfig } from "./oci_archive.ts";
 export type { SimToken, SimUser } from "./access.ts";
 export type { RequestRecord } from "./server.ts";

@@ -1,8 +1,9 @@
 /**
  * Reads the image config out of an OCI archive in `vztmpl` storage, as PVE 9.1 does when it
- * creates a CT from one: `index.json` → manifest → config blob. Reads uncompressed tar
- * archives (what `skopeo copy … oci-archive:` writes) and the simulator's placeholder pulls.
+ * creates a CT from one: `index.json` → manifest → config blob. Only those entries are read;
+ * the layers are skipped by seeking.
  */
+import { readTarEntry } from "../../oci/tar_file.ts";
 
 export interface OciImageConfig {
   entrypoint?: string[];
@@ -13,19 +14,22 @@ export interface OciImageConfig {
   stopSignal?: string;
 }
 
+const maxDocument = 8 * 1024 * 1024;
+
 /** The config of the image in an OCI archive, or undefined if the file is not one. */
-export function readOciImageConfig(path: string): OciImageConfig | undefined {
-  const data = Deno.readFileSync(path);
-  const placeholder = placeholderConfig(data);
-  if (placeholder !== undefined) return placeholder;
-  const files = tarEntries(data);
-  const index = json(files.get("index.json"));
+export async function readOciImageConfig(path: string): Promise<OciImageConfig | undefined> {
+  let index;
+  try {
+    index = json(await readTarEntry(path, "index.json", maxDocument));
+  } catch {
+    return undefined; // not a tar archive
+  }
   const manifestDigest = index?.manifests?.[0]?.digest;
   if (typeof manifestDigest !== "string") return undefined;
-  const manifest = json(files.get(blobPath(manifestDigest)));
+  const manifest = json(await readTarEntry(path, blobPath(manifestDigest), maxDocument));
   const configDigest = manifest?.config?.digest;
   if (typeof configDigest !== "string") return undefined;
-  const config = json(files.get(blobPath(configDigest)))?.config ?? {};
+  const config = json(await readTarEntry(path, blobPath(configDigest), maxDocument))?.config ?? {};
   return fromImageConfig(config);
 }
 
@@ -58,14 +62,6 @@ function fromImageConfig(config: any): OciImageConfig {
   return out;
 }
 
-/** The simulator's placeholder pull: `{"simulated": true, "reference": …, "config": …}`. */
-function placeholderConfig(data: Uint8Array): OciImageConfig | undefined {
-  if (data[0] !== 0x7b) return undefined; // "{"
-  const parsed = json(data);
-  if (parsed?.simulated !== true) return undefined;
-  return fromImageConfig(parsed.config ?? {});
-}
-
 function blobPath(digest: string): string {
   return `blobs/${digest.replace(":", "/")}`;
 }
@@ -78,25 +74,4 @@ function json(data: Uint8Array | undefined): any {
   } catch {
     return undefined;
   }
-}
-
-/** The regular files of a ustar archive (names without a leading `./`). */
-function tarEntries(data: Uint8Array): Map<string, Uint8Array> {
-  const files = new Map<string, Uint8Array>();
-  const text = (from: number, length: number) =>
-    new TextDecoder().decode(data.subarray(from, from + length)).replace(/\0.*$/s, "");
-  let offset = 0;
-  while (offset + 512 <= data.length) {
-    const name = text(offset, 100);
-    if (name === "") break;
-    const size = parseInt(text(offset + 124, 12).trim() || "0", 8);
-    const type = text(offset + 156, 1);
-    const prefix = text(offset + 345, 155);
-    const full = (prefix === "" ? name : `${prefix}/${name}`).replace(/^\.\//, "");
-    if (type === "0" || type === "") {
-      files.set(full, data.subarray(offset + 512, offset + 512 + size));
-    }
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  return files;
 }

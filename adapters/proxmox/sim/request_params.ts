@@ -4,6 +4,7 @@
  */
 import type { UploadedFile } from "./endpoint.ts";
 import { PveHttpError } from "./http_error.ts";
+import type { SpooledForm } from "./multipart.ts";
 
 export interface RequestParams {
   params: Record<string, unknown>;
@@ -17,14 +18,31 @@ export interface RawRequest {
   url: URL;
   headers: Headers;
   body: Uint8Array;
+  /** A multipart/form-data body as the server read it (its file part spooled). */
+  form?: SpooledForm;
 }
 
-export async function readParams(request: RawRequest): Promise<RequestParams> {
+export function readParams(request: RawRequest): RequestParams {
   const { method, body, url } = request;
   const query = Object.fromEntries(url.searchParams);
   if (method === "GET" || method === "DELETE") {
     if (body.length > 0) throw new PveHttpError(501, `Unexpected content for method '${method}'`);
     return { params: query, json: false };
+  }
+  if (request.form !== undefined) {
+    const { fields, file } = request.form;
+    // pveproxy spools the file and passes its name as the parameter's value.
+    const params: Record<string, unknown> = { ...fields };
+    let uploaded: UploadedFile | undefined;
+    if (file !== undefined) {
+      params[file.field] = file.filename;
+      uploaded = { filename: file.filename, path: file.path, size: file.size };
+    }
+    return {
+      params: { ...params, ...query },
+      json: false,
+      ...(uploaded === undefined ? {} : { file: uploaded }),
+    };
   }
   const type = (request.headers.get("content-type") ?? "").toLowerCase();
   if (body.length === 0) return { params: query, json: false };
@@ -34,28 +52,6 @@ export async function readParams(request: RawRequest): Promise<RequestParams> {
       throw new PveHttpError(400, "JSON body must be an object");
     }
     return { params: { ...parsed as Record<string, unknown>, ...query }, json: true };
-  }
-  if (type.startsWith("multipart/form-data")) {
-    const form = await new Response(body as Uint8Array<ArrayBuffer>, {
-      headers: { "content-type": type },
-    })
-      .formData();
-    const params: Record<string, unknown> = {};
-    let file: UploadedFile | undefined;
-    for (const [key, value] of form) {
-      if (typeof value === "string") {
-        params[key] = value;
-      } else {
-        // pveproxy spools the file and passes its name as the parameter's value.
-        params[key] = value.name;
-        file = { filename: value.name, data: new Uint8Array(await value.arrayBuffer()) };
-      }
-    }
-    return {
-      params: { ...params, ...query },
-      json: false,
-      ...(file === undefined ? {} : { file }),
-    };
   }
   const form = Object.fromEntries(new URLSearchParams(new TextDecoder().decode(body)));
   return { params: { ...form, ...query }, json: false };

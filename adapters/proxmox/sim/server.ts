@@ -37,6 +37,8 @@ export interface ServerOptions {
   onRequest?: (record: RequestRecord) => void;
   /** Delay before a 401, as pveproxy's 3 s (default 0 here: tests stay fast). */
   authFailureDelayMs?: number;
+  /** Where uploads spool (pveproxy's /var/tmp). */
+  uploadDir: string;
 }
 
 export interface SimServer {
@@ -52,7 +54,11 @@ export function startServer(
   listen: { hostname: string; port: number },
 ): SimServer {
   const server = serveHttp1(
-    { ...listen, ...(options.tls === undefined ? {} : { tls: options.tls }) },
+    {
+      ...listen,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      uploadDir: options.uploadDir,
+    },
     (request) => handle(options, request),
   );
   return { port: server.port, hostname: listen.hostname, close: server.close };
@@ -64,7 +70,13 @@ async function handle(
 ): Promise<Http1Response | "drop"> {
   const { method, headers, body } = request;
   const url = new URL(request.target, "http://sim");
-  const raw: RawRequest = { method, url, headers, body };
+  const raw: RawRequest = {
+    method,
+    url,
+    headers,
+    body,
+    ...(request.form === undefined ? {} : { form: request.form }),
+  };
   if (url.pathname.startsWith("/_sim/")) return control(options, raw);
   if (!url.pathname.startsWith(`${apiPrefix}/`)) return reply(new PveHttpError(501, "no such uri"));
   const path = url.pathname.slice(apiPrefix.length);
@@ -80,7 +92,7 @@ async function handle(
     if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
     if (faults.drop === "before") return "drop";
     const match = options.router.match(method, path);
-    const input = await readParams(raw);
+    const input = readParams(raw);
     record.params = input.params;
     record.json = input.json;
     if (faults.status !== undefined) {

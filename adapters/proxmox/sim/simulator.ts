@@ -13,10 +13,10 @@ import { type CtOp, runCtOp } from "./ct_workers.ts";
 import type { CtDriver } from "./driver.ts";
 import type { Endpoint, SimNode } from "./endpoint.ts";
 import { FaultInjector, type FaultRule } from "./faults.ts";
-import { readJsonIfExists, writeFileAtomic } from "./files.ts";
+import { readJsonIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
 import { lxcEndpoints } from "./lxc_endpoints.ts";
 import { MemoryDriver } from "./memory_driver.ts";
-import { type OciPuller, placeholderPuller } from "./oci_puller.ts";
+import { type OciPuller, skopeoPuller } from "./oci_puller.ts";
 import { loadOrCreatePki } from "./pki.ts";
 import { Router } from "./router.ts";
 import { type RequestRecord, startServer } from "./server.ts";
@@ -91,6 +91,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   Deno.mkdirSync(stateDir, { recursive: true });
+  // Uploads a killed simulator was receiving are gone with it.
+  removeIfExists(join(stateDir, "tmp"), true);
   const identity = loadOrCreateIdentity(join(stateDir, "sim.json"), options.node ?? "pve1");
   const hostname = options.hostname ?? "127.0.0.1";
   const pki = await loadOrCreatePki(join(stateDir, "pki"), {
@@ -112,7 +114,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     driver,
     access,
     faults: new FaultInjector(options.faults),
-    puller: options.puller ?? placeholderPuller(),
+    puller: options.puller ?? skopeoPuller(),
     logger,
     now,
   };
@@ -126,6 +128,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       node,
       router,
       logger,
+      uploadDir: join(stateDir, "tmp"),
       ...(options.insecure ? {} : { tls: { cert: pki.certPem, key: pki.keyPem } }),
       ...(options.onRequest === undefined ? {} : { onRequest: options.onRequest }),
       ...(options.authFailureDelayMs === undefined

@@ -104,6 +104,23 @@ export class SimStorage {
     }
   }
 
+  /** Takes an uploaded file into the storage's own staging name, before its copy task runs. */
+  stageUpload(id: string, spooled: string): string {
+    const dir = this.templateDir(id);
+    Deno.mkdirSync(dir, { recursive: true });
+    const hex = [...crypto.getRandomValues(new Uint8Array(6))]
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+    const staged = join(dir, `.upload-${hex}.part`);
+    moveFile(spooled, staged);
+    return staged;
+  }
+
+  /** Puts a staged upload in place under its file name (replacing one of that name). */
+  commitUpload(id: string, filename: string, staged: string): string {
+    Deno.renameSync(staged, join(this.templateDir(id), filename));
+    return `${id}:vztmpl/${filename}`;
+  }
+
   writeTemplate(id: string, filename: string, data: Uint8Array): string {
     Deno.mkdirSync(this.templateDir(id), { recursive: true });
     writeFileAtomic(join(this.templateDir(id), filename), data);
@@ -191,6 +208,21 @@ export class SimStorage {
   usage(id: string): { used: number; total: number } {
     const used = this.list(id, {}).reduce((sum, v) => sum + v.size, 0);
     return { used, total: this.get(id).total ?? 100 * 1024 ** 3 };
+  }
+}
+
+/** Renames, or copies and removes across file systems (as PVE copies from /var/tmp). */
+function moveFile(from: string, to: string): void {
+  try {
+    Deno.renameSync(from, to);
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.NotSupported) && !/EXDEV|cross-device/i.test(String(error))
+    ) {
+      throw error;
+    }
+    Deno.copyFileSync(from, to);
+    Deno.removeSync(from);
   }
 }
 

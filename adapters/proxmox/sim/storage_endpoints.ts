@@ -2,6 +2,7 @@
  * `/nodes/{node}/storage…`: storage status, content listing, volume info and deletion,
  * template upload and OCI image pulls into `vztmpl` storage.
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { ApiRequest, Endpoint, SimNode } from "./endpoint.ts";
 import { taskFaults } from "./faults.ts";
@@ -9,6 +10,14 @@ import { handlerError, PveHttpError } from "./http_error.ts";
 import { nodeParam, vmidParam } from "./schema/lxc_options.ts";
 import { normalizeFilename } from "./storage.ts";
 import type { TaskWork } from "./tasks.ts";
+
+/** A file's digest, read as a stream (uploads are large), in hex as PVE compares it. */
+async function fileDigest(path: string, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
+  const file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
+}
 
 const storageParam = { type: "string", format: "pve-storage-id" } as const;
 
@@ -163,23 +172,19 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
         node.storage.require(storage, String(params.content));
         const filename = normalizeFilename(String(params.filename));
         if (params.checksum !== undefined) {
-          const algorithm = String(params["checksum-algorithm"] ?? "sha256").toUpperCase().replace(
-            "SHA",
-            "SHA-",
-          );
-          if (algorithm === "MD5") {
-            throw handlerError("checksum algorithm 'md5' is not supported by the simulator");
-          }
-          const digest = new Uint8Array(
-            await crypto.subtle.digest(algorithm, file.data as Uint8Array<ArrayBuffer>),
-          );
-          const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+          const algorithm = String(params["checksum-algorithm"] ?? "sha256");
+          const hex = await fileDigest(file.path, algorithm);
           if (hex !== String(params.checksum).toLowerCase()) {
             throw handlerError(`checksum mismatch: got '${hex}' != expect '${params.checksum}'`);
           }
         }
-        return spawn(request, "imgcopy", "", () => {
-          node.storage.writeTemplate(storage, filename, file.data);
+        // The spooled file is the request's until it is answered: the task gets its own.
+        const staged = node.storage.stageUpload(storage, file.path);
+        return spawn(request, "imgcopy", "", (log) => {
+          log.log(`starting file import from: ${file.path}`);
+          log.log(`target file: ${join(node.storage.templateDir(storage), filename)}`);
+          node.storage.commitUpload(storage, filename, staged);
+          log.log(`file size is: ${file.size}`);
           return Promise.resolve();
         });
       },
@@ -200,6 +205,8 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
       handle(request) {
         const storage = String(request.params.storage);
         node.storage.require(storage, "vztmpl");
+        const unavailable = node.puller.unavailable();
+        if (unavailable !== undefined) throw handlerError(unavailable);
         const reference = String(request.params.reference);
         const filename = `${normalizeFilename(String(request.params.filename ?? reference))}.tar`;
         const path = join(node.storage.templateDir(storage), filename);

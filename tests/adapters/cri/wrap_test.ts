@@ -58,6 +58,7 @@ Deno.test("every RuntimeError code maps to its gRPC status, with the error's mes
     Unauthenticated: status.UNAUTHENTICATED,
     ResourceExhausted: status.RESOURCE_EXHAUSTED,
     Unimplemented: status.UNIMPLEMENTED,
+    DataLoss: status.DATA_LOSS,
     Internal: status.INTERNAL,
   };
   const fail: UnaryHandler = (request) => {

@@ -10,7 +10,9 @@ import {
   type ProxmoxClient,
   type ProxmoxClientOptions,
 } from "../../../adapters/proxmox/mod.ts";
+import { buildImage, ociLayoutArchive } from "../../_support/oci_images.ts";
 import {
+  type OciPuller,
   type RequestRecord,
   type Simulator,
   type SimulatorOptions,
@@ -56,7 +58,13 @@ export async function testEnv(options: Partial<SimulatorOptions> = {}): Promise<
       problems.push(...checkResponse(apidoc, record.method, record.path, record.data));
     }
   };
-  const simOptions = { stateDir: dir, onRequest, storages: testStorages, ...options };
+  const simOptions = {
+    stateDir: dir,
+    onRequest,
+    storages: testStorages,
+    puller: archivePuller(),
+    ...options,
+  };
   const clients: ProxmoxClient[] = [];
   const env: TestEnv = {
     sim: await startSimulator(simOptions),
@@ -96,6 +104,23 @@ export async function testEnv(options: Partial<SimulatorOptions> = {}): Promise<
     },
   };
   return env;
+}
+
+/**
+ * A puller for tests about the API around `oci-registry-pull` (names, tasks, lost answers):
+ * it writes a small real OCI archive for any reference, as skopeo would after a download.
+ * The oci_image tests pull from a real registry with skopeo instead.
+ */
+export function archivePuller(config: Record<string, unknown> = { Cmd: ["/bin/sh"] }): OciPuller {
+  return {
+    unavailable: () => undefined,
+    pull({ path, log }) {
+      log.log("Copying image (test archive)");
+      const image = buildImage({ layers: [{ files: { "hello": { data: "hi\n" } } }], config });
+      Deno.writeFileSync(path, ociLayoutArchive(image));
+      return Promise.resolve();
+    },
+  };
 }
 
 /** A logger whose lines are kept, to check what was logged. */

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { placeholderPuller } from "../../../adapters/proxmox/sim/mod.ts";
+import { skopeoPuller } from "../../../adapters/proxmox/sim/mod.ts";
+import { buildImage } from "../../_support/oci_images.ts";
+import { registryMissing, startRegistry } from "../../_support/registry.ts";
 import { settle, testEnv } from "./_support.ts";
 import { concatBytes } from "../../../lib/bytes.ts";
 
@@ -117,32 +119,66 @@ Deno.test("A CT created from an OCI archive takes the image's command, env, user
   assert.equal(updated.env, "A=1");
 });
 
-Deno.test("A pulled image's config comes from the puller; a system template keeps the given entrypoint", async () => {
-  await using env = await testEnv({
-    puller: placeholderPuller({
-      "docker.io/library/nginx:1.27": {
-        Entrypoint: ["/docker-entrypoint.sh"],
-        Cmd: ["nginx", "-g", "daemon off;"],
-      },
-    }),
-  });
-  const client = env.client();
-  const pulled = await client.pullOciImage({
-    storage: "local",
-    reference: "docker.io/library/nginx:1.27",
-  });
-  await settle(client, pulled.upid);
-  await settle(client, client.createCt({ vmid: 100, ostemplate: pulled.volid }));
-  assert.equal(
-    (await client.ctConfig({ vmid: 100 })).entrypoint,
-    "/docker-entrypoint.sh nginx -g 'daemon off;'",
+const skopeo = (() => {
+  try {
+    return Deno.statSync("/usr/bin/skopeo").isFile ? "/usr/bin/skopeo" : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const pullMissing = registryMissing() ??
+  (skopeo === undefined ? "skopeo is not installed" : undefined);
+
+Deno.test({
+  name:
+    `oci-registry-pull copies a real registry's image with skopeo, as PVE 9.1 does; a system template keeps the given entrypoint${
+      pullMissing === undefined ? "" : ` (skipped: ${pullMissing})`
+    }`,
+  ignore: pullMissing !== undefined,
+  async fn() {
+    await using registry = await startRegistry();
+    const image = buildImage({
+      layers: [{ files: { "docker-entrypoint.sh": { data: "#!/bin/sh\n", mode: 0o755 } } }],
+      config: { Entrypoint: ["/docker-entrypoint.sh"], Cmd: ["nginx", "-g", "daemon off;"] },
+    });
+    await registry.push("library/nginx", "1.27", image);
+    // What /etc/containers/registries.conf says on a node that uses a plain-HTTP registry.
+    const conf = `${registry.dir}/registries.conf`;
+    Deno.writeTextFileSync(conf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
+    await using env = await testEnv({
+      puller: skopeoPuller({ registriesConf: conf }),
+    });
+    const client = env.client();
+    const pulled = await client.pullOciImage({
+      storage: "local",
+      reference: `${registry.host}/library/nginx:1.27`,
+    });
+    assert.equal(pulled.volid, "local:vztmpl/nginx_1.27.tar", "PVE names the file after the repo");
+    await settle(client, pulled.upid);
+    await settle(client, client.createCt({ vmid: 100, ostemplate: pulled.volid }));
+    assert.equal(
+      (await client.ctConfig({ vmid: 100 })).entrypoint,
+      "/docker-entrypoint.sh nginx -g 'daemon off;'",
+    );
+    await assert.rejects(
+      client.pullOciImage({ storage: "local", reference: `${registry.host}/library/nginx:1.27` }),
+      /refusing to override existing file 'nginx_1.27.tar'/,
+    );
+    await settle(
+      client,
+      client.createCt({ vmid: 101, ostemplate: env.template(), entrypoint: "/sbin/init quiet" }),
+    );
+    const system = await client.ctConfig({ vmid: 101 });
+    assert.equal(system.entrypoint, "/sbin/init quiet");
+    assert.equal(system.cmode, undefined);
+    assert.equal(system.ostype, "debian");
+  },
+});
+
+Deno.test("Without skopeo, oci-registry-pull fails before a task starts, with PVE's message", async () => {
+  await using env = await testEnv({ puller: skopeoPuller({ binary: "/nonexistent/skopeo" }) });
+  await assert.rejects(
+    env.client().pullOciImage({ storage: "local", reference: "docker.io/library/busybox:1.36" }),
+    /Install 'skopeo' to pull OCI images from registries\./,
   );
-  await settle(
-    client,
-    client.createCt({ vmid: 101, ostemplate: env.template(), entrypoint: "/sbin/init quiet" }),
-  );
-  const system = await client.ctConfig({ vmid: 101 });
-  assert.equal(system.entrypoint, "/sbin/init quiet");
-  assert.equal(system.cmode, undefined);
-  assert.equal(system.ostype, "debian");
 });

@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  canonicalReference,
-  parseImageReference,
-  referenceOfTemplate,
-  templateFileName,
-} from "../../runtime/image_reference.ts";
+import { canonicalReference, parseImageReference } from "../../../adapters/oci/reference.ts";
 
 Deno.test("short image names expand as containerd expands them", () => {
   const cases: [string, string][] = [
@@ -21,27 +16,11 @@ Deno.test("short image names expand as containerd expands them", () => {
 });
 
 Deno.test("malformed references are InvalidArgument naming the field", () => {
-  for (const bad of ["", "UPPER/case", "a:b:c", "x@sha256:short", "-leading", "a//b"]) {
+  for (const bad of ["", "UPPER/case", "bad::ref", "a:b:c", "x@sha256:short", "-leading", "a//b"]) {
     assert.throws(() => parseImageReference(bad), (error: unknown) => {
       assert.equal((error as { code: string }).code, "InvalidArgument", bad);
       assert.match((error as Error).message, /^image\.image: /);
       return true;
     });
   }
-});
-
-Deno.test("template file names map back to their reference and never collide", () => {
-  const refs = [
-    "docker.io/library/busybox:latest",
-    "registry.local:5000/library/busybox:latest",
-    "docker.io/library/busy_box:latest",
-    `quay.io/a/b@sha256:${"a".repeat(64)}`,
-  ];
-  const names = refs.map(templateFileName);
-  assert.equal(new Set(names).size, refs.length);
-  for (const [i, name] of names.entries()) {
-    assert.match(name, /^[a-zA-Z0-9_.-]+$/, "only characters Proxmox keeps");
-    assert.equal(referenceOfTemplate(`${name}.tar`), refs[i]);
-  }
-  assert.equal(referenceOfTemplate("debian-12-standard_12.7-1_amd64.tar.zst"), undefined);
 });

@@ -1,8 +1,8 @@
 /**
- * Image references as containerd and CRI-O read them (`busybox` is
- * `docker.io/library/busybox:latest`), and the one template file name each maps to.
+ * Image references as containerd and CRI-O read them: `busybox` is
+ * `docker.io/library/busybox:latest`; a tag, a digest, or both.
  */
-import { InvalidArgumentError } from "../lib/errors.ts";
+import { InvalidArgumentError } from "../../lib/errors.ts";
 
 export interface ImageReference {
   /** Registry host (and port): `docker.io`, `registry.local:5000`. */
@@ -58,6 +58,7 @@ export function parseImageReference(reference: string, field = "image.image"): I
       if (!domainPattern.test(domain)) throw bad(`bad registry "${domain}"`);
     }
   }
+  if (domain === "index.docker.io") domain = "docker.io";
   if (domain === "docker.io" && !path.includes("/")) path = `library/${path}`;
   if (!pathPattern.test(path)) throw bad(`bad repository "${path}"`);
   if (tag === null && digest === null) tag = "latest";
@@ -70,6 +71,11 @@ export function canonicalReference(ref: ImageReference): string {
     (ref.digest === null ? "" : `@${ref.digest}`);
 }
 
+/** `domain/path`: what RepoTags and RepoDigests are made from. */
+export function repository(ref: ImageReference): string {
+  return `${ref.domain}/${ref.path}`;
+}
+
 /** `repo:tag` for RepoTags, `repo@digest` for RepoDigests. */
 export function repoTag(ref: ImageReference): string | null {
   return ref.tag === null ? null : `${ref.domain}/${ref.path}:${ref.tag}`;
@@ -77,38 +83,4 @@ export function repoTag(ref: ImageReference): string | null {
 
 export function repoDigest(ref: ImageReference): string | null {
   return ref.digest === null ? null : `${ref.domain}/${ref.path}@${ref.digest}`;
-}
-
-const filePrefix = "pve-cri_";
-
-/**
- * The template file name (without `.tar`) for a reference: reversible, and made only of the
- * characters Proxmox keeps in a file name (`[a-zA-Z0-9_.-]`), so no two images collide.
- */
-export function templateFileName(canonical: string): string {
-  let out = filePrefix;
-  for (const ch of canonical) {
-    out += /[a-zA-Z0-9.-]/.test(ch) ? ch : `_${ch.codePointAt(0)!.toString(16).padStart(2, "0")}`;
-  }
-  return out;
-}
-
-/** The reference a template file name stands for, or undefined for files pve-cri did not name. */
-export function referenceOfTemplate(fileName: string): string | undefined {
-  const name = fileName.replace(/\.tar$/, "");
-  if (!name.startsWith(filePrefix)) return undefined;
-  const encoded = name.slice(filePrefix.length);
-  let out = "";
-  for (let i = 0; i < encoded.length; i++) {
-    const ch = encoded[i]!;
-    if (ch !== "_") {
-      out += ch;
-      continue;
-    }
-    const hex = encoded.slice(i + 1, i + 3);
-    if (!/^[0-9a-f]{2}$/.test(hex)) return undefined;
-    out += String.fromCodePoint(parseInt(hex, 16));
-    i += 2;
-  }
-  return out;
 }

@@ -1,0 +1,270 @@
+/**
+ * Blobs by digest under the state dir (`content/blobs/sha256/<hex>`), as containerd keeps
+ * content. A blob is written to `content/ingest/` while it streams in, hashed and counted as
+ * it goes, synced, and renamed into place only when its digest and size match: a blob that
+ * is there is whole and verified, and a failed or cancelled fetch leaves nothing behind. Two
+ * fetches of one digest share one download.
+ */
+import { join } from "node:path";
+import { DataLossError, NotFoundError } from "../../lib/errors.ts";
+import { SingleFlight } from "../../lib/single_flight.ts";
+import { Digester, digestHex, isDigest } from "./digest.ts";
+
+export interface BlobDescriptor {
+  digest: string;
+  size: number;
+}
+
+/** Bytes written so far out of the total; called as data arrives. */
+export type Progress = (done: number, total: number) => void;
+
+export interface IngestOptions {
+  signal?: AbortSignal;
+  onProgress?: Progress;
+  /** Names the blob's origin in errors: `layer 2 of registry.local/app:v1`. */
+  where?: string;
+}
+
+export class ContentStore {
+  readonly dir: string;
+  readonly #blobs: string;
+  readonly #ingest: string;
+  readonly #flights = new SingleFlight<void>();
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.#blobs = join(dir, "blobs", "sha256");
+    this.#ingest = join(dir, "ingest");
+  }
+
+  /**
+   * Opens (creating) the store. What is in `ingest/` was being written by a process that is
+   * gone (one process owns a state dir at a time): it is removed.
+   */
+  static open(dir: string): ContentStore {
+    const store = new ContentStore(dir);
+    Deno.mkdirSync(store.#blobs, { recursive: true, mode: 0o700 });
+    try {
+      Deno.removeSync(store.#ingest, { recursive: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    Deno.mkdirSync(store.#ingest, { recursive: true, mode: 0o700 });
+    return store;
+  }
+
+  path(digest: string): string {
+    return join(this.#blobs, digestHex(digest));
+  }
+
+  /** Whether the blob is stored (with this size, when given). */
+  has(digest: string, size?: number): boolean {
+    try {
+      const info = Deno.statSync(this.path(digest));
+      return info.isFile && (size === undefined || info.size === size);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  }
+
+  /** A stored blob whole; for small documents (manifests, configs). */
+  async read(digest: string, limit: number): Promise<Uint8Array> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.path(digest));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(`Blob ${digest} is not in the content store`);
+      }
+      throw error;
+    }
+    try {
+      const size = (await file.stat()).size;
+      if (size > limit) throw new DataLossError(`Blob ${digest} is larger than ${limit} bytes`);
+      const data = new Uint8Array(size);
+      let offset = 0;
+      while (offset < size) {
+        const n = await file.read(data.subarray(offset));
+        if (n === null) break;
+        offset += n;
+      }
+      return data.subarray(0, offset);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Stores bytes already in memory, checking them against `digest`. */
+  async put(expected: BlobDescriptor, data: Uint8Array, where = "blob"): Promise<void> {
+    await this.ingest(expected, async function* () {
+      yield data;
+    }, { where });
+  }
+
+  /**
+   * Stores a blob from `open`'s chunks unless it is stored already. The digest and size are
+   * checked while the data streams; a mismatch, a failure or a cancellation leaves nothing.
+   */
+  ingest(
+    expected: BlobDescriptor,
+    open: (signal: AbortSignal) => AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>,
+    options: IngestOptions = {},
+  ): Promise<void> {
+    if (!isDigest(expected.digest)) {
+      return Promise.reject(new DataLossError(`Not a sha256 digest: "${expected.digest}"`));
+    }
+    if (this.has(expected.digest, expected.size)) {
+      options.onProgress?.(expected.size, expected.size);
+      return Promise.resolve();
+    }
+    return this.#flights.run(
+      expected.digest,
+      (signal) => this.#write(expected, open, signal, options),
+      options.signal,
+    );
+  }
+
+  /**
+   * Stores data whose digest is learned only as it streams (a `docker save` layer). Returns
+   * the digest and size; an existing blob with that digest is kept.
+   */
+  async ingestUnknown(
+    chunks: AsyncIterable<Uint8Array>,
+    signal?: AbortSignal,
+  ): Promise<BlobDescriptor> {
+    const temp = this.#tempPath("unknown");
+    const digester = new Digester();
+    try {
+      await writeChunks(temp, chunks, digester, signal);
+      const digest = digester.digest();
+      if (this.has(digest)) await Deno.remove(temp);
+      else await Deno.rename(temp, this.path(digest));
+      return { digest, size: digester.bytes };
+    } catch (error) {
+      await removeQuietly(temp);
+      throw error;
+    }
+  }
+
+  /** Removes a blob; absent is fine. */
+  async remove(digest: string): Promise<void> {
+    await removeQuietly(this.path(digest));
+  }
+
+  /** The digests stored. */
+  list(): string[] {
+    const digests: string[] = [];
+    for (const entry of Deno.readDirSync(this.#blobs)) {
+      if (entry.isFile && /^[a-f0-9]{64}$/.test(entry.name)) digests.push(`sha256:${entry.name}`);
+    }
+    return digests;
+  }
+
+  /** Bytes (allocated blocks) and inodes the store holds, ingest included. */
+  usage(): { bytes: number; inodes: number } {
+    let bytes = 0;
+    let inodes = 0;
+    const walk = (dir: string) => {
+      for (const entry of Deno.readDirSync(dir)) {
+        const path = join(dir, entry.name);
+        const info = Deno.lstatSync(path);
+        inodes++;
+        bytes += info.blocks !== null ? info.blocks * 512 : info.size;
+        if (info.isDirectory) walk(path);
+      }
+    };
+    walk(this.dir);
+    return { bytes, inodes };
+  }
+
+  async #write(
+    expected: BlobDescriptor,
+    open: (signal: AbortSignal) => AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>,
+    signal: AbortSignal,
+    options: IngestOptions,
+  ): Promise<void> {
+    const where = options.where ?? `blob ${expected.digest}`;
+    const temp = this.#tempPath(digestHex(expected.digest));
+    const digester = new Digester();
+    try {
+      const chunks = await open(signal);
+      await writeChunks(
+        temp,
+        sized(chunks, expected.size, where),
+        digester,
+        signal,
+        (done) => options.onProgress?.(done, expected.size),
+      );
+      const actual = digester.digest();
+      if (actual !== expected.digest) {
+        throw new DataLossError(
+          `${where}: content does not match its digest: expected ${expected.digest}, got ${actual}`,
+        );
+      }
+      await Deno.rename(temp, this.path(expected.digest));
+    } catch (error) {
+      await removeQuietly(temp);
+      throw error;
+    }
+  }
+
+  #tempPath(name: string): string {
+    const nonce = crypto.getRandomValues(new Uint8Array(6));
+    return join(this.#ingest, `${name}.${[...nonce].map((b) => b.toString(16)).join("")}.part`);
+  }
+}
+
+/** The chunks, refusing more or fewer bytes than the descriptor says. */
+async function* sized(
+  chunks: AsyncIterable<Uint8Array>,
+  size: number,
+  where: string,
+): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of chunks) {
+    seen += chunk.length;
+    if (seen > size) {
+      throw new DataLossError(`${where}: more data than the ${size} bytes its descriptor says`);
+    }
+    yield chunk;
+  }
+  if (seen !== size) {
+    throw new DataLossError(`${where}: ${seen} bytes where its descriptor says ${size}`);
+  }
+}
+
+/**
+ * Writes chunks to a new file, hashing them, then syncs it: once renamed, a blob must
+ * survive a power loss whole, as containerd's commit does.
+ */
+async function writeChunks(
+  path: string,
+  chunks: AsyncIterable<Uint8Array>,
+  digester: Digester,
+  signal?: AbortSignal,
+  onWritten?: (bytes: number) => void,
+): Promise<void> {
+  const file = await Deno.open(path, { createNew: true, write: true, mode: 0o644 });
+  try {
+    for await (const chunk of chunks) {
+      signal?.throwIfAborted();
+      digester.update(chunk);
+      let offset = 0;
+      while (offset < chunk.length) offset += await file.write(chunk.subarray(offset));
+      onWritten?.(digester.bytes);
+    }
+    signal?.throwIfAborted();
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}

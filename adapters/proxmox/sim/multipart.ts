@@ -1,0 +1,220 @@
+/**
+ * multipart/form-data read as it arrives, as pveproxy reads an upload: fields in memory, the
+ * file part written to a spool file (`pveupload-<hex>`, pveproxy's name in /var/tmp), so an
+ * upload of any size costs a buffer, not its size.
+ */
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { concatBytes } from "../../../lib/bytes.ts";
+
+export interface SpooledFile {
+  field: string;
+  filename: string;
+  /** Where the data is; the request's handler moves it, or it is removed after the answer. */
+  path: string;
+  size: number;
+}
+
+export interface SpooledForm {
+  fields: Record<string, string>;
+  file?: SpooledFile;
+}
+
+/** The body is not well-formed multipart. */
+export class MultipartError extends Error {}
+
+const maxHeaderBytes = 16 * 1024;
+const maxFieldBytes = 1024 * 1024;
+
+/** The boundary of a multipart/form-data content type, or undefined for other types. */
+export function multipartBoundary(contentType: string | null): string | undefined {
+  if (contentType === null || !/^multipart\/form-data\b/i.test(contentType)) return undefined;
+  const match = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return match?.[1] ?? match?.[2];
+}
+
+/** Reads a whole multipart body; removes its spool file if the body is malformed. */
+export async function readMultipart(
+  chunks: AsyncIterable<Uint8Array>,
+  boundary: string,
+  spoolDir: string,
+): Promise<SpooledForm> {
+  const parser = new MultipartParser(boundary, spoolDir);
+  try {
+    for await (const chunk of chunks) await parser.push(chunk);
+    return parser.end();
+  } catch (error) {
+    await parser.discard();
+    throw error;
+  }
+}
+
+type State = "preamble" | "afterDelimiter" | "headers" | "data" | "done";
+
+class MultipartParser {
+  readonly #delimiter: Buffer;
+  readonly #spoolDir: string;
+  /** Starts with CRLF so the first boundary reads like every later one. */
+  #pending: Buffer = Buffer.from("\r\n");
+  #state: State = "preamble";
+  #part: { name: string; filename?: string; chunks: Uint8Array[]; size: number } | undefined;
+  #file: Deno.FsFile | undefined;
+  readonly #form: SpooledForm = { fields: {} };
+
+  constructor(boundary: string, spoolDir: string) {
+    this.#delimiter = Buffer.from(`\r\n--${boundary}`);
+    this.#spoolDir = spoolDir;
+  }
+
+  async push(chunk: Uint8Array): Promise<void> {
+    this.#pending = this.#pending.length === 0
+      ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+      : Buffer.concat([this.#pending, chunk]);
+    for (;;) {
+      const progressed = await this.#step();
+      if (!progressed) return;
+    }
+  }
+
+  end(): SpooledForm {
+    if (this.#state !== "done") {
+      throw new MultipartError("multipart body ends before its last boundary");
+    }
+    return this.#form;
+  }
+
+  async discard(): Promise<void> {
+    this.#file?.close();
+    this.#file = undefined;
+    if (this.#form.file !== undefined) {
+      await Deno.remove(this.#form.file.path).catch(() => {});
+    }
+  }
+
+  /** Consumes what it can of the pending bytes; false when it needs more. */
+  async #step(): Promise<boolean> {
+    const delimiter = this.#delimiter;
+    switch (this.#state) {
+      case "preamble": {
+        const at = this.#pending.indexOf(delimiter);
+        if (at === -1) {
+          this.#keepTail(delimiter.length);
+          return false;
+        }
+        this.#pending = this.#pending.subarray(at + delimiter.length);
+        this.#state = "afterDelimiter";
+        return true;
+      }
+      case "afterDelimiter": {
+        // Transport padding (spaces, tabs) may follow a boundary before its CRLF.
+        let i = 0;
+        while (
+          i < this.#pending.length && (this.#pending[i] === 0x20 || this.#pending[i] === 0x09)
+        ) i++;
+        if (this.#pending.length < i + 2) return false;
+        const next = this.#pending.toString("latin1", i, i + 2);
+        if (next === "--") {
+          this.#state = "done";
+          this.#pending = Buffer.alloc(0);
+          return false;
+        }
+        if (next !== "\r\n") throw new MultipartError("malformed multipart boundary");
+        this.#pending = this.#pending.subarray(i + 2);
+        this.#state = "headers";
+        return true;
+      }
+      case "headers": {
+        const end = this.#pending.indexOf("\r\n\r\n");
+        if (end === -1) {
+          if (this.#pending.length > maxHeaderBytes) {
+            throw new MultipartError("part headers too large");
+          }
+          return false;
+        }
+        const headers = this.#pending.toString("utf8", 0, end);
+        this.#pending = this.#pending.subarray(end + 4);
+        await this.#openPart(headers);
+        this.#state = "data";
+        return true;
+      }
+      case "data": {
+        const at = this.#pending.indexOf(delimiter);
+        if (at === -1) {
+          const keep = Math.min(this.#pending.length, delimiter.length - 1);
+          await this.#write(this.#pending.subarray(0, this.#pending.length - keep));
+          this.#pending = this.#pending.subarray(this.#pending.length - keep);
+          return false;
+        }
+        await this.#write(this.#pending.subarray(0, at));
+        this.#pending = this.#pending.subarray(at + delimiter.length);
+        await this.#closePart();
+        this.#state = "afterDelimiter";
+        return true;
+      }
+      case "done":
+        this.#pending = Buffer.alloc(0);
+        return false;
+    }
+  }
+
+  #keepTail(length: number): void {
+    if (this.#pending.length > length) {
+      this.#pending = this.#pending.subarray(this.#pending.length - length);
+    }
+  }
+
+  async #openPart(headers: string): Promise<void> {
+    const disposition = headers.split("\r\n")
+      .find((line) => /^content-disposition:/i.test(line));
+    const name = disposition === undefined ? undefined : parameter(disposition, "name");
+    if (name === undefined) throw new MultipartError("multipart part without a name");
+    const filename = disposition === undefined ? undefined : parameter(disposition, "filename");
+    this.#part = { name, chunks: [], size: 0, ...(filename === undefined ? {} : { filename }) };
+    if (filename !== undefined) {
+      if (this.#form.file !== undefined) {
+        throw new MultipartError("more than one file in an upload");
+      }
+      const hex = [...crypto.getRandomValues(new Uint8Array(8))]
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+      const path = join(this.#spoolDir, `pveupload-${hex}`);
+      Deno.mkdirSync(this.#spoolDir, { recursive: true });
+      this.#file = await Deno.open(path, { createNew: true, write: true, mode: 0o600 });
+      this.#form.file = { field: name, filename, path, size: 0 };
+    }
+  }
+
+  async #write(data: Uint8Array): Promise<void> {
+    const part = this.#part;
+    if (part === undefined || data.length === 0) return;
+    part.size += data.length;
+    if (this.#file !== undefined) {
+      for (let offset = 0; offset < data.length;) {
+        offset += await this.#file.write(data.subarray(offset));
+      }
+      return;
+    }
+    if (part.size > maxFieldBytes) throw new MultipartError(`field "${part.name}" too large`);
+    part.chunks.push(new Uint8Array(data));
+  }
+
+  async #closePart(): Promise<void> {
+    const part = this.#part;
+    this.#part = undefined;
+    if (part === undefined) return;
+    if (this.#file !== undefined) {
+      this.#file.close();
+      this.#file = undefined;
+      this.#form.file!.size = part.size;
+      return;
+    }
+    this.#form.fields[part.name] = new TextDecoder().decode(concatBytes(part.chunks));
+    await Promise.resolve();
+  }
+}
+
+function parameter(header: string, name: string): string | undefined {
+  const match = new RegExp(`;\\s*${name}="((?:[^"\\\\]|\\\\.)*)"|;\\s*${name}=([^;\\s]+)`, "i")
+    .exec(header);
+  if (match === null) return undefined;
+  return (match[1] ?? match[2])!.replace(/\\(.)/g, "$1");
+}

@@ -1,0 +1,138 @@
+/**
+ * The image machine's effects bound to the content store, the registry client and Proxmox:
+ * fetch the content (from the registry or an archive, each blob verified as it streams),
+ * store the template, remove the image. A fetch needs its session (credentials, the archive)
+ * and so cannot resume after a restart: it is given up, and the next pull starts over with
+ * whatever blobs were already stored whole.
+ */
+import type { ContentStore } from "../../adapters/oci/content_store.ts";
+import { sha256Digest } from "../../adapters/oci/digest.ts";
+import { copyArchiveLayers } from "../../adapters/oci/image_archive.ts";
+import { AbortedError, FailedPreconditionError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { AdapterEffectHandlers } from "../../machines/effects.ts";
+import type { ImageContext } from "../../machines/image_context.ts";
+import type { FetchSession, FetchSessions } from "./fetch_sessions.ts";
+import type { TemplateStore } from "./template_store.ts";
+
+export interface ImageEffectDeps {
+  content: ContentStore;
+  templates: TemplateStore;
+  sessions: FetchSessions;
+  /** Blobs of every live image but `stream`: what a removal must keep. */
+  blobsInUse(stream: string): Set<string>;
+  log: Logger;
+  /** Layers fetched at once (containerd's default is 3). */
+  parallelLayers?: number;
+}
+
+export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["image"] {
+  const { content, templates, sessions } = deps;
+  const parallel = deps.parallelLayers ?? 3;
+
+  return {
+    async fetchContent({ stream, context, signal }) {
+      const session = sessions.get(stream);
+      if (session === undefined) {
+        throw new FailedPreconditionError(
+          "The fetch was interrupted (pve-cri restarted before it finished): pull or import again",
+        );
+      }
+      const cancel = AbortSignal.any([signal, session.signal]);
+      try {
+        await fetchBlobs(content, context, session, cancel, parallel);
+      } catch (error) {
+        throw cancel.aborted && !signal.aborted
+          ? new AbortedError("The pull was cancelled: every caller waiting for it gave up", {
+            cause: error,
+          })
+          : error;
+      }
+      return { type: "ImageContentStored", data: {} };
+    },
+
+    async storeTemplate({ stream, context, signal }) {
+      const session = sessions.get(stream);
+      const cancel = session === undefined ? signal : AbortSignal.any([signal, session.signal]);
+      const manifestSize = (await Deno.stat(content.path(context.manifestDigest))).size;
+      const stored = await templates.store(
+        {
+          manifest: { digest: context.manifestDigest, size: manifestSize },
+          config: context.configBlob!,
+          layers: context.layers,
+        },
+        {
+          signal: cancel,
+          onProgress: (done, total) => session?.progress({ kind: "template", done, total }),
+        },
+      );
+      return { type: "ImageTemplateStored", data: stored };
+    },
+
+    async removeImage({ stream, context }) {
+      if (context.volid !== null) await templates.remove(context.volid);
+      const keep = deps.blobsInUse(stream);
+      const blobs = [
+        context.manifestDigest,
+        context.configBlob?.digest ?? "",
+        ...context.layers.map((l) => l.digest),
+      ].filter((d) => d !== "" && !keep.has(d));
+      for (const digest of blobs) await content.remove(digest);
+      return { type: "ImageRemoved", data: {} };
+    },
+  };
+}
+
+/** Stores the image's manifest, config and layers, each checked against its digest. */
+async function fetchBlobs(
+  content: ContentStore,
+  context: ImageContext,
+  session: FetchSession,
+  signal: AbortSignal,
+  parallel: number,
+): Promise<void> {
+  const manifest = session.manifest;
+  await content.put(
+    { digest: sha256Digest(manifest), size: manifest.length },
+    manifest,
+    "the image's OCI manifest",
+  );
+  const source = session.source;
+  const configBytes = source.kind === "registry"
+    ? source.resolved.config.bytes
+    : source.image.config.bytes;
+  await content.put(context.configBlob!, configBytes, "the image config");
+  const onProgress = (digest: string) => (done: number, total: number) =>
+    session.progress({ kind: "layer", digest, done, total });
+  if (source.kind === "archive") {
+    await copyArchiveLayers(source.path, source.image, content, {
+      signal,
+      onProgress: (digest, done, total) => onProgress(digest)(done, total),
+    });
+    return;
+  }
+  const queue = [...context.layers];
+  // One layer failing stops the others: their partial files go, and the first error stands.
+  const stop = new AbortController();
+  const cancel = AbortSignal.any([signal, stop.signal]);
+  let first: unknown;
+  const worker = async () => {
+    for (let layer = queue.shift(); layer !== undefined; layer = queue.shift()) {
+      try {
+        await content.ingest(layer, (s) => source.repository.blob(layer!, s), {
+          signal: cancel,
+          onProgress: onProgress(layer.digest),
+          where: `pulling layer ${layer.digest}`,
+        });
+      } catch (error) {
+        if (!stop.signal.aborted) {
+          first = error;
+          stop.abort(error);
+        }
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
+  if (first !== undefined) throw first;
+}
