@@ -1,4 +1,8 @@
-/** pve-cri's command line: `start` serves CRI, `replay` diagnoses the event log. */
+/**
+ * pve-cri's command line: `start` serves CRI, `replay` diagnoses the event log, `images`
+ * manages the node's images.
+ */
+import { runImages } from "./cli/images.ts";
 import { consoleOutput } from "./cli/output.ts";
 import { runReplay } from "./cli/replay.ts";
 import { runStart } from "./cli/start.ts";
@@ -12,7 +16,10 @@ switch (command) {
   case "start":
     Deno.exit(await runStart(args, consoleOutput));
     break;
+  case "images":
+    Deno.exit(await runImages(args, consoleOutput));
+    break;
   default:
-    consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start or replay`);
+    consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start, replay or images`);
     Deno.exit(2);
 }

@@ -10,6 +10,7 @@
  * Prints one line on stdout when serving; JSON logs go to stderr (PVE_CRI_LOG sets the level).
  * SIGTERM or SIGINT: stop accepting, finish in-flight calls, close the log, remove the socket.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startCriServer } from "../adapters/cri/grpc_server.ts";
 import { criHandlers } from "../adapters/cri/handlers.ts";
@@ -109,6 +110,8 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     out.error(`pve-cri start: ${errorMessage(error)}`);
     return 1;
   }
+  // `deno task images` finds the server of this state dir here.
+  opened.lock.announce({ socket: resolve(options.socket), pid: Deno.pid });
   out.line(`pve-cri serving CRI on unix://${options.socket} (backend ${options.backend})`);
   if (http !== undefined) log.info("state inspection endpoint", { url: http.url });
 

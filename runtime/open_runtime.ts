@@ -23,6 +23,7 @@ import { type Simulator, simulatorConfig, startSimulator } from "../adapters/pro
 import { FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { databasePath } from "../lib/paths.ts";
+import { readServerInfo, type ServerInfo, StateDirLock } from "../lib/state_dir_lock.ts";
 import { upcastEvent } from "../machines/events.ts";
 import { type ContainerSummary, projectionNames, projectors } from "../machines/projections.ts";
 import { Registry } from "../machines/registry.ts";
@@ -56,6 +57,8 @@ export interface OpenRuntimeOptions {
 
 export interface OpenRuntime {
   runtime: KernelRuntime;
+  /** The state dir's lock, held until close. */
+  lock: StateDirLock;
   registry: Registry;
   store: EventStore;
   api: ProxmoxApi;
@@ -66,7 +69,7 @@ export interface OpenRuntime {
 }
 
 export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRuntime> {
-  const { stateDir, log } = options;
+  const { stateDir } = options;
   if (options.backend === "lxc") {
     throw new FailedPreconditionError(
       "The lxc backend needs the simulator's LXC driver, which is not built yet: use memory",
@@ -74,6 +77,32 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   }
   // The event log (container env values) and the simulator's credentials live here.
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lock = await StateDirLock.acquire(stateDir);
+  if (lock === undefined) {
+    const holder = readServerInfo(stateDir);
+    throw new StateDirInUseError(stateDir, holder);
+  }
+  try {
+    return await openLocked(options, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+/** Another process owns the state dir; `holder` says where it serves, when it said. */
+export class StateDirInUseError extends FailedPreconditionError {
+  constructor(readonly stateDir: string, readonly holder: ServerInfo | undefined) {
+    super(
+      `State dir "${stateDir}" is in use by another pve-cri process` +
+        (holder === undefined ? "" : ` (pid ${holder.pid}, serving on ${holder.socket})`),
+      { details: { stateDir } },
+    );
+  }
+}
+
+async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Promise<OpenRuntime> {
+  const { stateDir, log } = options;
   const settings: RuntimeConfig = options.configFile === undefined
     ? defaultRuntimeConfig
     : loadRuntimeConfig(options.configFile);
@@ -193,6 +222,7 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
   });
   return {
     runtime,
+    lock,
     registry,
     store,
     api,
@@ -204,7 +234,11 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
       store.close();
       api.close();
       hosts.close();
-      await simulator?.close();
+      try {
+        await simulator?.close();
+      } finally {
+        lock.release();
+      }
     },
   };
 }

@@ -12,7 +12,12 @@ import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/erro
 import type { Logger } from "../../lib/log.ts";
 import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
 import { Http2Connection } from "./h2/mod.ts";
-import { CRI_PROTO_PATH, type CriHandlers, PROTO_LOADER_OPTIONS } from "./rpc.ts";
+import {
+  CRI_PROTO_PATH,
+  type CriHandlers,
+  IMAGE_TOOL_PROTO_PATH,
+  PROTO_LOADER_OPTIONS,
+} from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
 
 export interface CriServerOptions {
@@ -59,6 +64,7 @@ export class SocketPathTakenError extends RuntimeError {
 const SERVICES = {
   runtime: "runtime.v1.RuntimeService",
   image: "runtime.v1.ImageService",
+  tool: "pvecri.v1.ImageTool",
 } as const;
 const DEFAULT_GRACE_MS = 10_000;
 // Handlers whose calls are over get this long to notice their aborted signal.
@@ -69,7 +75,7 @@ const MAX_SOCKET_PATH_BYTES = 107;
 
 let definition: PackageDefinition | undefined;
 
-/** Starts serving RuntimeService and ImageService on `unix://socketPath`. */
+/** Starts serving RuntimeService, ImageService and pve-cri's ImageTool on `unix://socketPath`. */
 export async function startCriServer(options: CriServerOptions): Promise<CriServer> {
   const socketPath = resolve(options.socketPath);
   const log = options.log.with({ socket: socketPath });
@@ -78,7 +84,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       `Socket path "${socketPath}" is too long: unix sockets allow ${MAX_SOCKET_PATH_BYTES} bytes`,
     );
   }
-  definition ??= loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS);
+  definition ??= loadSync([CRI_PROTO_PATH, IMAGE_TOOL_PROTO_PATH], PROTO_LOADER_OPTIONS);
 
   const draining = new AbortController();
   const terminating = new AbortController();
@@ -152,7 +158,7 @@ function buildRoutes(args: {
   const routes = new Map<string, GrpcRoute>();
   for (const [key, serviceName] of Object.entries(SERVICES) as [keyof CriHandlers, string][]) {
     const service = definition[serviceName] as Record<string, MethodDefinition<unknown, unknown>>;
-    const handlers = options.handlers[key];
+    const handlers = options.handlers[key] ?? {};
     for (const name of Object.keys(handlers)) {
       if (!(name in service)) {
         throw new TypeError(`Handler "${name}" names no method of ${serviceName}`);

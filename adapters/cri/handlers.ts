@@ -1,10 +1,14 @@
-/** Every CRI method pve-cri implements, bound to a runtime; the rest answer UNIMPLEMENTED. */
+/**
+ * Every CRI method pve-cri implements, and its own ImageTool, bound to a runtime; the rest
+ * answer UNIMPLEMENTED.
+ */
 import type { PodRuntime } from "../../runtime/api.ts";
 import { containerStats } from "./methods/container_stats.ts";
 import { containerStatus } from "./methods/container_status.ts";
 import { createContainer } from "./methods/create_container.ts";
 import { getContainerEvents } from "./methods/get_container_events.ts";
 import { imageFsInfo, imageStatus, listImages, pullImage, removeImage } from "./methods/images.ts";
+import { toolImport, toolPull } from "./methods/image_tool.ts";
 import { listContainerStats } from "./methods/list_container_stats.ts";
 import { listContainers } from "./methods/list_containers.ts";
 import { listPodSandbox } from "./methods/list_pod_sandbox.ts";
@@ -52,6 +56,10 @@ export function criHandlers(rt: PodRuntime): CriHandlers {
       PullImage: pullImage(rt),
       RemoveImage: removeImage(rt),
       ImageFsInfo: imageFsInfo(rt),
+    },
+    tool: {
+      Pull: toolPull(rt),
+      Import: toolImport(rt),
     },
   };
 }

@@ -8,6 +8,10 @@ import type { Logger } from "../../lib/log.ts";
 /** The CRI v1 definition pve-cri serves (package runtime.v1). */
 export const CRI_PROTO_PATH = new URL("../../proto/api.proto", import.meta.url).pathname;
 
+/** pve-cri's image tool service (package pvecri.v1), served on the same socket. */
+export const IMAGE_TOOL_PROTO_PATH =
+  new URL("../../proto/image_tool.proto", import.meta.url).pathname;
+
 /**
  * How protobuf messages map to plain objects, for the server and every client alike:
  * - `keepCase`: field names as in the proto (`pod_sandbox_id`), as crictl and the kubelet send them;
@@ -69,4 +73,6 @@ export interface CriHandlers {
   runtime: Partial<Record<string, UnaryHandler | StreamHandler>>;
   /** ImageService methods by name (StreamImages is the one streaming method). */
   image: Partial<Record<string, UnaryHandler | StreamHandler>>;
+  /** pve-cri's ImageTool methods (`deno task images` beside a running server). */
+  tool?: Partial<Record<string, UnaryHandler | StreamHandler>>;
 }

@@ -38,7 +38,11 @@ export async function serve(
       isReady: () => true,
       ...options,
       socketPath,
-      handlers: { runtime: handlers.runtime ?? {}, image: handlers.image ?? {} },
+      handlers: {
+        runtime: handlers.runtime ?? {},
+        image: handlers.image ?? {},
+        tool: handlers.tool ?? {},
+      },
       log,
     });
   } catch (error) {
