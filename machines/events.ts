@@ -419,6 +419,8 @@ export const catalog = {
       registry: string,
       /** What the reference resolved to (an index's digest for a multi-platform image). */
       digest: string,
+      /** `proxmox`: PVE's own oci-registry-pull fetches the layers into its storage. */
+      via: optional(literal("proxmox")),
       ...imageContent,
     }),
   }),

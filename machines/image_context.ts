@@ -11,7 +11,14 @@ export type ImageConfigFields = Infer<typeof imageConfig>;
 export type LayerRef = Infer<typeof layerRef>;
 
 export type ImageSource =
-  | { kind: "registry"; reference: string; registry: string; digest: string }
+  | {
+    kind: "registry";
+    reference: string;
+    registry: string;
+    digest: string;
+    /** Set when PVE's oci-registry-pull fetched the layers (they are not in the content store). */
+    via?: "proxmox";
+  }
   | { kind: "archive"; archive: string; format: "oci" | "docker" };
 
 export interface ImageContext {
@@ -53,12 +60,17 @@ export function initialImageContext(id: string): ImageContext {
   };
 }
 
-/** Every blob an image consists of: what must be in the content store, and stays with it. */
+/** Whether the image's layers are in Proxmox storage only (PVE's own pull fetched them). */
+export function pulledByProxmox(context: ImageContext): boolean {
+  return context.source?.kind === "registry" && context.source.via === "proxmox";
+}
+
+/** Every blob of the image the content store holds, and keeps while the image lives. */
 export function blobsOf(context: ImageContext): string[] {
   return [
     context.manifestDigest,
     ...(context.configBlob === null ? [] : [context.configBlob.digest]),
-    ...context.layers.map((l) => l.digest),
+    ...(pulledByProxmox(context) ? [] : context.layers.map((l) => l.digest)),
   ].filter((d) => d !== "");
 }
 
@@ -76,6 +88,7 @@ export function evolveImage(context: ImageContext, event: DomainEvent): ImageCon
             reference: event.data.reference,
             registry: event.data.registry,
             digest: event.data.digest,
+            ...(event.data.via === undefined ? {} : { via: event.data.via }),
           }
           : { kind: "archive", archive: event.data.archive, format: event.data.format },
         manifestDigest: d.manifestDigest,

@@ -205,6 +205,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     content,
     sessions,
     platform: nodePlatform(),
+    pullMode: settings.images.pull,
     log: log.with({ component: "images" }),
     newId: randomId,
     containersUsing: (imageId) =>

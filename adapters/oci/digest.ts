@@ -15,7 +15,10 @@ export function isDigest(value: unknown): value is string {
 export function requireDigest(value: unknown, where: string): string {
   if (isDigest(value)) return value;
   const text = typeof value === "string" ? value : JSON.stringify(value);
-  if (typeof value === "string" && /^[a-z0-9]+([+._-][a-z0-9]+)*:/.test(value)) {
+  if (
+    typeof value === "string" && /^[a-z0-9]+([+._-][a-z0-9]+)*:/.test(value) &&
+    !value.startsWith("sha256:")
+  ) {
     throw new DataLossError(
       `${where}: digest "${text}" is not sha256 (the only algorithm supported)`,
     );

@@ -33,9 +33,14 @@ const expiryMarginMs = 10_000;
 /** The distribution spec's default when a token response gives no lifetime. */
 const defaultLifetimeS = 60;
 
-/** Access tokens across pulls, by realm, service, scope and credentials. */
+/**
+ * What authentication learned, across pulls: access tokens by realm, service, scope and
+ * credentials; and per host and credentials, the challenge last answered, so a later pull
+ * sends its token (or basic credentials) with its first request.
+ */
 export class TokenCache {
   readonly #tokens = new Map<string, HeldToken>();
+  readonly #challenges = new Map<string, Challenge>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -56,6 +61,17 @@ export class TokenCache {
     const from = issuedAt !== undefined && issuedAt <= this.#now() ? issuedAt : this.#now();
     this.#tokens.set(key, { token, expiresAt: from + lifetimeS * 1000 });
     if (this.#tokens.size > 1000) this.#prune();
+  }
+
+  challenge(host: string, credentials: string): Challenge | undefined {
+    return this.#challenges.get(`${host}\0${credentials}`);
+  }
+
+  rememberChallenge(host: string, credentials: string, challenge: Challenge): void {
+    this.#challenges.set(`${host}\0${credentials}`, challenge);
+    if (this.#challenges.size > 1000) {
+      this.#challenges.delete(this.#challenges.keys().next().value!);
+    }
   }
 
   #prune(): void {
@@ -122,8 +138,6 @@ export class Authorizer {
   readonly #credentials: RegistryCredentials | undefined;
   readonly #cache: TokenCache;
   readonly #credentialKey: string;
-  /** Per host: the challenge last answered, so later requests authenticate up front. */
-  readonly #schemes = new Map<string, Challenge>();
 
   constructor(credentials: RegistryCredentials | undefined, cache: TokenCache) {
     this.#credentials = credentials;
@@ -141,7 +155,7 @@ export class Authorizer {
 
   /** The Authorization header for a request to `host` needing `scope`, if one is known. */
   header(host: string, scope: string): string | undefined {
-    const challenge = this.#schemes.get(host);
+    const challenge = this.#cache.challenge(host, this.#credentialKey);
     if (challenge === undefined) {
       const token = this.#credentials?.registryToken;
       return token ? `Bearer ${token}` : undefined;
@@ -164,25 +178,26 @@ export class Authorizer {
   ): Promise<boolean> {
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basic = challenges.find((c) => c.scheme === "basic");
-    const known = this.#schemes.get(host);
+    const known = this.#cache.challenge(host, this.#credentialKey);
     if (bearer !== undefined && bearer.params.realm !== undefined) {
+      // A token refused (expired early, revoked) is replaced once; the caller retries once.
       const wanted = bearer.params.scope ?? scope;
       const key = this.#tokenKey(bearer, wanted);
-      if (known?.scheme === "bearer" && this.#cache.get(key) !== undefined) {
-        return false; // the token we hold was refused
-      }
       const token = await this.#fetchToken(
         { realm: bearer.params.realm, service: bearer.params.service, scope: wanted },
         fetchToken,
         signal,
       );
       this.#cache.set(key, token.token, token.lifetimeS, token.issuedAt);
-      this.#schemes.set(host, { scheme: "bearer", params: { ...bearer.params, scope: wanted } });
+      this.#cache.rememberChallenge(host, this.#credentialKey, {
+        scheme: "bearer",
+        params: { ...bearer.params, scope: wanted },
+      });
       return true;
     }
     if (basic !== undefined) {
       if (known?.scheme === "basic" || basicPair(this.#credentials) === undefined) return false;
-      this.#schemes.set(host, basic);
+      this.#cache.rememberChallenge(host, this.#credentialKey, basic);
       return true;
     }
     return false;

@@ -56,6 +56,8 @@ export interface ResolvedImage {
 }
 
 const maxRedirects = 5;
+/** What a TLS client sees when the server speaks plain HTTP. */
+const notTls = /InvalidContentType|corrupt message|HTTP response to HTTPS/i;
 /** Registry error texts are quoted into ours; this much at most. */
 const maxQuoted = 200;
 
@@ -312,7 +314,9 @@ export class RepositorySession {
       return await this.#fetchOnce(endpoint, url, init, signal);
     } catch (error) {
       if (!endpoint.httpFallback || url.protocol !== "https:" || signal.aborted) throw error;
-      if (!(error instanceof UnavailableError)) throw error;
+      // Only a server that answered the TLS handshake with something else (plain HTTP) is
+      // asked again over HTTP: a certificate that is not trusted stays an error.
+      if (!(error instanceof UnavailableError) || !notTls.test(error.message)) throw error;
       const plain = new URL(url.href.replace(/^https:/, "http:"));
       const response = await this.#fetchOnce(endpoint, plain, init, signal);
       this.#options.hosts.rememberPlain(this.reference.domain);
@@ -496,7 +500,11 @@ export class RepositorySession {
       return reason;
     }
     if (signal.aborted) return reason;
-    const message = error instanceof Error ? error.message : String(error);
+    // fetch says "fetch failed"; what failed is in its cause.
+    const cause = error instanceof Error && error.cause instanceof Error
+      ? `: ${error.cause.message}`
+      : "";
+    const message = `${error instanceof Error ? error.message : String(error)}${cause}`;
     return new UnavailableError(
       `${this.#where(host)}: cannot reach the registry: ${this.#scrub(message)}`,
     );

@@ -11,7 +11,7 @@ import { copyArchiveLayers } from "../../adapters/oci/image_archive.ts";
 import { AbortedError, FailedPreconditionError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AdapterEffectHandlers } from "../../machines/effects.ts";
-import type { ImageContext } from "../../machines/image_context.ts";
+import { blobsOf, type ImageContext, pulledByProxmox } from "../../machines/image_context.ts";
 import type { FetchSession, FetchSessions } from "./fetch_sessions.ts";
 import type { TemplateStore } from "./template_store.ts";
 
@@ -54,6 +54,14 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
     async storeTemplate({ stream, context, signal }) {
       const session = sessions.get(stream);
       const cancel = session === undefined ? signal : AbortSignal.any([signal, session.signal]);
+      if (pulledByProxmox(context) && context.source?.kind === "registry") {
+        const pulled = await templates.pullByProxmox(
+          context.source.reference,
+          context.manifestDigest,
+          { signal: cancel },
+        );
+        return { type: "ImageTemplateStored", data: pulled };
+      }
       const manifestSize = (await Deno.stat(content.path(context.manifestDigest))).size;
       const stored = await templates.store(
         {
@@ -72,12 +80,9 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
     async removeImage({ stream, context }) {
       if (context.volid !== null) await templates.remove(context.volid);
       const keep = deps.blobsInUse(stream);
-      const blobs = [
-        context.manifestDigest,
-        context.configBlob?.digest ?? "",
-        ...context.layers.map((l) => l.digest),
-      ].filter((d) => d !== "" && !keep.has(d));
-      for (const digest of blobs) await content.remove(digest);
+      for (const digest of blobsOf(context)) {
+        if (!keep.has(digest)) await content.remove(digest);
+      }
       return { type: "ImageRemoved", data: {} };
     },
   };
@@ -102,6 +107,7 @@ async function fetchBlobs(
     ? source.resolved.config.bytes
     : source.image.config.bytes;
   await content.put(context.configBlob!, configBytes, "the image config");
+  if (pulledByProxmox(context)) return; // PVE fetches the layers into its own storage
   const onProgress = (digest: string) => (done: number, total: number) =>
     session.progress({ kind: "layer", digest, done, total });
   if (source.kind === "archive") {

@@ -61,6 +61,8 @@ export interface ImageServiceOptions {
   sessions: FetchSessions;
   platform: Platform;
   log: Logger;
+  /** `proxmox`: anonymous tag references are pulled by PVE's own oci-registry-pull. */
+  pullMode?: "pve-cri" | "proxmox";
   /** Ids of the live containers made from an image. */
   containersUsing(imageId: string): string[];
   /** New stream ids. */
@@ -106,12 +108,16 @@ export class ImageService {
       repoDigests: [`${repository(ref)}@${resolved.digest}`],
     };
     options.onProgress?.({ kind: "resolved", imageId: content.imageId, layers: content.layers });
+    // PVE's own pull takes no credentials and no digests (NOTES.md §7): those are pve-cri's.
+    const byProxmox = this.#options.pullMode === "proxmox" && ref.digest === null &&
+      options.auth === undefined;
     const start: ImageStart = {
       type: "ImagePullStarted",
       data: {
         reference: canonicalReference(ref),
         registry: resolved.host,
         digest: resolved.digest,
+        ...(byProxmox ? { via: "proxmox" as const } : {}),
         ...content,
       },
     };

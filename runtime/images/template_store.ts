@@ -74,6 +74,30 @@ export class TemplateStore {
     return { volid, uploaded: true };
   }
 
+  /**
+   * Has PVE's own `oci-registry-pull` fetch an image (anonymous tag references, when the
+   * config says `images.pull: "proxmox"`), under a name of pve-cri's.
+   */
+  async pullByProxmox(
+    reference: string,
+    manifestDigest: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ volid: string; uploaded: boolean }> {
+    const filename = `pve-cri-pve-${digestHex(manifestDigest)}`;
+    const volid = `${this.storage}:vztmpl/${filename}.tar`;
+    const present = await this.#api.listStorageContent({
+      storage: this.storage,
+      content: "vztmpl",
+    });
+    if (present.some((v) => v.volid === volid)) return { volid, uploaded: false };
+    const pulled = await this.#api.pullOciImage({ storage: this.storage, reference, filename });
+    await this.#api.waitForTask(
+      pulled.upid,
+      options.signal === undefined ? {} : { signal: options.signal },
+    );
+    return { volid: pulled.volid, uploaded: true };
+  }
+
   /** Removes a template; one already gone is fine. */
   async remove(volid: string): Promise<void> {
     try {

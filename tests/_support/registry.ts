@@ -6,7 +6,9 @@
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import { loadOrCreatePki } from "../../adapters/proxmox/sim/pki.ts";
 import type { Blob, TestImage } from "./oci_images.ts";
 
 export const registryBinary = (() => {
@@ -46,11 +48,19 @@ export interface TestRegistry extends AsyncDisposable {
   blobFetches(digest: string): number;
   /** Tokens the token service issued (token mode). */
   tokensIssued(): number;
+  /** The CA that signed the registry's certificate (tls mode). */
+  caFile: string | undefined;
+  /** An OAuth2 refresh token the token service takes for `user` (token mode). */
+  identityToken(user: string): string;
+  /** A bearer token granting pull on `repository`, to hand over as it is (token mode). */
+  registryToken(repository: string): Promise<string>;
   stop(): Promise<void>;
 }
 
 export interface RegistryOptions {
   auth?: "none" | "basic" | "token";
+  /** Serve HTTPS with a certificate from a CA of the test's own (`caFile`). */
+  tls?: boolean;
   /** Users for basic or token auth. */
   users?: Record<string, string>;
   /** Token lifetime the token service announces, seconds. */
@@ -93,12 +103,30 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       `    service: pve-cri-test\n    issuer: pve-cri-test-issuer\n` +
       `    rootcertbundle: ${join(dir, "token.pem")}\n`;
   }
+  let tlsConfig = "";
+  let caFile: string | undefined;
+  if (options.tls) {
+    const pki = await loadOrCreatePki(join(dir, "pki"), { node: "registry", hosts: ["127.0.0.1"] });
+    caFile = join(dir, "pki", "pve-root-ca.pem");
+    tlsConfig = `  tls:\n    certificate: ${join(dir, "pki", "pve-ssl.pem")}\n` +
+      `    key: ${join(dir, "pki", "pve-ssl.key")}\n`;
+    assert(pki.caPem.length > 0);
+  }
   Deno.writeTextFileSync(
     join(dir, "config.yml"),
     `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${
       join(dir, "data")
-    }\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n  secret: pve-cri-test-secret\n${authConfig}`,
+    }\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n  secret: pve-cri-test-secret\n${tlsConfig}${authConfig}`,
   );
+  const scheme = options.tls ? "https" : "http";
+  const client = caFile === undefined
+    ? undefined
+    : Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(caFile)] });
+  const get = (url: string, init: RequestInit = {}) =>
+    fetch(
+      url.replace(/^http:/, `${scheme}:`),
+      { ...init, ...(client ? { client } : {}) } as RequestInit,
+    );
   const child = new Deno.Command(registryBinary, {
     args: ["serve", join(dir, "config.yml")],
     stdout: "piped",
@@ -113,7 +141,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
-      const response = await fetch(`http://${host}/v2/`);
+      const response = await get(`http://${host}/v2/`);
       await response.body?.cancel();
       if (response.status === 200 || response.status === 401) break;
     } catch { /* not listening yet */ }
@@ -133,20 +161,20 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     return {};
   };
   const pushBlob = async (repository: string, b: Blob) => {
-    const head = await fetch(`http://${host}/v2/${repository}/blobs/${b.digest}`, {
+    const head = await get(`http://${host}/v2/${repository}/blobs/${b.digest}`, {
       method: "HEAD",
       headers: await pushAuth(repository),
     });
     if (head.status === 200) return;
-    const start = await fetch(`http://${host}/v2/${repository}/blobs/uploads/`, {
+    const start = await get(`http://${host}/v2/${repository}/blobs/uploads/`, {
       method: "POST",
       headers: await pushAuth(repository),
     });
     await start.body?.cancel();
     if (start.status !== 202) throw new Error(`upload start: HTTP ${start.status}`);
-    const location = new URL(start.headers.get("location")!, `http://${host}`);
+    const location = new URL(start.headers.get("location")!, `${scheme}://${host}`);
     location.searchParams.set("digest", b.digest);
-    const put = await fetch(location, {
+    const put = await get(location.href, {
       method: "PUT",
       headers: { ...await pushAuth(repository), "content-type": "application/octet-stream" },
       body: b.data as Uint8Array<ArrayBuffer>,
@@ -155,7 +183,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     if (put.status !== 201) throw new Error(`blob upload: HTTP ${put.status}`);
   };
   const pushManifest = async (repository: string, reference: string, b: Blob) => {
-    const put = await fetch(`http://${host}/v2/${repository}/manifests/${reference}`, {
+    const put = await get(`http://${host}/v2/${repository}/manifests/${reference}`, {
       method: "PUT",
       headers: { ...await pushAuth(repository), "content-type": b.mediaType },
       body: b.data as Uint8Array<ArrayBuffer>,
@@ -177,6 +205,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       await child.status;
       await drained;
       await tokens?.close();
+      client?.close();
       Deno.removeSync(dir, { recursive: true });
     })();
   return {
@@ -197,10 +226,13 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       ),
     blobFetches: (digest) =>
       log.split("\n").filter((line) =>
-        line.includes(`"GET /v2/`) && line.includes(`/blobs/${digest} `)
-      )
-        .length,
+        line.includes(`"GET /v2/`) &&
+        (line.includes(`/blobs/${digest} `) || line.includes(`/blobs/${digest}?`))
+      ).length,
     tokensIssued: () => tokens?.issued ?? 0,
+    caFile,
+    identityToken: (user) => `refresh-token-of-${user}`,
+    registryToken: (repository) => tokens!.mint(repository, ["pull"]),
     stop,
     [Symbol.asyncDispose]: stop,
   };
@@ -210,8 +242,8 @@ interface TokenService {
   host: string;
   certPem: string;
   issued: number;
-  /** A token granting pull and push on `repository`. */
-  mint(repository: string): Promise<string>;
+  /** A token granting `actions` (default pull and push) on `repository`. */
+  mint(repository: string, actions?: string[]): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -271,12 +303,29 @@ async function startTokenService(
     const url = new URL(request.url);
     const authorization = request.headers.get("authorization");
     let subject = "";
-    if (authorization !== null) {
+    let scopes = url.searchParams.getAll("scope");
+    if (request.method === "POST") {
+      // OAuth2: an identity (refresh) token for an access token, as docker login's tokens work.
+      const form = new URLSearchParams(await request.text());
+      const refresh = form.get("refresh_token") ?? "";
+      const user = refresh.replace(/^refresh-token-of-/, "");
+      if (form.get("grant_type") !== "refresh_token" || !(user in users) || user === refresh) {
+        return new Response("{}", { status: 401 });
+      }
+      subject = user;
+      scopes = form.getAll("scope");
+      state.issued++;
+      const access = scopes.map((scope) => {
+        const [type, name, actions] = scope.split(":");
+        return { type, name, actions: (actions ?? "").split(",") };
+      });
+      return Response.json({ access_token: await sign(subject, access), expires_in: lifetimeS });
+    } else if (authorization !== null) {
       const [user, password] = atob(authorization.replace(/^Basic /, "")).split(":");
       if (users[user ?? ""] !== password) return new Response("{}", { status: 401 });
       subject = user!;
     }
-    const access = url.searchParams.getAll("scope").map((scope) => {
+    const access = scopes.map((scope) => {
       const [type, name, actions] = scope.split(":");
       // Anonymous callers get a token that grants nothing, as Docker Hub gives for private repos.
       return { type, name, actions: subject === "" ? [] : (actions ?? "").split(",") };
@@ -295,8 +344,8 @@ async function startTokenService(
     get issued() {
       return state.issued;
     },
-    mint: (repository) =>
-      sign("pusher", [{ type: "repository", name: repository, actions: ["pull", "push"] }]),
+    mint: (repository, actions = ["pull", "push"]) =>
+      sign("pusher", [{ type: "repository", name: repository, actions }]),
     close: () => server.shutdown(),
   };
 }

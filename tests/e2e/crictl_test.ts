@@ -3,8 +3,10 @@
  * usually skips this; the other end-to-end tests send the requests crictl sends).
  */
 import assert from "node:assert/strict";
+import { registryMissing, startRegistry } from "../_support/registry.ts";
 import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
+import { seedImage, smallImage } from "../_support/test_image.ts";
 
 function findCrictl(): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
@@ -16,33 +18,42 @@ function findCrictl(): string | undefined {
 }
 
 const crictl = findCrictl();
+const registryGone = registryMissing();
+const skip = crictl === undefined ? "crictl is not on PATH" : registryGone;
 
 Deno.test({
-  name: crictl === undefined
-    ? "crictl session: version, runp, create, start, ps, inspect, stop, rm, stopp, rmp (skipped: crictl is not on PATH)"
-    : "crictl session: version, runp, create, start, ps, inspect, stop, rm, stopp, rmp",
-  ignore: crictl === undefined,
+  name:
+    `crictl session: version, pull, images, inspecti, runp, create, start, ps, inspect, rmi refused, stop, rm, rmi, imagefsinfo, stopp, rmp${
+      skip === undefined ? "" : ` (skipped: ${skip})`
+    }`,
+  ignore: skip !== undefined,
   async fn() {
     using dir = tempDir();
+    await using registry = await startRegistry();
+    await registry.push("library/busybox", "1.36", smallImage({ User: "1000" }));
+    const image = `${registry.host}/library/busybox:1.36`;
     await using server = await startServer({ dir: dir.path });
     const config = `${dir.path}/crictl.yaml`;
     Deno.writeTextFileSync(
       config,
       `runtime-endpoint: unix://${server.socket}\nimage-endpoint: unix://${server.socket}\ntimeout: 10\n`,
     );
-    const run = async (...args: string[]) => {
+    const attempt = async (...args: string[]) => {
       const out = await new Deno.Command(crictl!, {
         args: ["--config", config, ...args],
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      assert.equal(
-        out.code,
-        0,
-        `crictl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-      );
-      return stdout.trim();
+      return {
+        code: out.code,
+        stdout: new TextDecoder().decode(out.stdout).trim(),
+        stderr: new TextDecoder().decode(out.stderr),
+      };
+    };
+    const run = async (...args: string[]) => {
+      const out = await attempt(...args);
+      assert.equal(out.code, 0, `crictl ${args.join(" ")}: ${out.stderr}`);
+      return out.stdout;
     };
     Deno.writeTextFileSync(
       `${dir.path}/pod.json`,
@@ -56,7 +67,7 @@ Deno.test({
       `${dir.path}/ctr.json`,
       JSON.stringify({
         metadata: { name: "sleeper" },
-        image: { image: "busybox:1.36" },
+        image: { image },
         command: ["sleep", "3600"],
         envs: [{ key: "K", value: "v" }],
         log_path: "sleeper.log",
@@ -64,13 +75,20 @@ Deno.test({
       }),
     );
     assert.match(await run("version"), /RuntimeName:\s+pve-cri/);
-    await run("pull", "busybox:1.36");
+    assert.match(await run("pull", image), /Image is up to date for sha256:[0-9a-f]{64}/);
+    assert.match(await run("images"), new RegExp(`${registry.host}/library/busybox\\s+1\\.36`));
+    const inspected = await run("inspecti", image);
+    assert.match(inspected, /"uid":\s*\{\s*"value":\s*"1000"/, "uid from the image's User");
+    assert.match(inspected, /"imageSpec"/);
     const pod = await run("runp", `${dir.path}/pod.json`);
     assert.match(pod, /^[0-9a-f]{64}$/);
     const ctr = await run("create", pod, `${dir.path}/ctr.json`, `${dir.path}/pod.json`);
     assert.match(ctr, /^[0-9a-f]{64}$/);
     await run("start", ctr);
     assert.match(await run("ps"), new RegExp(`${ctr.slice(0, 13)}.*Running.*sleeper`));
+    const refused = await attempt("rmi", image);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`used by container "${ctr}"`));
     const inspect = JSON.parse(await run("inspect", ctr));
     assert.equal(inspect.status.state, "CONTAINER_RUNNING");
     assert.equal(typeof inspect.info.vmid, "number");
@@ -78,6 +96,9 @@ Deno.test({
     await run("stop", ctr);
     assert.match(await run("ps", "-a"), /Exited/);
     await run("rm", ctr);
+    await run("rmi", image);
+    assert.doesNotMatch(await run("images"), /busybox/);
+    assert.match(await run("imagefsinfo"), /"mountpoint":\s*".*\/content"/);
     await run("stopp", pod);
     await run("rmp", pod);
     assert.equal(await run("pods", "-q"), "");
@@ -85,14 +106,15 @@ Deno.test({
 });
 
 Deno.test({
-  name: crictl === undefined
-    ? "crictl: info, images, stats, an events stream killed mid-call, then a clean SIGTERM (skipped: crictl is not on PATH)"
-    : "crictl: info, images, stats, an events stream killed mid-call, then a clean SIGTERM",
+  name: `crictl: info, images, stats, an events stream killed mid-call, then a clean SIGTERM${
+    crictl === undefined ? " (skipped: crictl is not on PATH)" : ""
+  }`,
   ignore: crictl === undefined,
   async fn() {
     // Every crictl command connects, calls and disconnects with GOAWAY, as the kubelet does on
     // restart: what aborted the process when the server ran on node:http2 (denoland/deno#36788).
     using dir = tempDir();
+    await seedImage({ stateDir: `${dir.path}/state` });
     await using server = await startServer({ dir: dir.path });
     const endpoint = `unix://${server.socket}`;
     const base = ["--runtime-endpoint", endpoint, "--image-endpoint", endpoint, "--timeout", "10s"];
@@ -126,7 +148,6 @@ Deno.test({
         linux: {},
       }),
     );
-    await run("pull", "busybox:1.36");
     assert.match(await run("images"), /busybox\s+1\.36/);
     const pod = (await run("runp", `${dir.path}/pod.json`)).trim();
     const ctr = (await run("create", pod, `${dir.path}/ctr.json`, `${dir.path}/pod.json`)).trim();
