@@ -10,6 +10,7 @@ import { databasePath } from "../lib/paths.ts";
 import { connect, type CriClient, type CriMessage } from "../tests/_support/cri_client.ts";
 import { RawCriClient } from "./raw_cri_client.ts";
 import { startServer, startTaskArgs } from "../tests/_support/server_process.ts";
+import { seedImage } from "../tests/_support/test_image.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
 
 const calls = ["runp", "create", "start", "stop", "rm", "stopp", "rmp"] as const;
@@ -72,7 +73,6 @@ async function measureLifecycles(call: Caller): Promise<LifecycleSamples> {
     target.get(name)!.push(performance.now() - start);
     return response;
   };
-  await call("PullImage", { image: { image: "busybox:1.36" } });
   for (let i = 0; i < warmupLifecycles + measuredLifecycles; i++) {
     const target = i < 20 ? discarded : i < warmupLifecycles ? warming : steady;
     const { pod_sandbox_id } = await timed(target, "runp", "RunPodSandbox", { config: pod(i) });
@@ -100,6 +100,7 @@ async function lifecycle({ emit, wants }: BenchContext): Promise<void> {
   if (!calls.some((c) => wants(`cri.${c}_p99`) || wants(`cri.${c}_p50`))) return;
   const withServer = async (use: (socket: string) => Promise<LifecycleSamples>) => {
     const dir = Deno.makeTempDirSync({ prefix: "pve-cri-bench-" });
+    await seedImage({ stateDir: `${dir}/state` });
     const server = await startServer({ dir, env: { PVE_CRI_LOG: "error" } });
     try {
       return await use(server.socket);
@@ -244,6 +245,7 @@ async function listContainers10k({ emit, wants }: BenchContext): Promise<void> {
   const stateDir = `${dir}/state`;
   Deno.mkdirSync(stateDir, { recursive: true });
   await populate(databasePath(stateDir), 1000, 10);
+  await seedImage({ stateDir });
   const server = await startServer({ dir, stateDir, env: { PVE_CRI_LOG: "error" } });
   const cri: CriClient = await connect(server.socket);
   // The minimal client reads the response as bytes, undecoded, with windows as large as a
@@ -273,7 +275,6 @@ async function listContainers10k({ emit, wants }: BenchContext): Promise<void> {
     // The same listing after a container was added: what a relist costs while pods change.
     // The decoded listings above left this process garbage that is not the server's cost.
     (globalThis as { gc?: () => void }).gc?.();
-    await raw.call("PullImage", { image: { image: "busybox:1.36" } });
     const podId = (1_000_000).toString(16).padStart(64, "0");
     for (let i = 0; i < 12; i++) {
       await raw.call("CreateContainer", {

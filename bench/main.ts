@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
   store: () => import("./store.ts"),
   proxmox: () => import("./proxmox.ts"),
   cri: () => import("./cri.ts"),
+  images: () => import("./images.ts"),
 };
 
 const [prefix = "", suite] = Deno.args;

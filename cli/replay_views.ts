@@ -1,6 +1,7 @@
 /** The views of `deno task replay`: list, timeline, state at a point, verify. */
 import type { CorruptEventError, EventStore, RecordedEvent } from "../store/mod.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
+import type { ImageContext } from "../machines/image_context.ts";
 import {
   type AnyFoldState,
   foldEvent,
@@ -29,7 +30,10 @@ function within(event: RecordedEvent, at: ViewArgs["at"]): boolean {
   return "seq" in at ? event.seq <= at.seq : event.time <= at.time;
 }
 
-/** A human name for a stream: the pod's namespace/name, or the container's name. */
+/**
+ * A human name for a stream: the pod's namespace/name, the container's name, an image's tag
+ * (or where it came from).
+ */
 function nameOf(kind: string, state: AnyFoldState | null): string {
   if (state === null) return "";
   if (kind === "sandbox") {
@@ -37,6 +41,11 @@ function nameOf(kind: string, state: AnyFoldState | null): string {
     return m.name === "" ? "" : `${m.namespace}/${m.name}`;
   }
   if (kind === "container") return (state.context as ContainerContext).name;
+  if (kind === "image") {
+    const c = state.context as ImageContext;
+    const source = c.source?.kind === "registry" ? c.source.reference : c.source?.archive;
+    return c.repoTags[0] ?? source ?? c.imageId;
+  }
   return "";
 }
 

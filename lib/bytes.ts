@@ -13,3 +13,24 @@ export function concatBytes(
   }
   return joined;
 }
+
+/**
+ * Where `needle` first occurs in `haystack` at or after `from`, or -1. Node's Buffer.indexOf
+ * is JavaScript in Deno's compat layer (~150 MB/s here); this scans with the native byte
+ * search for the needle's first byte and compares from there.
+ */
+export function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
+  if (needle.length === 0) return from <= haystack.length ? from : -1;
+  const first = needle[0]!;
+  const last = haystack.length - needle.length;
+  for (
+    let i = haystack.indexOf(first, from);
+    i !== -1 && i <= last;
+    i = haystack.indexOf(first, i + 1)
+  ) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}

@@ -35,6 +35,8 @@ export interface ImageContext {
   config: ImageConfigFields | null;
   repoTags: string[];
   repoDigests: string[];
+  /** Every blob is in the content store, verified. */
+  contentStored: boolean;
   /** The template in Proxmox storage (`storage:vztmpl/file.tar`), once stored. */
   volid: string | null;
   createdAt: number;
@@ -54,6 +56,7 @@ export function initialImageContext(id: string): ImageContext {
     config: null,
     repoTags: [],
     repoDigests: [],
+    contentStored: false,
     volid: null,
     createdAt: 0,
     lastError: null,
@@ -100,6 +103,8 @@ export function evolveImage(context: ImageContext, event: DomainEvent): ImageCon
         createdAt: event.time,
       };
     }
+    case "ImageContentStored":
+      return { ...context, contentStored: true };
     case "ImageTemplateStored":
       return { ...context, volid: event.data.volid, lastError: null };
     case "ImageTagged":

@@ -1,8 +1,9 @@
 /**
- * An image's lifecycle: pulled (or imported) → its content fetched into the content store →
- * its OCI archive stored as a Proxmox template → present (named by tags and digests) →
- * removed. A failed fetch or upload ends the stream; what was fetched and verified stays in
- * the content store for the next try.
+ * An image's lifecycle: pulled (or imported) → its content fetched into the content store and,
+ * at the same time, its OCI archive sent to Proxmox as a template (the archive follows the
+ * blobs as they arrive, and cannot complete before every one is verified) → present (named
+ * by tags and digests) → removed. Either step failing ends the stream; what was fetched and
+ * verified stays in the content store for the next try.
  */
 import { assign, setup } from "xstate";
 import type { DomainEvent } from "./events.ts";
@@ -23,6 +24,10 @@ export const imageMachine = setup({
     storeTemplate: effect,
     removeImage: effect,
   },
+  guards: {
+    contentStored: ({ context }) => context.contentStored,
+    templateStored: ({ context }) => context.volid !== null,
+  },
 }).createMachine({
   id: "image",
   initial: "new",
@@ -34,17 +39,19 @@ export const imageMachine = setup({
         ImageImportStarted: { target: "fetching", actions: "record" },
       },
     },
+    /** Both at once; whichever finishes second makes the image present. */
     fetching: {
-      entry: "fetchContent",
+      entry: ["fetchContent", "storeTemplate"],
       on: {
-        ImageContentStored: { target: "storingTemplate", actions: "record" },
+        ImageContentStored: [
+          { guard: "templateStored", target: "present", actions: "record" },
+          { actions: "record" },
+        ],
+        ImageTemplateStored: [
+          { guard: "contentStored", target: "present", actions: "record" },
+          { actions: "record" },
+        ],
         ImageContentFailed: { target: "failed", actions: "record" },
-      },
-    },
-    storingTemplate: {
-      entry: "storeTemplate",
-      on: {
-        ImageTemplateStored: { target: "present", actions: "record" },
         ImageTemplateFailed: { target: "failed", actions: "record" },
       },
     },

@@ -3,7 +3,8 @@
  * content. A blob is written to `content/ingest/` while it streams in, hashed and counted as
  * it goes, synced, and renamed into place only when its digest and size match: a blob that
  * is there is whole and verified, and a failed or cancelled fetch leaves nothing behind. Two
- * fetches of one digest share one download.
+ * fetches of one digest share one download. A blob can be read while it is still coming in
+ * (`stream`): the reader follows the writer, and fails if the blob turns out not to match.
  */
 import { join } from "node:path";
 import { DataLossError, NotFoundError } from "../../lib/errors.ts";
@@ -25,11 +26,53 @@ export interface IngestOptions {
   where?: string;
 }
 
+/** A blob being written: how far, and whether it ended well. */
+interface Ingest {
+  path: string;
+  written: number;
+  outcome: "writing" | "stored" | "failed";
+  error?: unknown;
+  changes: Changes;
+}
+
+/** Wakes whoever waits, each time something changed. */
+class Changes {
+  #waiters: (() => void)[] = [];
+
+  wait(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const wake = () => {
+        signal?.removeEventListener("abort", abort);
+        resolve();
+      };
+      const abort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", abort, { once: true });
+      this.#waiters.push(wake);
+    });
+  }
+
+  notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+const readSize = 1 << 20;
+
 export class ContentStore {
   readonly dir: string;
   readonly #blobs: string;
   readonly #ingest: string;
   readonly #flights = new SingleFlight<void>();
+  /** Blobs being written, by digest. */
+  readonly #ingests = new Map<string, Ingest>();
+  /** Readers waiting for a blob whose fetch has not begun. */
+  readonly #awaited = new Map<string, Changes>();
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -147,6 +190,70 @@ export class ContentStore {
     }
   }
 
+  /**
+   * A blob's bytes in fresh chunks: from its file once stored, or following its ingest while
+   * it comes in (waiting for one to begin). A reader of a blob that fails to match its digest
+   * fails too, so nothing read from it is taken as whole.
+   */
+  async *stream(blob: BlobDescriptor, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      signal?.throwIfAborted();
+      if (this.has(blob.digest, blob.size)) {
+        yield* readFile(this.path(blob.digest), 0, blob.size, signal);
+        return;
+      }
+      const ingest = this.#ingests.get(blob.digest);
+      if (ingest !== undefined) {
+        yield* this.#follow(ingest, blob, signal);
+        return;
+      }
+      let changes = this.#awaited.get(blob.digest);
+      if (changes === undefined) this.#awaited.set(blob.digest, changes = new Changes());
+      await changes.wait(signal);
+    }
+  }
+
+  async *#follow(
+    ingest: Ingest,
+    blob: BlobDescriptor,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array> {
+    // The file appears once the fetch has its first bytes, and leaves when it is stored.
+    let file: Deno.FsFile;
+    for (;;) {
+      if (ingest.outcome === "failed") throw failedBlob(blob, ingest.error);
+      if (ingest.outcome === "stored") {
+        yield* readFile(this.path(blob.digest), 0, blob.size, signal);
+        return;
+      }
+      try {
+        file = await Deno.open(ingest.path);
+        break;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        await ingest.changes.wait(signal);
+      }
+    }
+    try {
+      let offset = 0;
+      for (;;) {
+        signal?.throwIfAborted();
+        const outcome = outcomeOf(ingest);
+        if (outcome === "failed") throw failedBlob(blob, ingest.error);
+        if (offset < ingest.written) {
+          const length = Math.min(readSize, ingest.written - offset);
+          yield await readExactly(file, length);
+          offset += length;
+          continue;
+        }
+        if (outcome === "stored") return;
+        await ingest.changes.wait(signal);
+      }
+    } finally {
+      file.close();
+    }
+  }
+
   /** Removes a blob; absent is fine. */
   async remove(digest: string): Promise<void> {
     await removeQuietly(this.path(digest));
@@ -187,6 +294,10 @@ export class ContentStore {
     const where = options.where ?? `blob ${expected.digest}`;
     const temp = this.#tempPath(digestHex(expected.digest));
     const digester = new Digester();
+    const ingest: Ingest = { path: temp, written: 0, outcome: "writing", changes: new Changes() };
+    this.#ingests.set(expected.digest, ingest);
+    this.#awaited.get(expected.digest)?.notify();
+    this.#awaited.delete(expected.digest);
     try {
       const chunks = await open(signal);
       await writeChunks(
@@ -194,7 +305,11 @@ export class ContentStore {
         sized(chunks, expected.size, where),
         digester,
         signal,
-        (done) => options.onProgress?.(done, expected.size),
+        (done) => {
+          ingest.written = done;
+          ingest.changes.notify();
+          options.onProgress?.(done, expected.size);
+        },
       );
       const actual = digester.digest();
       if (actual !== expected.digest) {
@@ -203,9 +318,15 @@ export class ContentStore {
         );
       }
       await Deno.rename(temp, this.path(expected.digest));
+      ingest.outcome = "stored";
     } catch (error) {
+      ingest.outcome = "failed";
+      ingest.error = error;
       await removeQuietly(temp);
       throw error;
+    } finally {
+      this.#ingests.delete(expected.digest);
+      ingest.changes.notify();
     }
   }
 
@@ -213,6 +334,47 @@ export class ContentStore {
     const nonce = crypto.getRandomValues(new Uint8Array(6));
     return join(this.#ingest, `${name}.${[...nonce].map((b) => b.toString(16)).join("")}.part`);
   }
+}
+
+/** The writer changes it while a reader waits: read through a call, not a narrowed field. */
+function outcomeOf(ingest: Ingest): Ingest["outcome"] {
+  return ingest.outcome;
+}
+
+function failedBlob(blob: BlobDescriptor, cause: unknown): DataLossError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new DataLossError(`Blob ${blob.digest} was not stored: ${why}`, { cause });
+}
+
+/** `length` bytes of a file from `offset`, in fresh chunks (a socket may keep each a while). */
+async function* readFile(
+  path: string,
+  offset: number,
+  length: number,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array> {
+  const file = await Deno.open(path);
+  try {
+    if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+    for (let left = length; left > 0;) {
+      signal?.throwIfAborted();
+      const chunk = await readExactly(file, Math.min(readSize, left));
+      left -= chunk.length;
+      yield chunk;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+async function readExactly(file: Deno.FsFile, length: number): Promise<Uint8Array> {
+  const chunk = new Uint8Array(length);
+  for (let filled = 0; filled < length;) {
+    const n = await file.read(chunk.subarray(filled));
+    if (n === null) throw new DataLossError(`A blob file ended ${length - filled} bytes early`);
+    filled += n;
+  }
+  return chunk;
 }
 
 /** The chunks, refusing more or fewer bytes than the descriptor says. */

@@ -2,7 +2,8 @@
  * An image as an OCI image layout archive (`oci-layout`, `index.json`, `blobs/sha256/…`), the
  * form PVE 9.1 creates CTs from. Streamed from the content store with its length known up
  * front (an upload states it first), and byte for byte the same for the same image on every
- * node: entries in a fixed order, owned by root, dated 0.
+ * node: entries in a fixed order, owned by root, dated 0. Blobs still coming in are followed
+ * as they arrive, so an archive can be sent while its image is being pulled.
  */
 import { tarHeader, type TarHeaderInput, tarPadding, tarTrailer } from "../../lib/tar.ts";
 import type { BlobDescriptor, ContentStore } from "./content_store.ts";
@@ -23,7 +24,6 @@ export interface LayoutArchive {
 }
 
 const encoder = new TextEncoder();
-const readSize = 1 << 20;
 
 export function layoutArchive(store: ContentStore, image: LayoutImage): LayoutArchive {
   const index = encoder.encode(JSON.stringify({
@@ -71,37 +71,11 @@ export function layoutArchive(store: ContentStore, image: LayoutImage): LayoutAr
         yield headers[i]!;
         const size = part.header.size ?? 0;
         if (part.data !== undefined) yield part.data;
-        if (part.blob !== undefined) yield* readBlob(store, part.blob, signal);
+        if (part.blob !== undefined) yield* store.stream(part.blob, signal);
         const padding = tarPadding(size);
         if (padding.length > 0) yield padding;
       }
       yield tarTrailer();
     },
   };
-}
-
-/** A stored blob in fresh chunks (a socket may hold on to each until it is sent). */
-async function* readBlob(
-  store: ContentStore,
-  blob: BlobDescriptor,
-  signal: AbortSignal | undefined,
-): AsyncGenerator<Uint8Array> {
-  const file = await Deno.open(store.path(blob.digest));
-  try {
-    let left = blob.size;
-    while (left > 0) {
-      signal?.throwIfAborted();
-      const chunk = new Uint8Array(Math.min(readSize, left));
-      let filled = 0;
-      while (filled < chunk.length) {
-        const n = await file.read(chunk.subarray(filled));
-        if (n === null) throw new Error(`Blob ${blob.digest} is shorter than ${blob.size} bytes`);
-        filled += n;
-      }
-      left -= chunk.length;
-      yield chunk;
-    }
-  } finally {
-    file.close();
-  }
 }

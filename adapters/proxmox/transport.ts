@@ -261,11 +261,18 @@ async function streamBody(
   answered: () => boolean,
 ): Promise<boolean> {
   let sent = 0;
+  // The last chunk's write callback says when everything was handed to the kernel. (An empty
+  // write for that fails with EPERM on Deno's node:tls.)
+  let flushed: Promise<void> = Promise.resolve();
   for await (const chunk of body.chunks()) {
     if (socket.destroyed || answered()) return false;
     sent += chunk.length;
     if (sent > body.length) throw new Error(`body is longer than its ${body.length} bytes`);
-    if (!socket.write(chunk)) {
+    flushed = new Promise<void>((resolve, reject) =>
+      socket.write(chunk, (error) => error ? reject(error) : resolve())
+    );
+    flushed.catch(() => {}); // observed below, or by the socket's error handler
+    if (socket.writableNeedDrain) {
       await new Promise<void>((resolve) => {
         const done = () => {
           socket.off("drain", done);
@@ -278,9 +285,7 @@ async function streamBody(
     }
   }
   if (sent !== body.length) throw new Error(`body has ${sent} bytes, not ${body.length}`);
-  await new Promise<void>((resolve, reject) =>
-    socket.write(new Uint8Array(0), (error) => error ? reject(error) : resolve())
-  );
+  await flushed;
   return true;
 }
 

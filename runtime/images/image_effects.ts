@@ -32,6 +32,7 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
 
   return {
     async fetchContent({ stream, context, signal }) {
+      if (context.contentStored) return; // resumed after it finished: the template step remains
       const session = sessions.get(stream);
       if (session === undefined) {
         throw new FailedPreconditionError(
@@ -52,6 +53,7 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
     },
 
     async storeTemplate({ stream, context, signal }) {
+      if (context.volid !== null) return; // resumed after it finished
       const session = sessions.get(stream);
       const cancel = session === undefined ? signal : AbortSignal.any([signal, session.signal]);
       if (pulledByProxmox(context) && context.source?.kind === "registry") {
@@ -62,10 +64,12 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
         );
         return { type: "ImageTemplateStored", data: pulled };
       }
-      const manifestSize = (await Deno.stat(content.path(context.manifestDigest))).size;
       const stored = await templates.store(
         {
-          manifest: { digest: context.manifestDigest, size: manifestSize },
+          manifest: {
+            digest: context.manifestDigest,
+            size: manifestSizeOf(content, context, session),
+          },
           config: context.configBlob!,
           layers: context.layers,
         },
@@ -86,6 +90,19 @@ export function imageEffects(deps: ImageEffectDeps): AdapterEffectHandlers["imag
       return { type: "ImageRemoved", data: {} };
     },
   };
+}
+
+/**
+ * The size of the image's OCI manifest: the session has its bytes; after a restart the
+ * content store has them (the content was stored, or the template step would not run).
+ */
+function manifestSizeOf(
+  content: ContentStore,
+  context: ImageContext,
+  session: FetchSession | undefined,
+): number {
+  if (session !== undefined) return session.manifest.length;
+  return Deno.statSync(content.path(context.manifestDigest)).size;
 }
 
 /** Stores the image's manifest, config and layers, each checked against its digest. */

@@ -211,8 +211,8 @@ class ConnReader {
   }
 
   /**
-   * The body's bytes as they arrive: a content-length body read straight into fresh buffers
-   * (nothing is held), a chunked one whole.
+   * The body's bytes as they arrive: a content-length body read through one reused buffer
+   * (each chunk is valid until the next is asked for), a chunked one whole.
    */
   async *bodyChunks(headers: Headers): AsyncGenerator<Uint8Array> {
     const length = headers.get("content-length");
@@ -228,18 +228,25 @@ class ConnReader {
       this.#start += buffered;
       left -= buffered;
     }
+    // One buffer for the whole body, filled by several reads (a TLS read gives one 16 KiB
+    // record at most): the consumer copies what it keeps before asking for more.
+    const buffer = new Uint8Array(Math.min(left, 256 * 1024));
     while (left > 0) {
-      const chunk = new Uint8Array(Math.min(left, 256 * 1024));
-      this.#idle = setTimeout(() => closeQuietly(this.#conn), this.#idleTimeoutMs);
-      let n: number | null;
-      try {
-        n = await this.#conn.read(chunk);
-      } finally {
-        clearTimeout(this.#idle);
+      const chunk = buffer.subarray(0, Math.min(left, buffer.length));
+      let filled = 0;
+      while (filled < chunk.length) {
+        this.#idle = setTimeout(() => closeQuietly(this.#conn), this.#idleTimeoutMs);
+        let n: number | null;
+        try {
+          n = await this.#conn.read(chunk.subarray(filled));
+        } finally {
+          clearTimeout(this.#idle);
+        }
+        if (n === null) throw new Error("connection closed mid-request");
+        filled += n;
       }
-      if (n === null) throw new Error("connection closed mid-request");
-      left -= n;
-      yield chunk.subarray(0, n);
+      left -= filled;
+      yield chunk;
     }
   }
 

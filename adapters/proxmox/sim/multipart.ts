@@ -5,7 +5,7 @@
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { concatBytes } from "../../../lib/bytes.ts";
+import { concatBytes, indexOfBytes } from "../../../lib/bytes.ts";
 
 export interface SpooledFile {
   field: string;
@@ -24,6 +24,7 @@ export interface SpooledForm {
 export class MultipartError extends Error {}
 
 const maxHeaderBytes = 16 * 1024;
+const headerEnd = new TextEncoder().encode("\r\n\r\n");
 const maxFieldBytes = 1024 * 1024;
 
 /** The boundary of a multipart/form-data content type, or undefined for other types. */
@@ -54,8 +55,13 @@ type State = "preamble" | "afterDelimiter" | "headers" | "data" | "done";
 class MultipartParser {
   readonly #delimiter: Buffer;
   readonly #spoolDir: string;
-  /** Starts with CRLF so the first boundary reads like every later one. */
+  /**
+   * Bytes not consumed yet: a view into `#work`, where each chunk is copied after what is
+   * left of the last one. One buffer, reused: fresh memory per chunk costs more in page
+   * faults than the copy does. Starts with CRLF so the first boundary reads like every later one.
+   */
   #pending: Buffer = Buffer.from("\r\n");
+  #work = new Uint8Array(0);
   #state: State = "preamble";
   #part: { name: string; filename?: string; chunks: Uint8Array[]; size: number } | undefined;
   #file: Deno.FsFile | undefined;
@@ -66,10 +72,22 @@ class MultipartParser {
     this.#spoolDir = spoolDir;
   }
 
+  /** Takes a chunk; the caller may reuse its buffer once this resolves. */
   async push(chunk: Uint8Array): Promise<void> {
-    this.#pending = this.#pending.length === 0
-      ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
-      : Buffer.concat([this.#pending, chunk]);
+    const keep = this.#pending.length;
+    const need = keep + chunk.length;
+    if (this.#work.length < need) {
+      const next = new Uint8Array(Math.max(need, 2 * this.#work.length));
+      next.set(this.#pending);
+      this.#work = next;
+    } else if (this.#pending.buffer === this.#work.buffer) {
+      const from = this.#pending.byteOffset - this.#work.byteOffset;
+      this.#work.copyWithin(0, from, from + keep);
+    } else {
+      this.#work.set(this.#pending);
+    }
+    this.#work.set(chunk, keep);
+    this.#pending = Buffer.from(this.#work.buffer, this.#work.byteOffset, need);
     for (;;) {
       const progressed = await this.#step();
       if (!progressed) return;
@@ -96,7 +114,7 @@ class MultipartParser {
     const delimiter = this.#delimiter;
     switch (this.#state) {
       case "preamble": {
-        const at = this.#pending.indexOf(delimiter);
+        const at = indexOfBytes(this.#pending, delimiter);
         if (at === -1) {
           this.#keepTail(delimiter.length);
           return false;
@@ -124,7 +142,7 @@ class MultipartParser {
         return true;
       }
       case "headers": {
-        const end = this.#pending.indexOf("\r\n\r\n");
+        const end = indexOfBytes(this.#pending, headerEnd);
         if (end === -1) {
           if (this.#pending.length > maxHeaderBytes) {
             throw new MultipartError("part headers too large");
@@ -138,7 +156,7 @@ class MultipartParser {
         return true;
       }
       case "data": {
-        const at = this.#pending.indexOf(delimiter);
+        const at = indexOfBytes(this.#pending, delimiter);
         if (at === -1) {
           const keep = Math.min(this.#pending.length, delimiter.length - 1);
           await this.#write(this.#pending.subarray(0, this.#pending.length - keep));

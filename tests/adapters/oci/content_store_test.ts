@@ -116,3 +116,56 @@ Deno.test("a store opened again clears what a dead process left in ingest; usage
   assert.equal(unknown.digest, digestOf(bytes("docker layer")));
   assert.ok(reopened.has(unknown.digest, unknown.size));
 });
+
+Deno.test("a blob read while it comes in follows the writer, and fails if it turns out not to match", async () => {
+  using dir = tempDir();
+  const store = ContentStore.open(dir.path);
+  const data = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+  const blob = { digest: digestOf(data), size: data.length };
+  const gates = [0, 1, 2].map(() => Promise.withResolvers<void>());
+  const arriving = async function* () {
+    for (let i = 0; i < 3; i++) {
+      await gates[i]!.promise;
+      yield data.subarray(i << 20, (i + 1) << 20);
+    }
+  };
+  // The reader starts before the fetch does: it waits for it.
+  const read = (async () => {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of store.stream(blob)) parts.push(chunk);
+    return parts;
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const stored = store.ingest(blob, arriving);
+  for (const gate of gates) {
+    gate.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await stored;
+  const parts = await read;
+  assert.ok(parts.length >= 3, "read as it arrived, not at the end");
+  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  assert.deepEqual(joined, data);
+
+  const lie = { digest: digestOf(bytes("promised")), size: data.length };
+  const following = (async () => {
+    for await (const _ of store.stream(lie)) { /* reads what arrives */ }
+  })();
+  await assert.rejects(store.ingest(lie, () => chunks(data)), /does not match its digest/);
+  await assert.rejects(following, /was not stored: .*does not match its digest/);
+  const aborted = new AbortController();
+  const waiting = (async () => {
+    for await (
+      const _ of store.stream({ digest: digestOf(bytes("never")), size: 5 }, aborted.signal)
+    ) {
+      // never comes
+    }
+  })();
+  aborted.abort(new Error("state left"));
+  await assert.rejects(waiting, /state left/);
+});
