@@ -63,6 +63,7 @@ class Changes {
 }
 
 const readSize = 1 << 20;
+const batchSize = 1 << 20;
 
 export class ContentStore {
   readonly dir: string;
@@ -73,6 +74,8 @@ export class ContentStore {
   readonly #ingests = new Map<string, Ingest>();
   /** Readers waiting for a blob whose fetch has not begun. */
   readonly #awaited = new Map<string, Changes>();
+  /** Any blob begun, grown or ended. */
+  readonly #anyChange = new Changes();
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -213,6 +216,20 @@ export class ContentStore {
     }
   }
 
+  /**
+   * How far a blob is: stored, bytes written so far while it comes in, or undefined when its
+   * fetch has not begun.
+   */
+  progressOf(blob: BlobDescriptor): "stored" | number | undefined {
+    if (this.has(blob.digest, blob.size)) return "stored";
+    return this.#ingests.get(blob.digest)?.written;
+  }
+
+  /** Resolves when any blob begins, grows or ends. */
+  changed(signal?: AbortSignal): Promise<void> {
+    return this.#anyChange.wait(signal);
+  }
+
   async *#follow(
     ingest: Ingest,
     blob: BlobDescriptor,
@@ -298,6 +315,7 @@ export class ContentStore {
     this.#ingests.set(expected.digest, ingest);
     this.#awaited.get(expected.digest)?.notify();
     this.#awaited.delete(expected.digest);
+    this.#anyChange.notify();
     try {
       const chunks = await open(signal);
       await writeChunks(
@@ -308,6 +326,7 @@ export class ContentStore {
         (done) => {
           ingest.written = done;
           ingest.changes.notify();
+          this.#anyChange.notify();
           options.onProgress?.(done, expected.size);
         },
       );
@@ -327,6 +346,7 @@ export class ContentStore {
     } finally {
       this.#ingests.delete(expected.digest);
       ingest.changes.notify();
+      this.#anyChange.notify();
     }
   }
 
@@ -408,14 +428,36 @@ async function writeChunks(
   onWritten?: (bytes: number) => void,
 ): Promise<void> {
   const file = await Deno.open(path, { createNew: true, write: true, mode: 0o644 });
+  // Chunks arrive at 64 KiB (fetch): gathered into 1 MiB, each is hashed and written in one op.
+  const batch = new Uint8Array(batchSize);
+  let filled = 0;
+  const flush = async () => {
+    const data = batch.subarray(0, filled);
+    digester.update(data);
+    for (let offset = 0; offset < data.length;) offset += await file.write(data.subarray(offset));
+    filled = 0;
+    onWritten?.(digester.bytes);
+  };
   try {
     for await (const chunk of chunks) {
       signal?.throwIfAborted();
-      digester.update(chunk);
-      let offset = 0;
-      while (offset < chunk.length) offset += await file.write(chunk.subarray(offset));
-      onWritten?.(digester.bytes);
+      if (chunk.length >= batchSize && filled === 0) {
+        digester.update(chunk);
+        for (let offset = 0; offset < chunk.length;) {
+          offset += await file.write(chunk.subarray(offset));
+        }
+        onWritten?.(digester.bytes);
+        continue;
+      }
+      for (let taken = 0; taken < chunk.length;) {
+        const n = Math.min(chunk.length - taken, batchSize - filled);
+        batch.set(chunk.subarray(taken, taken + n), filled);
+        filled += n;
+        taken += n;
+        if (filled === batchSize) await flush();
+      }
     }
+    if (filled > 0) await flush();
     signal?.throwIfAborted();
     await file.syncData();
   } finally {

@@ -1,11 +1,11 @@
 /**
  * An image as an OCI image layout archive (`oci-layout`, `index.json`, `blobs/sha256/…`), the
  * form PVE 9.1 creates CTs from. Streamed from the content store with its length known up
- * front (an upload states it first), and byte for byte the same for the same image on every
- * node: entries in a fixed order, owned by root, dated 0. Blobs still coming in are followed
- * as they arrive, so an archive can be sent while its image is being pulled.
+ * front (an upload states it first): the same length and entries for the same image on every
+ * node, owned by root, dated 0. Blobs still coming in are followed as they arrive, so an
+ * archive can be sent while its image is being pulled; they go in the order they are ready.
  */
-import { tarHeader, type TarHeaderInput, tarPadding, tarTrailer } from "../../lib/tar.ts";
+import { tarHeader, tarPadding, tarTrailer } from "../../lib/tar.ts";
 import type { BlobDescriptor, ContentStore } from "./content_store.ts";
 import { digestHex } from "./digest.ts";
 import { mediaTypes } from "./media_types.ts";
@@ -42,40 +42,69 @@ export function layoutArchive(store: ContentStore, image: LayoutImage): LayoutAr
     seen.add(b.digest);
     return true;
   });
-  type Part = { header: TarHeaderInput; data?: Uint8Array; blob?: BlobDescriptor };
-  const parts: Part[] = [
-    { header: { name: "oci-layout", type: "file", size: layout.length }, data: layout },
-    { header: { name: "index.json", type: "file", size: index.length }, data: index },
-    { header: { name: "blobs/", type: "directory" } },
-    { header: { name: "blobs/sha256/", type: "directory" } },
-    ...blobs.map((blob) => ({
-      header: {
-        name: `blobs/sha256/${digestHex(blob.digest)}`,
-        type: "file" as const,
-        size: blob.size,
-      },
-      blob,
-    })),
+  const entry = (blob: BlobDescriptor) => ({
+    name: `blobs/sha256/${digestHex(blob.digest)}`,
+    type: "file" as const,
+    size: blob.size,
+  });
+  const fixed: { header: Uint8Array; data?: Uint8Array }[] = [
+    { header: tarHeader({ name: "oci-layout", type: "file", size: layout.length }), data: layout },
+    { header: tarHeader({ name: "index.json", type: "file", size: index.length }), data: index },
+    { header: tarHeader({ name: "blobs/", type: "directory" }) },
+    { header: tarHeader({ name: "blobs/sha256/", type: "directory" }) },
   ];
-  const headers = parts.map((p) => tarHeader(p.header));
+  const headers = new Map(blobs.map((b) => [b.digest, tarHeader(entry(b))]));
   let length = 1024;
-  for (const [i, part] of parts.entries()) {
-    const size = part.header.size ?? 0;
-    length += headers[i]!.length + size + tarPadding(size).length;
+  for (const part of fixed) {
+    const size = part.data?.length ?? 0;
+    length += part.header.length + size + tarPadding(size).length;
+  }
+  for (const blob of blobs) {
+    length += headers.get(blob.digest)!.length + blob.size + tarPadding(blob.size).length;
   }
   return {
     length,
     async *chunks(signal) {
-      for (const [i, part] of parts.entries()) {
+      for (const part of fixed) {
+        yield part.header;
+        if (part.data !== undefined) {
+          yield part.data;
+          const padding = tarPadding(part.data.length);
+          if (padding.length > 0) yield padding;
+        }
+      }
+      // Blobs in the order they are ready (stored first, then the one furthest along): the
+      // archive keeps up with a pull whose layers arrive in parallel, in any order.
+      const left = [...blobs];
+      while (left.length > 0) {
         signal?.throwIfAborted();
-        yield headers[i]!;
-        const size = part.header.size ?? 0;
-        if (part.data !== undefined) yield part.data;
-        if (part.blob !== undefined) yield* store.stream(part.blob, signal);
-        const padding = tarPadding(size);
+        const next = readiest(store, left);
+        if (next === undefined) {
+          await store.changed(signal);
+          continue;
+        }
+        const blob = left.splice(next, 1)[0]!;
+        yield headers.get(blob.digest)!;
+        yield* store.stream(blob, signal);
+        const padding = tarPadding(blob.size);
         if (padding.length > 0) yield padding;
       }
       yield tarTrailer();
     },
   };
+}
+
+/** The blob to send next: the first stored one, else the one furthest along; none begun: none. */
+function readiest(store: ContentStore, blobs: readonly BlobDescriptor[]): number | undefined {
+  let best: number | undefined;
+  let bestWritten = -1;
+  for (const [i, blob] of blobs.entries()) {
+    const progress = store.progressOf(blob);
+    if (progress === "stored") return i;
+    if (progress !== undefined && progress > bestWritten) {
+      best = i;
+      bestWritten = progress;
+    }
+  }
+  return best;
 }

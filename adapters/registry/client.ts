@@ -370,34 +370,42 @@ export class RepositorySession {
     if (body === null) return;
     const reader = body.getReader();
     const stallMs = this.#options.stallTimeoutMs;
-    let stalled: ReturnType<typeof setTimeout> | undefined;
     const cancel = (reason: unknown) => void reader.cancel(reason).catch(() => {});
     const onAbort = () => cancel(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     let failure: unknown;
+    // One watchdog for the transfer, not a timer per chunk: it looks at when data last came.
+    let lastData = performance.now();
+    let watchdog: ReturnType<typeof setTimeout>;
+    const watch = () => {
+      const quiet = performance.now() - lastData;
+      if (quiet < stallMs) {
+        watchdog = setTimeout(watch, stallMs - quiet);
+        return;
+      }
+      failure = new DeadlineExceededError(
+        `${this.#where(host)}: the transfer stalled for ${Math.round(stallMs / 1000)} s`,
+      );
+      cancel(failure);
+    };
+    watchdog = setTimeout(watch, stallMs);
     try {
       for (;;) {
-        stalled = setTimeout(() => {
-          failure = new DeadlineExceededError(
-            `${this.#where(host)}: the transfer stalled for ${Math.round(stallMs / 1000)} s`,
-          );
-          cancel(failure);
-        }, stallMs);
         let next: ReadableStreamReadResult<Uint8Array>;
         try {
           next = await reader.read();
         } catch (error) {
           const why = failure ?? (signal.aborted ? signal.reason : error);
           throw this.#transportError(why, host, signal);
-        } finally {
-          clearTimeout(stalled);
         }
         if (failure !== undefined) throw failure;
         if (signal.aborted) throw this.#transportError(signal.reason, host, signal);
         if (next.done) return;
+        lastData = performance.now();
         yield next.value;
       }
     } finally {
+      clearTimeout(watchdog);
       signal.removeEventListener("abort", onAbort);
       cancel(undefined);
     }

@@ -14,3 +14,4 @@ export {
   RegistryHosts,
   type RegistrySettings,
 } from "./hosts.ts";
+export { pullLayers, type PullLayersOptions } from "./pull_layers.ts";

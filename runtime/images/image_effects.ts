@@ -8,6 +8,7 @@
 import type { ContentStore } from "../../adapters/oci/content_store.ts";
 import { sha256Digest } from "../../adapters/oci/digest.ts";
 import { copyArchiveLayers } from "../../adapters/oci/image_archive.ts";
+import { pullLayers } from "../../adapters/registry/mod.ts";
 import { AbortedError, FailedPreconditionError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AdapterEffectHandlers } from "../../machines/effects.ts";
@@ -134,28 +135,9 @@ async function fetchBlobs(
     });
     return;
   }
-  const queue = [...context.layers];
-  // One layer failing stops the others: their partial files go, and the first error stands.
-  const stop = new AbortController();
-  const cancel = AbortSignal.any([signal, stop.signal]);
-  let first: unknown;
-  const worker = async () => {
-    for (let layer = queue.shift(); layer !== undefined; layer = queue.shift()) {
-      try {
-        await content.ingest(layer, (s) => source.repository.blob(layer!, s), {
-          signal: cancel,
-          onProgress: onProgress(layer.digest),
-          where: `pulling layer ${layer.digest}`,
-        });
-      } catch (error) {
-        if (!stop.signal.aborted) {
-          first = error;
-          stop.abort(error);
-        }
-        return;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
-  if (first !== undefined) throw first;
+  await pullLayers(content, source.repository, context.layers, {
+    signal,
+    parallel,
+    onProgress: (digest, done, total) => onProgress(digest)(done, total),
+  });
 }

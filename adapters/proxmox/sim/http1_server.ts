@@ -231,22 +231,29 @@ class ConnReader {
     // One buffer for the whole body, filled by several reads (a TLS read gives one 16 KiB
     // record at most): the consumer copies what it keeps before asking for more.
     const buffer = new Uint8Array(Math.min(left, 256 * 1024));
-    while (left > 0) {
-      const chunk = buffer.subarray(0, Math.min(left, buffer.length));
-      let filled = 0;
-      while (filled < chunk.length) {
-        this.#idle = setTimeout(() => closeQuietly(this.#conn), this.#idleTimeoutMs);
-        let n: number | null;
-        try {
-          n = await this.#conn.read(chunk.subarray(filled));
-        } finally {
-          clearTimeout(this.#idle);
+    // One idle watchdog for the body, not a timer per read: a 55 MB upload is 3,500 reads.
+    let lastRead = performance.now();
+    const watch = () => {
+      const quiet = performance.now() - lastRead;
+      if (quiet >= this.#idleTimeoutMs) closeQuietly(this.#conn);
+      else this.#idle = setTimeout(watch, this.#idleTimeoutMs - quiet);
+    };
+    this.#idle = setTimeout(watch, this.#idleTimeoutMs);
+    try {
+      while (left > 0) {
+        const chunk = buffer.subarray(0, Math.min(left, buffer.length));
+        let filled = 0;
+        while (filled < chunk.length) {
+          const n = await this.#conn.read(chunk.subarray(filled));
+          if (n === null) throw new Error("connection closed mid-request");
+          lastRead = performance.now();
+          filled += n;
         }
-        if (n === null) throw new Error("connection closed mid-request");
-        filled += n;
+        left -= filled;
+        yield chunk;
       }
-      left -= filled;
-      yield chunk;
+    } finally {
+      clearTimeout(this.#idle);
     }
   }
 

@@ -26,7 +26,7 @@ Deno.test("a blob is stored under its digest once its bytes match it, and is not
   const seen: number[] = [];
   await store.ingest(blob, open, { onProgress: (done) => seen.push(done) });
   assert.equal(opened, 1);
-  assert.deepEqual(seen, [100, data.length]);
+  assert.equal(seen.at(-1), data.length, "progress ends at the blob's size");
   assert.ok(store.has(blob.digest, blob.size));
   assert.deepEqual(Deno.readFileSync(store.path(blob.digest)), data);
   await store.ingest(blob, open);
@@ -155,9 +155,9 @@ Deno.test("a blob read while it comes in follows the writer, and fails if it tur
   const lie = { digest: digestOf(bytes("promised")), size: data.length };
   const following = (async () => {
     for await (const _ of store.stream(lie)) { /* reads what arrives */ }
-  })();
+  })().then(() => undefined, (error: Error) => error);
   await assert.rejects(store.ingest(lie, () => chunks(data)), /does not match its digest/);
-  await assert.rejects(following, /was not stored: .*does not match its digest/);
+  assert.match(String((await following)?.message), /was not stored: .*does not match its digest/);
   const aborted = new AbortController();
   const waiting = (async () => {
     for await (
