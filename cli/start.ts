@@ -5,7 +5,7 @@
  *   --state-dir DIR    default /var/lib/pve-cri (root), ./.pve-cri
  *   --http ADDR|off    default 127.0.0.1:10380 (loopback only unless told otherwise)
  *   --backend auto|memory|lxc|proxmox   default auto
- *   --config FILE      the Proxmox config, for --backend proxmox
+ *   --config FILE      the Proxmox node (for --backend proxmox), registries, images
  *
  * Prints one line on stdout when serving; JSON logs go to stderr (PVE_CRI_LOG sets the level).
  * SIGTERM or SIGINT: stop accepting, finish in-flight calls, close the log, remove the socket.

@@ -12,6 +12,7 @@ import { Logger, silentLogger } from "../../lib/log.ts";
 import { type Backend, type OpenRuntime, openRuntime } from "../../runtime/open_runtime.ts";
 import {
   buildImage,
+  buildIndex,
   busyboxPath,
   busyboxRootfs,
   dockerSaveArchive,
@@ -253,6 +254,7 @@ test("an image a container uses cannot be removed; removal takes its template an
   try {
     await rt.runtime.pullImage(`${registry.host}/team/one:v1`, call);
     await rt.runtime.pullImage(`${registry.host}/team/two:v1`, call);
+    assert.equal(registry.blobFetches(one.layers[0]!.digest), 1, "the shared layer came once");
     const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
     const ctr = await rt.runtime.createContainer(
       pod.id,
@@ -388,6 +390,78 @@ Deno.test({
         call,
       );
       assert.equal((await rt.api.ctConfig({ vmid: sleeper.vmid! })).entrypoint, "/bin/sleep 60");
+    } finally {
+      await rt.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `busybox images from the registry: several layers with whiteouts, and a multi-platform index${
+      missing ?? (busyboxPath === undefined ? " (skipped: busybox-static is not installed)" : "")
+    }`,
+  ignore: missing !== undefined || busyboxPath === undefined,
+  async fn() {
+    using dir = tempDir();
+    await using registry = await startRegistry();
+    const layered = buildImage({
+      layers: [
+        {
+          files: {
+            ...busyboxRootfs(),
+            "etc/removed.conf": { data: "gone in the next layer\n" },
+            "data": { type: "directory" },
+            "data/old": { data: "hidden by an opaque whiteout\n" },
+          },
+        },
+        {
+          files: {
+            "etc/.wh.removed.conf": { data: "" },
+            "data/.wh..wh..opq": { data: "" },
+            "data/new": { data: "the only file left in /data\n" },
+          },
+        },
+        { files: { "etc/motd": { data: "uncompressed layer\n" } }, compression: "none" },
+      ],
+      config: { Entrypoint: ["/bin/sh", "-c"], Cmd: ["cat /etc/motd"], User: "1000" },
+    });
+    await registry.push("library/busybox", "layered", layered);
+    const arm = buildImage({
+      layers: [{ files: { "bin/busybox": { data: "not for this node" } } }],
+      architecture: "arm64",
+    });
+    const index = buildIndex([
+      { image: arm, platform: { os: "linux", architecture: "arm64", variant: "v8" } },
+      { image: layered, platform: { os: "linux", architecture: "amd64" } },
+    ]);
+    await registry.pushIndex("library/busybox", "multi", index, [arm, layered]);
+    const rt = await open(dir.path);
+    try {
+      const byTag = await rt.runtime.pullImage(`${registry.host}/library/busybox:layered`, call);
+      assert.equal(byTag.id, layered.id);
+      const multi = await rt.runtime.pullImage(`${registry.host}/library/busybox:multi`, call);
+      assert.equal(multi.id, layered.id, "the index's linux/amd64 image is the same image");
+      assert.deepEqual(multi.repoDigests, [
+        `${registry.host}/library/busybox@${layered.manifest.digest}`,
+        `${registry.host}/library/busybox@${index.digest}`,
+      ]);
+      for (const layer of layered.layers) assert.equal(registry.blobFetches(layer.digest), 1);
+      assert.equal(registry.blobFetches(arm.layers[0]!.digest), 0, "nothing of arm64 is fetched");
+      const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+      const ctr = await rt.runtime.createContainer(
+        pod.id,
+        containerSpec("app", {
+          image: `${registry.host}/library/busybox:multi`,
+          command: [],
+          args: [],
+          envs: [],
+        }),
+        call,
+      );
+      const config = await rt.api.ctConfig({ vmid: ctr.vmid! });
+      assert.equal(config.entrypoint, "/bin/sh -c 'cat /etc/motd'");
+      assert.deepEqual(config.lxc?.find(([k]) => k === "lxc.init.uid"), ["lxc.init.uid", "1000"]);
     } finally {
       await rt.close();
     }
