@@ -225,6 +225,19 @@ export class ContentStore {
     return this.#ingests.get(blob.digest)?.written;
   }
 
+  /**
+   * Resolves once none of these blobs is being written: a fetch that was cancelled has then
+   * removed its partial file (a caller that gives up stops waiting at once; the writing stops
+   * at its next chunk).
+   */
+  async settled(digests: readonly string[]): Promise<void> {
+    for (;;) {
+      const writing = digests.map((d) => this.#ingests.get(d)).find((i) => i !== undefined);
+      if (writing === undefined) return;
+      await writing.changes.wait(undefined);
+    }
+  }
+
   /** Resolves when any blob begins, grows or ends. */
   changed(signal?: AbortSignal): Promise<void> {
     return this.#anyChange.wait(signal);

@@ -280,6 +280,10 @@ export async function copyArchiveLayers(
       });
       stored.add(layer.digest);
     }
+  } catch (error) {
+    // Reported once a cancelled layer's partial file is gone.
+    await store.settled(image.manifest.layers.map((l) => l.digest));
+    throw error;
   } finally {
     close();
   }

@@ -337,7 +337,7 @@ export class RepositorySession {
       () =>
         controller.abort(
           new DeadlineExceededError(
-            `${this.#where(url.host)}: no answer within ${Math.round(timeoutMs / 1000)} s`,
+            `${this.#where(url.host)}: no answer within ${timeoutMs / 1000} s`,
           ),
         ),
       timeoutMs,

@@ -1,7 +1,8 @@
 /**
  * A registry image's layers into the content store: a few at once (containerd's default is
  * three), each checked against its digest as it streams; one failing stops the others, so
- * their partial files go and the first error is the one reported.
+ * their partial files go (before the error is reported) and the first error is the one
+ * reported.
  */
 import type { ContentStore, Progress } from "../oci/content_store.ts";
 import type { Descriptor } from "../oci/manifest.ts";
@@ -46,5 +47,8 @@ export async function pullLayers(
   };
   const workers = Math.min(options.parallel ?? 3, queue.length);
   await Promise.all(Array.from({ length: workers }, worker));
-  if (first !== undefined) throw first;
+  if (first === undefined) return;
+  // Failed or cancelled: report it once the layers' partial files are gone.
+  await content.settled(layers.map((l) => l.digest));
+  throw first;
 }
