@@ -9,10 +9,11 @@
  *   --state-dir DIR   as `start` (default /var/lib/pve-cri for root, ./.pve-cri otherwise)
  *   --backend, --config   as `start`; used when no server owns the state dir
  *
- * With a server on the state dir, the work goes through it (it sees the image at once);
- * without, it runs here. On a terminal, pull and import show each layer's progress; without
- * one, a summary line. Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments.
+ * With a server on the state dir, the work goes through it (it sees the image at once; an
+ * archive's path is made absolute, for the server to read); without, it runs here. On a
+ * terminal, pull and import show each layer's progress; without one, a summary line. Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { errorMessage, InvalidArgumentError } from "../lib/errors.ts";
 import { rootLogger } from "../lib/log.ts";
@@ -180,7 +181,7 @@ async function run(
       try {
         image = args.command === "pull"
           ? await backend.pull(args.target!, args.auth, (p) => view.update(p))
-          : await backend.import(args.target!, args.name, (p) => view.update(p));
+          : await backend.import(resolve(args.target!), args.name, (p) => view.update(p));
       } finally {
         view.finish();
       }

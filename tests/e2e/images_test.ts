@@ -19,6 +19,7 @@ async function images(stateDir: string, ...args: string[]) {
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
+    cwd: `${stateDir}/..`,
   }).output();
   return {
     code: out.code,
@@ -38,7 +39,7 @@ Deno.test({
     using dir = tempDir();
     const stateDir = `${dir.path}/state`;
     const one = writeArchive(dir.path, smallImage({ Cmd: ["/one"] }), "one.tar");
-    const two = writeArchive(dir.path, smallImage({ Cmd: ["/two"] }), "two.tar");
+    writeArchive(dir.path, smallImage({ Cmd: ["/two"] }), "two.tar");
 
     const alone = await images(stateDir, "import", one, "--name", "lab/one:v1");
     assert.equal(alone.code, 0, alone.stderr);
@@ -56,7 +57,8 @@ Deno.test({
           .sort();
       assert.deepEqual(await tags(), ["docker.io/lab/one:v1"]);
 
-      const beside = await images(stateDir, "import", two, "--name", "lab/two:v1");
+      // A relative path: the server reads the archive, so the CLI makes it absolute.
+      const beside = await images(stateDir, "import", "two.tar", "--name", "lab/two:v1");
       assert.equal(beside.code, 0, beside.stderr);
       assert.deepEqual(await tags(), ["docker.io/lab/one:v1", "docker.io/lab/two:v1"]);
 
