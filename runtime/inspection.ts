@@ -1,6 +1,7 @@
 /**
  * What the state-inspection HTTP endpoint shows: live sandboxes and containers, and any
- * stream's events with its current state. Env values are redacted, as in replay.
+ * stream's (an image's too) events with its current state. Env values are redacted, as in
+ * replay.
  */
 import { foldStream, isStreamKind, machines } from "../machines/fold.ts";
 import { redactContext, redactPayload } from "../machines/redact.ts";
@@ -29,7 +30,8 @@ export function inspectionViews(runtime: PodRuntime, registry: Registry): Inspec
       const id = store.streamInfo(idOrPrefix) !== undefined
         ? idOrPrefix
         : registry.resolvePrefix(idOrPrefix, "sandbox") ??
-          registry.resolvePrefix(idOrPrefix, "container");
+          registry.resolvePrefix(idOrPrefix, "container") ??
+          registry.resolvePrefix(idOrPrefix, "image");
       const info = id === undefined ? undefined : store.streamInfo(id);
       if (id === undefined || info === undefined) return undefined;
       const events = store.readStream(id);

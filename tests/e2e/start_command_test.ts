@@ -57,6 +57,34 @@ Deno.test("a second server on a live socket is refused with a clear message", as
   cri.close();
 });
 
+Deno.test("a second server on a state dir another one owns is refused, naming the owner", async () => {
+  using dir = tempDir();
+  await using first = await startServer({ dir: dir.path });
+  const second = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...startTaskArgs(),
+      "--socket",
+      `${dir.path}/other.sock`,
+      "--state-dir",
+      first.stateDir,
+      "--http",
+      "off",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(second.code, 1);
+  assert.match(
+    new TextDecoder().decode(second.stderr),
+    new RegExp(
+      `pve-cri start: State dir ".*state" is in use by another pve-cri process \\(pid ${first.child.pid}, serving on ${first.socket}\\)`,
+    ),
+  );
+  const cri = await connect(first.socket);
+  assert.equal((await cri.runtime.Version({})).runtime_name, "pve-cri", "the first one serves on");
+  cri.close();
+});
+
 Deno.test("--backend lxc fails with a clear message until the LXC driver exists", async () => {
   using dir = tempDir();
   const out = await new Deno.Command(Deno.execPath(), {
