@@ -4,7 +4,11 @@
  * prints its resident memory after GC, in MB.
  */
 import type { AdapterEffectHandlers } from "../machines/effects.ts";
-import { containerEffectNames, sandboxEffectNames } from "../machines/effects.ts";
+import {
+  containerEffectNames,
+  imageEffectNames,
+  sandboxEffectNames,
+} from "../machines/effects.ts";
 import { Registry } from "../machines/registry.ts";
 import { openBenchStore } from "./store_log.ts";
 
@@ -13,6 +17,7 @@ const idle = async () => {};
 const effects = {
   sandbox: Object.fromEntries(sandboxEffectNames.map((n) => [n, idle])),
   container: Object.fromEntries(containerEffectNames.map((n) => [n, idle])),
+  image: Object.fromEntries(imageEffectNames.map((n) => [n, idle])),
 } as unknown as AdapterEffectHandlers;
 
 const store = openBenchStore(Deno.args[0]!);
