@@ -26,7 +26,7 @@ import { parseImageReference } from "../adapters/oci/reference.ts";
 import { sha256Digest } from "../adapters/oci/digest.ts";
 import { pullLayers, RegistryClient, RegistryHosts } from "../adapters/registry/mod.ts";
 import { buildImage, ociLayoutArchive, randomBytes } from "../tests/_support/oci_images.ts";
-import { registryMissing, startRegistry } from "../tests/_support/registry.ts";
+import { registryMissing, skopeoMissing, startRegistry } from "../tests/_support/registry.ts";
 import { type ServerProcess, startServer } from "../tests/_support/server_process.ts";
 import { type BenchContext, type Benchmark, round } from "./bench.ts";
 
@@ -50,14 +50,6 @@ export const benchmarks: Benchmark[] = [{
   ],
   run: images,
 }];
-
-function skopeoMissing(): string | undefined {
-  try {
-    return Deno.statSync("/usr/bin/skopeo").isFile ? undefined : "skopeo is not installed";
-  } catch {
-    return "skopeo is not installed";
-  }
-}
 
 /** A process's resident set, and its peak since the last reset, in bytes (Linux). */
 function memory(pid: number): { rss: number; peak: number } {

@@ -4,11 +4,7 @@
  * prints its resident memory after GC, in MB.
  */
 import type { AdapterEffectHandlers } from "../machines/effects.ts";
-import {
-  containerEffectNames,
-  imageEffectNames,
-  sandboxEffectNames,
-} from "../machines/effects.ts";
+import { containerEffectNames, imageEffectNames, sandboxEffectNames } from "../machines/effects.ts";
 import { Registry } from "../machines/registry.ts";
 import { openBenchStore } from "./store_log.ts";
 

@@ -28,6 +28,15 @@ export const htpasswdBinary = (() => {
   }
 })();
 
+/** Why skopeo cannot run here (the simulator's oci-registry-pull, the benchmark), if it cannot. */
+export function skopeoMissing(): string | undefined {
+  try {
+    return Deno.statSync("/usr/bin/skopeo").isFile ? undefined : "skopeo is not installed";
+  } catch {
+    return "skopeo is not installed";
+  }
+}
+
 /** Why registry tests cannot run here, or undefined when they can. */
 export function registryMissing(auth: "none" | "basic" | "token" = "none"): string | undefined {
   if (registryBinary === undefined) return "docker-registry is not installed";

@@ -20,7 +20,7 @@ import {
   tarOf,
   type TestImage,
 } from "../_support/oci_images.ts";
-import { registryMissing, startRegistry } from "../_support/registry.ts";
+import { registryMissing, skopeoMissing, startRegistry } from "../_support/registry.ts";
 import { containerSpec, sandboxSpec } from "../_support/specs.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { writeArchive } from "../_support/test_image.ts";
@@ -34,6 +34,8 @@ const test = (name: string, fn: () => Promise<void>) =>
   });
 
 const call = { meta: { method: "test" } };
+const busyboxMissing = missing ??
+  (busyboxPath === undefined ? "busybox-static is not installed" : undefined);
 
 function open(
   stateDir: string,
@@ -399,9 +401,9 @@ Deno.test({
 Deno.test({
   name:
     `busybox images from the registry: several layers with whiteouts, and a multi-platform index${
-      missing ?? (busyboxPath === undefined ? " (skipped: busybox-static is not installed)" : "")
+      busyboxMissing === undefined ? "" : ` (skipped: ${busyboxMissing})`
     }`,
-  ignore: missing !== undefined || busyboxPath === undefined,
+  ignore: busyboxMissing !== undefined,
   async fn() {
     using dir = tempDir();
     await using registry = await startRegistry();
@@ -487,20 +489,14 @@ test("malformed references are InvalidArgument naming the field, and change noth
   }
 });
 
-const skopeo = (() => {
-  try {
-    return Deno.statSync("/usr/bin/skopeo").isFile;
-  } catch {
-    return false;
-  }
-})();
+const pveMissing = missing ?? skopeoMissing();
 
 Deno.test({
   name:
     `images.pull "proxmox" has PVE's oci-registry-pull fetch anonymous tags; digests stay pve-cri's${
-      missing ?? (skopeo ? "" : " (skipped: skopeo is not installed)")
+      pveMissing === undefined ? "" : ` (skipped: ${pveMissing})`
     }`,
-  ignore: missing !== undefined || !skopeo,
+  ignore: pveMissing !== undefined,
   async fn() {
     using dir = tempDir();
     await using registry = await startRegistry();

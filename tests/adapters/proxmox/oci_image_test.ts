@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { skopeoPuller } from "../../../adapters/proxmox/sim/mod.ts";
 import { buildImage } from "../../_support/oci_images.ts";
-import { registryMissing, startRegistry } from "../../_support/registry.ts";
+import { registryMissing, skopeoMissing, startRegistry } from "../../_support/registry.ts";
 import { settle, testEnv } from "./_support.ts";
 import { concatBytes } from "../../../lib/bytes.ts";
 
@@ -119,15 +119,7 @@ Deno.test("A CT created from an OCI archive takes the image's command, env, user
   assert.equal(updated.env, "A=1");
 });
 
-const skopeo = (() => {
-  try {
-    return Deno.statSync("/usr/bin/skopeo").isFile ? "/usr/bin/skopeo" : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-const pullMissing = registryMissing() ??
-  (skopeo === undefined ? "skopeo is not installed" : undefined);
+const pullMissing = registryMissing() ?? skopeoMissing();
 
 Deno.test({
   name:
