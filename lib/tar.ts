@@ -96,12 +96,6 @@ export function tarTrailer(): Uint8Array {
   return new Uint8Array(2 * block);
 }
 
-/** Bytes one entry takes in an archive: its header(s), its data and the padding. */
-export function tarEntryLength(input: TarHeaderInput): number {
-  const size = input.size ?? 0;
-  return tarHeader(input).length + size + tarPadding(size).length;
-}
-
 function withDefaults(input: TarHeaderInput): TarEntry {
   const isDir = input.type === "directory";
   return {

@@ -164,33 +164,12 @@ export class ContentStore {
       options.onProgress?.(expected.size, expected.size);
       return Promise.resolve();
     }
+    // A caller that joined another's fetch sees no progress until it ends: then it does.
     return this.#flights.run(
       expected.digest,
       (signal) => this.#write(expected, open, signal, options),
       options.signal,
-    );
-  }
-
-  /**
-   * Stores data whose digest is learned only as it streams (a `docker save` layer). Returns
-   * the digest and size; an existing blob with that digest is kept.
-   */
-  async ingestUnknown(
-    chunks: AsyncIterable<Uint8Array>,
-    signal?: AbortSignal,
-  ): Promise<BlobDescriptor> {
-    const temp = this.#tempPath("unknown");
-    const digester = new Digester();
-    try {
-      await writeChunks(temp, chunks, digester, signal);
-      const digest = digester.digest();
-      if (this.has(digest)) await Deno.remove(temp);
-      else await Deno.rename(temp, this.path(digest));
-      return { digest, size: digester.bytes };
-    } catch (error) {
-      await removeQuietly(temp);
-      throw error;
-    }
+    ).then(() => options.onProgress?.(expected.size, expected.size));
   }
 
   /**
