@@ -11,7 +11,8 @@ import {
   IMAGE_TOOL_PROTO_PATH,
   PROTO_LOADER_OPTIONS,
 } from "../adapters/cri/rpc.ts";
-import { RuntimeError, type StatusCode } from "../lib/errors.ts";
+import { statusCodeOf } from "../adapters/cri/grpc_status.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import type { ImageView, PullProgress, RegistryAuth } from "../runtime/api.ts";
 import { type Backend, openRuntime } from "../runtime/open_runtime.ts";
@@ -218,22 +219,7 @@ export async function remoteBackend(socket: string): Promise<ImagesBackend> {
   };
 }
 
-const codeNames: Record<number, StatusCode> = {
-  3: "InvalidArgument",
-  4: "DeadlineExceeded",
-  5: "NotFound",
-  6: "AlreadyExists",
-  7: "PermissionDenied",
-  8: "ResourceExhausted",
-  9: "FailedPrecondition",
-  10: "Aborted",
-  12: "Unimplemented",
-  14: "Unavailable",
-  15: "DataLoss",
-  16: "Unauthenticated",
-};
-
 /** A gRPC error as one of ours: the server's code and message. */
 function fromGrpc(error: grpc.ServiceError): RuntimeError {
-  return new RuntimeError(codeNames[error.code] ?? "Internal", error.details || error.message);
+  return new RuntimeError(statusCodeOf(error.code), error.details || error.message);
 }

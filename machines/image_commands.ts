@@ -96,7 +96,7 @@ export async function tagImage(
     const decisions: Decision[] = [];
     for (const other of imageActors(registry)) {
       if (other === actor || other.value !== "present") continue;
-      const summary = other.summary as { repoTags: string[]; repoDigests: string[] };
+      const summary = other.summary as ImageSummary;
       const repoTags = summary.repoTags.filter((t) => names.repoTags.includes(t));
       const repoDigests = summary.repoDigests.filter((d) => names.repoDigests.includes(d));
       if (repoTags.length + repoDigests.length === 0) continue;

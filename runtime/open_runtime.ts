@@ -195,7 +195,6 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
           }
           return blobs;
         },
-        log: log.with({ component: "images" }),
       }),
     },
   });

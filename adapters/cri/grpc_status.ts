@@ -55,6 +55,15 @@ const fromStatusCode: Record<StatusCode, GrpcCode> = {
   Internal: GrpcCode.INTERNAL,
 };
 
+const toStatusCode = new Map<number, StatusCode>(
+  Object.entries(fromStatusCode).map(([status, code]) => [code, status as StatusCode]),
+);
+
+/** Ours for a gRPC code a server sent (a client's side); codes we never send are Internal. */
+export function statusCodeOf(code: number): StatusCode {
+  return toStatusCode.get(code) ?? "Internal";
+}
+
 /** The gRPC status for anything thrown: typed errors keep their code, the rest is INTERNAL. */
 export function toGrpcStatus(error: unknown): GrpcStatus {
   if (error instanceof RuntimeError) {

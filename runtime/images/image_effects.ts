@@ -10,7 +10,6 @@ import { sha256Digest } from "../../adapters/oci/digest.ts";
 import { copyArchiveLayers } from "../../adapters/oci/image_archive.ts";
 import { pullLayers } from "../../adapters/registry/mod.ts";
 import { AbortedError, FailedPreconditionError } from "../../lib/errors.ts";
-import type { Logger } from "../../lib/log.ts";
 import type { AdapterEffectHandlers } from "../../machines/effects.ts";
 import { blobsOf, type ImageContext, pulledByProxmox } from "../../machines/image_context.ts";
 import type { FetchSession, FetchSessions } from "./fetch_sessions.ts";
@@ -22,7 +21,6 @@ export interface ImageEffectDeps {
   sessions: FetchSessions;
   /** Blobs of every live image but `stream`: what a removal must keep. */
   blobsInUse(stream: string): Set<string>;
-  log: Logger;
   /** Layers fetched at once (containerd's default is 3). */
   parallelLayers?: number;
 }

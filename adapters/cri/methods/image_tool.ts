@@ -3,19 +3,17 @@
  * for `deno task images` while a server runs. Progress is sent at most every 100 ms per
  * transfer, and always when one completes; the last message carries the image.
  */
-import type { ImageView, PodRuntime, PullProgress, RegistryAuth } from "../../../runtime/api.ts";
+import type { ImageView, PodRuntime, PullProgress } from "../../../runtime/api.ts";
 import { callOf, type Message, required } from "../convert.ts";
 import type { StreamHandler } from "../rpc.ts";
+import { registryAuth } from "./images.ts";
 
 export const toolPull = (rt: PodRuntime): StreamHandler => async (request: Message, ctx, send) => {
   const reference = required(request.reference, "reference");
-  const auth: RegistryAuth = {};
-  if (request.username) auth.username = request.username;
-  if (request.password) auth.password = request.password;
-  if (request.identity_token) auth.identityToken = request.identity_token;
-  if (request.registry_token) auth.registryToken = request.registry_token;
+  // The request carries the AuthConfig's credential fields under the same names.
+  const auth = registryAuth(request);
   const image = await rt.pullImage(reference, callOf(ctx), {
-    ...(Object.keys(auth).length === 0 ? {} : { auth }),
+    ...(auth === undefined ? {} : { auth }),
     onProgress: throttled(send),
   });
   send({ image: toolImage(image) });

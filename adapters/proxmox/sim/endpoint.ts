@@ -8,16 +8,13 @@ import type { ParamValue } from "./schema/validate.ts";
 import type { ParamTable } from "./schema/types.ts";
 import type { SimStorage } from "./storage.ts";
 import type { TaskManager } from "./tasks.ts";
+import type { SpooledFile } from "./multipart.ts";
 import type { OciPuller } from "./oci_puller.ts";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 
 /** An uploaded file, spooled to disk as pveproxy spools it; the handler moves it away. */
-export interface UploadedFile {
-  filename: string;
-  path: string;
-  size: number;
-}
+export type UploadedFile = Omit<SpooledFile, "field">;
 
 export interface ApiRequest {
   /** Validated parameters, path parameters included. */

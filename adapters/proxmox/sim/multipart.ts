@@ -165,7 +165,7 @@ class MultipartParser {
         }
         this.#write(this.#pending.subarray(0, at));
         this.#pending = this.#pending.subarray(at + delimiter.length);
-        await this.#closePart();
+        this.#closePart();
         this.#state = "afterDelimiter";
         return true;
       }
@@ -217,7 +217,7 @@ class MultipartParser {
     part.chunks.push(new Uint8Array(data));
   }
 
-  async #closePart(): Promise<void> {
+  #closePart(): void {
     const part = this.#part;
     this.#part = undefined;
     if (part === undefined) return;
@@ -228,7 +228,6 @@ class MultipartParser {
       return;
     }
     this.#form.fields[part.name] = new TextDecoder().decode(concatBytes(part.chunks));
-    await Promise.resolve();
   }
 }
 

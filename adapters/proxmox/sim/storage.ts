@@ -4,7 +4,7 @@
  * driver has no disk contents). Enough for templates, OCI pulls and content listings.
  */
 import { join } from "node:path";
-import { listDir, removeIfExists, writeFileAtomic } from "./files.ts";
+import { listDir, removeIfExists } from "./files.ts";
 import { handlerError } from "./http_error.ts";
 import { Journal } from "./journal.ts";
 
@@ -118,12 +118,6 @@ export class SimStorage {
   /** Puts a staged upload in place under its file name (replacing one of that name). */
   commitUpload(id: string, filename: string, staged: string): string {
     Deno.renameSync(staged, join(this.templateDir(id), filename));
-    return `${id}:vztmpl/${filename}`;
-  }
-
-  writeTemplate(id: string, filename: string, data: Uint8Array): string {
-    Deno.mkdirSync(this.templateDir(id), { recursive: true });
-    writeFileAtomic(join(this.templateDir(id), filename), data);
     return `${id}:vztmpl/${filename}`;
   }
 
