@@ -159,7 +159,30 @@ export function busyboxRootfs(): Record<string, FileSpec> {
     "bin": { type: "directory" },
     "bin/busybox": { data: Deno.readFileSync(busyboxPath), mode: 0o755 },
   };
-  for (const applet of ["sh", "ls", "cat", "echo", "sleep", "true", "false", "env", "id", "pwd"]) {
+  for (
+    const applet of [
+      "sh",
+      "ls",
+      "cat",
+      "echo",
+      "sleep",
+      "true",
+      "false",
+      "env",
+      "id",
+      "pwd",
+      "hostname",
+      "nc",
+      "wget",
+      "mkdir",
+      "touch",
+      "kill",
+      "ps",
+      "grep",
+      "head",
+      "seq",
+    ]
+  ) {
     files[`bin/${applet}`] = { type: "symlink", linkname: "busybox" };
   }
   files["etc"] = { type: "directory" };

@@ -1,8 +1,8 @@
 /** How a CT's config and run state look through the API (config, status, list entries). */
 import type { CtConfig, ParsedCtConfig } from "./ct_config.ts";
 import type { CtRunSpec, CtRuntimeStatus } from "./driver.ts";
-import { isNumberTyped, lxcConfigOptions } from "./schema/lxc_options.ts";
-import { schemaKey } from "./schema/validate.ts";
+import { isNumberTyped, lxcConfigOptions, netFormat } from "./schema/lxc_options.ts";
+import { parsePropertyString, schemaKey } from "./schema/validate.ts";
 
 const mib = 1024 * 1024;
 const envKey = "lxc.environment.runtime";
@@ -44,9 +44,25 @@ export function runSpecOf(vmid: number, config: CtConfig): CtRunSpec {
     memoryMiB: Number(o.memory ?? 512),
     swapMiB: Number(o.swap ?? 512),
     ...(o.cores === undefined ? {} : { cores: Number(o.cores) }),
+    ...(o.cpulimit === undefined ? {} : { cpulimit: Number(o.cpulimit) }),
+    ...(o.cpuunits === undefined ? {} : { cpuunits: Number(o.cpuunits) }),
+    net: netsOf(o),
     unprivileged: o.unprivileged === "1",
     lxc: config.lxc.filter(([k]) => k !== envKey),
   };
+}
+
+function netsOf(options: Record<string, string>): Record<string, Record<string, string>> {
+  const nets: Record<string, Record<string, string>> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (!/^net\d+$/.test(key)) continue;
+    const parsed = parsePropertyString(netFormat, value);
+    if (!("values" in parsed)) continue;
+    nets[key] = Object.fromEntries(
+      Object.entries(parsed.values).map(([k, v]) => [k, String(v)]),
+    );
+  }
+  return nets;
 }
 
 /** Size in bytes of a `rootfs` value's `size=` (e.g. `8G`). */

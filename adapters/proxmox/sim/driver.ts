@@ -23,6 +23,11 @@ export interface CtRunSpec {
   memoryMiB: number;
   swapMiB: number;
   cores?: number;
+  /** CPU time limit in CPUs (`cpulimit`, 0 = none) and relative weight (`cpuunits`). */
+  cpulimit?: number;
+  cpuunits?: number;
+  /** `net[n]` → its parsed options (`bridge`, `name`, `hwaddr`, …). */
+  net: Record<string, Record<string, string>>;
   unprivileged: boolean;
   /** Raw `lxc.*` lines of the config, whitelisted. */
   lxc: [string, string][];

@@ -13,7 +13,7 @@ import { type CtOp, runCtOp } from "./ct_workers.ts";
 import type { CtDriver } from "./driver.ts";
 import type { Endpoint, SimNode } from "./endpoint.ts";
 import { FaultInjector, type FaultRule } from "./faults.ts";
-import { readJsonIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { readJsonIfExists, readTextIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
 import { lxcEndpoints } from "./lxc_endpoints.ts";
 import { MemoryDriver } from "./memory_driver.ts";
 import { type OciPuller, skopeoPuller } from "./oci_puller.ts";
@@ -40,6 +40,12 @@ export interface SimulatorOptions {
   tokens?: readonly SimToken[];
   /** What makes CTs exist (default: a memory driver under the state dir). */
   driver?: CtDriver;
+  /**
+   * The cluster's VMID range for `nextid` (datacenter.cfg `next-id: lower=…,upper=…`), kept in
+   * the state dir. Real CTs are named by VMID host-wide, so simulators sharing a host need
+   * ranges of their own.
+   */
+  nextId?: { lower: number; upper: number };
   storages?: readonly StorageDefinition[];
   faults?: readonly FaultRule[];
   puller?: OciPuller;
@@ -118,7 +124,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     logger,
     now,
   };
-  const router = new Router(endpointDefinitions(node, pki.fingerprint));
+  const nextId = datacenterNextId(join(stateDir, "datacenter.cfg"), options.nextId);
+  const router = new Router(endpointDefinitions(node, pki.fingerprint, nextId));
   node.tasks.resumeInterrupted((record) => {
     const op = record.resume as CtOp | undefined;
     return op === undefined ? undefined : (context) => runCtOp(node, op, context);
@@ -179,13 +186,34 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 }
 
 /** Every API operation the simulator serves (the contract test checks them against the schema). */
-export function endpointDefinitions(node: SimNode, fingerprint: string): Endpoint[] {
+export function endpointDefinitions(
+  node: SimNode,
+  fingerprint: string,
+  nextId?: { lower: number; upper: number },
+): Endpoint[] {
   return [
-    ...clusterEndpoints(node, { fingerprint }),
+    ...clusterEndpoints(node, {
+      fingerprint,
+      ...(nextId === undefined ? {} : { nextIdLower: nextId.lower, nextIdUpper: nextId.upper }),
+    }),
     ...lxcEndpoints(node),
     ...taskEndpoints(node),
     ...storageEndpoints(node),
   ];
+}
+
+/** The `next-id` range: given ones are written to datacenter.cfg, else it is read from there. */
+function datacenterNextId(
+  path: string,
+  given: { lower: number; upper: number } | undefined,
+): { lower: number; upper: number } | undefined {
+  if (given !== undefined) {
+    writeFileAtomic(path, `next-id: lower=${given.lower},upper=${given.upper}\n`, 0o640);
+    return given;
+  }
+  const text = readTextIfExists(path) ?? "";
+  const match = /^next-id:\s*lower=(\d+),upper=(\d+)\s*$/m.exec(text);
+  return match === null ? undefined : { lower: Number(match[1]), upper: Number(match[2]) };
 }
 
 function loadOrCreateIdentity(path: string, node: string): SimIdentity {

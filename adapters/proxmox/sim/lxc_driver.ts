@@ -1,0 +1,237 @@
+/**
+ * CTs as real LXC containers, named by VMID, in an lxcpath of the simulator's own. Create
+ * unpacks the OCI template into `<lxcpath>/<vmid>/rootfs`; start writes the LXC config from
+ * the CT's (as PVE regenerates it before every start) and runs `lxc-start -F` detached from
+ * the simulator, so CTs outlive it as they outlive pveproxy; stop is `lxc-stop`.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { type LxcConfigLine, lxcConfigText } from "../../lxc/lxc_config.ts";
+import { LxcTools } from "../../lxc/lxc_tools.ts";
+import { processStartTime } from "../../lxc/proc.ts";
+import { unpackOciArchive } from "../../oci/unpack_layers.ts";
+import type { CtCreateSpec, CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
+
+export interface LxcDriverOptions {
+  /** The driver's own lxcpath (absolute: LXC's tools break on a relative one). */
+  lxcpath: string;
+  /** Seconds to wait for a CT to reach RUNNING. */
+  startTimeoutSeconds?: number;
+}
+
+const mib = 1024 * 1024;
+
+export class LxcDriver implements CtDriver {
+  readonly lxc: LxcTools;
+  readonly #startTimeout: number;
+
+  constructor(options: LxcDriverOptions) {
+    if (!options.lxcpath.startsWith("/")) throw new TypeError("lxcpath must be absolute");
+    Deno.mkdirSync(options.lxcpath, { recursive: true, mode: 0o700 });
+    this.lxc = new LxcTools(options.lxcpath);
+    this.#startTimeout = options.startTimeoutSeconds ?? 30;
+  }
+
+  get lxcpath(): string {
+    return this.lxc.lxcpath;
+  }
+
+  rootfsOf(vmid: number): string {
+    return join(this.lxcpath, String(vmid), "rootfs");
+  }
+
+  async create(spec: CtCreateSpec): Promise<void> {
+    const dir = join(this.lxcpath, String(spec.vmid));
+    // A create run again after a crash starts from an empty volume.
+    await this.lxc.kill(String(spec.vmid));
+    removeIfExists(dir);
+    Deno.mkdirSync(dir, { mode: 0o700 });
+    spec.log.log(`extracting archive '${spec.templatePath}'`);
+    const { layers } = await unpackOciArchive(
+      spec.templatePath,
+      this.rootfsOf(spec.vmid),
+      (line) => spec.log.warn(line),
+    );
+    spec.log.log(`unpacked ${layers} layer(s)`);
+  }
+
+  async start(spec: CtRunSpec, log: TaskLog): Promise<void> {
+    const name = String(spec.vmid);
+    const dir = join(this.lxcpath, name);
+    Deno.writeTextFileSync(join(dir, "config"), lxcConfigText(this.#configOf(spec)));
+    const console = openSync(join(dir, "console.log"), "a", 0o600);
+    let exited: Promise<number | null>;
+    try {
+      // Detached (its own session), as systemd runs `lxc-start -F` for pve-container@VMID.
+      const child = spawn("lxc-start", [
+        "-F",
+        "-P",
+        this.lxcpath,
+        "-n",
+        name,
+        "-l",
+        "ERROR",
+        "-o",
+        join(dir, "lxc.log"),
+      ], {
+        detached: true,
+        stdio: ["ignore", console, console],
+      });
+      exited = new Promise((resolve) => {
+        child.on("exit", (code) => resolve(code));
+        child.on("error", () => resolve(-1));
+      });
+      child.unref();
+    } finally {
+      closeSync(console);
+    }
+    const running = this.lxc.run("lxc-wait", name, [
+      "-s",
+      "RUNNING",
+      "-t",
+      String(this.#startTimeout),
+    ], {
+      allowFail: true,
+      timeoutMs: (this.#startTimeout + 5) * 1000,
+    });
+    const first = await Promise.race([
+      running.then((r) => ({ waited: r.code })),
+      exited.then((code) => ({ exited: code })),
+    ]);
+    if ("waited" in first && first.waited === 0) {
+      log.log(`CT ${name} started`);
+      return;
+    }
+    const tail = readTail(join(dir, "lxc.log"));
+    throw new Error(`startup for container '${name}' failed${tail === "" ? "" : `: ${tail}`}`);
+  }
+
+  async stop(vmid: number, _log: TaskLog): Promise<void> {
+    await this.lxc.kill(String(vmid));
+  }
+
+  async shutdown(vmid: number, timeoutSeconds: number, _log: TaskLog): Promise<boolean> {
+    const name = String(vmid);
+    await this.lxc.run("lxc-stop", name, ["-t", String(timeoutSeconds), "--nokill"], {
+      allowFail: true,
+      timeoutMs: (timeoutSeconds + 10) * 1000,
+    });
+    return (await this.lxc.info(name)).state === "STOPPED";
+  }
+
+  async destroy(vmid: number, log: TaskLog): Promise<void> {
+    const name = String(vmid);
+    await this.lxc.kill(name);
+    removeIfExists(join(this.lxcpath, name));
+    log.log(`removed ${this.rootfsOf(vmid)}`);
+  }
+
+  async status(vmid: number): Promise<CtRuntimeStatus> {
+    const info = await this.lxc.info(String(vmid));
+    if (info.state !== "RUNNING" || info.pid === undefined) return { state: "stopped" };
+    const startedAt = processStartTime(info.pid);
+    return { state: "running", pid: info.pid, ...(startedAt === undefined ? {} : { startedAt }) };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The LXC config PVE would generate from the CT's: limits, identity, init, raw lines last. */
+  #configOf(spec: CtRunSpec): LxcConfigLine[] {
+    const v1 = cgroupV1();
+    const prefix = v1 ? "lxc.cgroup" : "lxc.cgroup2";
+    const lines: LxcConfigLine[] = [
+      ["lxc.arch", "amd64"],
+      ["lxc.uts.name", spec.hostname],
+      ["lxc.rootfs.path", `dir:${this.rootfsOf(spec.vmid)}`],
+      ["lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"],
+      ["lxc.autodev", "1"],
+      ["lxc.tty.max", "0"],
+      ["lxc.signal.halt", "SIGPWR"],
+      ["lxc.init.cmd", spec.entrypoint],
+    ];
+    for (const entry of spec.env) lines.push(["lxc.environment", entry]);
+    const memory = spec.memoryMiB * mib;
+    if (v1) {
+      lines.push([`${prefix}.memory.limit_in_bytes`, String(memory)]);
+      if (existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) {
+        lines.push([`${prefix}.memory.memsw.limit_in_bytes`, String(memory + spec.swapMiB * mib)]);
+      }
+    } else {
+      lines.push([`${prefix}.memory.max`, String(memory)]);
+      lines.push([`${prefix}.memory.swap.max`, String(spec.swapMiB * mib)]);
+    }
+    if (spec.cores !== undefined) {
+      const cpus = Math.min(spec.cores, navigator.hardwareConcurrency);
+      lines.push([`${prefix}.cpuset.cpus`, cpus <= 1 ? "0" : `0-${cpus - 1}`]);
+    }
+    if (spec.cpulimit !== undefined && spec.cpulimit > 0) {
+      const quota = Math.round(spec.cpulimit * 100_000);
+      if (v1) {
+        lines.push([`${prefix}.cpu.cfs_period_us`, "100000"]);
+        lines.push([`${prefix}.cpu.cfs_quota_us`, String(quota)]);
+      } else lines.push([`${prefix}.cpu.max`, `${quota} 100000`]);
+    }
+    if (spec.cpuunits !== undefined) {
+      // PVE maps cpuunits to cpu.shares on v1 and cpu.weight on v2 (both 1024/100 by default).
+      lines.push(
+        v1 ? [`${prefix}.cpu.shares`, String(spec.cpuunits)] : [
+          `${prefix}.cpu.weight`,
+          String(Math.max(1, Math.min(10000, spec.cpuunits))),
+        ],
+      );
+    }
+    lines.push(...netLines(spec.net));
+    // Raw lines come last, as PVE appends them: they may override what it generated.
+    lines.push(...spec.lxc);
+    return lines;
+  }
+}
+
+/** `net[n]` options as LXC veth NICs on their bridge; none means no NIC at all. */
+function netLines(nets: Record<string, Record<string, string>>): LxcConfigLine[] {
+  const entries = Object.entries(nets).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) return [["lxc.net.0.type", "empty"]];
+  const lines: LxcConfigLine[] = [];
+  entries.forEach(([key, net], i) => {
+    const n = `lxc.net.${i}`;
+    lines.push([`${n}.type`, "veth"]);
+    if (net.bridge !== undefined) lines.push([`${n}.link`, net.bridge]);
+    lines.push([`${n}.name`, net.name ?? `eth${key.slice(3)}`]);
+    if (net.hwaddr !== undefined) lines.push([`${n}.hwaddr`, net.hwaddr]);
+    lines.push([`${n}.flags`, "up"]);
+  });
+  return lines;
+}
+
+function cgroupV1(): boolean {
+  return existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function removeIfExists(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+function readTail(path: string): string {
+  try {
+    const text = Deno.readTextFileSync(path);
+    return text.trim().split("\n").slice(-3).join("; ").slice(0, 1000);
+  } catch {
+    return "";
+  }
+}
