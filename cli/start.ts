@@ -19,7 +19,7 @@ import { errorMessage } from "../lib/errors.ts";
 import { rootLogger } from "../lib/log.ts";
 import { defaultStateDir } from "../lib/paths.ts";
 import { inspectionViews } from "../runtime/inspection.ts";
-import { type Backend, openRuntime } from "../runtime/open_runtime.ts";
+import { type Backend, missingNodeTools, openRuntime } from "../runtime/open_runtime.ts";
 import type { Output } from "./output.ts";
 
 export const version = "0.1.0";
@@ -30,6 +30,8 @@ export interface StartArgs {
   http: string | null;
   backend: Backend;
   requestedBackend: string;
+  /** Why `auto` chose the memory backend. */
+  why?: string;
   config: string | undefined;
 }
 
@@ -58,13 +60,28 @@ export function parseStartArgs(args: string[]): StartArgs {
   if (!["auto", "memory", "lxc", "proxmox"].includes(requested)) {
     throw new Error(`--backend must be auto, memory, lxc or proxmox, got "${requested}"`);
   }
-  // Until the simulator's LXC driver exists, auto means the memory driver.
-  const backend = (requested === "auto" ? "memory" : requested) as Backend;
+  const chosen = requested === "auto" ? autoBackend() : { backend: requested as Backend };
   const stateDir = values["state-dir"] ?? defaultStateDir();
   const socket = values.socket ??
     (isRoot() ? "/run/pve-cri/pve-cri.sock" : `${Deno.cwd()}/.pve-cri/pve-cri.sock`);
   const http = values.http === "off" ? null : values.http ?? "127.0.0.1:10380";
-  return { socket, stateDir, http, backend, requestedBackend: requested, config: values.config };
+  return {
+    socket,
+    stateDir,
+    http,
+    backend: chosen.backend,
+    ...(chosen.why === undefined ? {} : { why: chosen.why }),
+    requestedBackend: requested,
+    config: values.config,
+  };
+}
+
+/** `auto`: real containers when this machine can run them, else memory, saying why not. */
+export function autoBackend(): { backend: Backend; why?: string } {
+  if (!isRoot()) return { backend: "memory", why: "not root, containers are not run" };
+  const missing = missingNodeTools();
+  if (missing !== undefined) return { backend: "memory", why: missing };
+  return { backend: "lxc" };
 }
 
 /** Serves until SIGTERM or SIGINT; returns the exit status. */
@@ -112,7 +129,10 @@ export async function runStart(args: string[], out: Output): Promise<number> {
   }
   // `deno task images` finds the server of this state dir here.
   opened.lock.announce({ socket: resolve(options.socket), pid: Deno.pid });
-  out.line(`pve-cri serving CRI on unix://${options.socket} (backend ${options.backend})`);
+  const backend = options.why === undefined
+    ? options.backend
+    : `${options.backend}: ${options.why}`;
+  out.line(`pve-cri serving CRI on unix://${options.socket} (backend ${backend})`);
   if (http !== undefined) log.info("state inspection endpoint", { url: http.url });
 
   await new Promise<void>((resolve) => {

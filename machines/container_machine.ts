@@ -80,6 +80,7 @@ export const containerMachine = setup({
     configuringCt: {
       entry: "configureCt",
       on: {
+        MountsApplied: { actions: "record" },
         CtConfigured: [
           {
             guard: { type: "hasHooks", params: { stage: "create" } },
@@ -167,6 +168,7 @@ export const containerMachine = setup({
       tags: ["settled"],
       on: {
         ...resourceUpdates,
+        ExecFinished: { actions: "record" },
         ContainerStopRequested: { target: "stopping", actions: "record" },
         ContainerExited: { target: "exited", actions: "record" },
         ContainerRemoveRequested: { target: "killing", actions: "record" },

@@ -295,6 +295,12 @@ export const catalog = {
     doc: "The CT's command, env and namespace include are set",
     shape: empty,
   }),
+  MountsApplied: spec({
+    kind: "container",
+    version: 1,
+    doc: "The CT joins its pod: the include file (namespaces, pod files, mounts) is in its config",
+    shape: object({ includeFile: string, mounts: integer }),
+  }),
   CtConfigureFailed: spec({
     kind: "container",
     version: 1,
@@ -354,6 +360,17 @@ export const catalog = {
     version: 1,
     doc: "The grace period ran out: the container gets killed",
     shape: empty,
+  }),
+  ExecFinished: spec({
+    kind: "container",
+    version: 1,
+    doc: "An ExecSync ended (its command, never its input or output)",
+    shape: object({
+      command: array(string),
+      exitCode: integer,
+      durationMs: integer,
+      timedOut: boolean,
+    }),
   }),
   ContainerStopFailed: spec({
     kind: "container",

@@ -44,6 +44,8 @@ export interface SandboxSpec {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   hostNetwork: boolean;
+  /** Shares the node's IPC namespace (absent in streams written before it was kept). */
+  hostIpc?: boolean;
   cgroupParent: string;
   sysctls: Record<string, string>;
   runtimeHandler: string;
@@ -117,6 +119,8 @@ export interface ContainerSpec {
   tty: boolean;
   stdin: boolean;
   resources: CriResources | null;
+  /** run_as_username or run_as_user[:run_as_group]; "" = the image's user. */
+  user?: string;
 }
 
 export interface ContainerView {
@@ -274,6 +278,14 @@ export interface PodRuntime {
   containerInfo(id: string): Record<string, unknown>;
   containers(): ContainerListItem[];
   containerStats(id: string): Promise<ContainerStatsView | undefined>;
+  /** Runs a command in a running container and waits for it (the CRI's ExecSync). */
+  execSync(
+    id: string,
+    request: { cmd: string[]; timeoutSeconds: number },
+    call: CallInfo,
+  ): Promise<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }>;
+  /** Makes the container's log writer reopen its log file (after the kubelet rotated it). */
+  reopenContainerLog(id: string): Promise<void>;
 
   /** Container lifecycle events as they are committed; returns the unsubscribe function. */
   onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void;

@@ -5,7 +5,7 @@
  * before calling again. A CT is only ever touched when its description says it is ours.
  */
 import type { HookRunner } from "../adapters/hooks/mod.ts";
-import type { NodeAdapter } from "../adapters/node/mod.ts";
+import type { ExitStatus, NodeAdapter, ProcessSpec } from "../adapters/node/mod.ts";
 import {
   type ProxmoxApi,
   PveAlreadyExistsError,
@@ -25,10 +25,13 @@ import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts"
 import type { NewEvent } from "../machines/events.ts";
 import type { ContainerSpec, ImageSpec, ImageView, PodMetadata } from "./api.ts";
 import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
+import { proxmoxLimits } from "./limits.ts";
 
 export interface SandboxFacts {
   metadata: PodMetadata;
   hostname: string;
+  /** The pod's pinned namespaces (kind → file); empty for a host-namespace pod. */
+  namespaces: Record<string, string>;
 }
 
 /** What container effects need of the images. */
@@ -48,6 +51,8 @@ export interface ContainerEffectDeps {
   /** VMIDs this runtime's containers hold (recorded in their streams). */
   vmidsInUse(): Set<number>;
   log: Logger;
+  /** The CRI log file of a container ("" when it has none). */
+  logPathOf(context: ContainerContext): string;
   /** Extra time after a grace period before pve-cri kills a CT Proxmox has not stopped. */
   killBackstopMs?: number;
 }
@@ -128,8 +133,20 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     return vmid;
   };
 
+  /**
+   * The exit the process's monitor recorded. When the CT is gone or stopped with no record
+   * (deleted behind pve-cri's back, a dead monitor), the reason is Unknown.
+   */
+  const processExit = async (input: Input): Promise<NewEvent> => {
+    const status = await node.processes!.waitExit(input.context.id, input.signal);
+    return exitEvent(status);
+  };
+
   const exited = async (vmid: number, how: "stopped" | "killed" | "exited"): Promise<NewEvent> => {
-    const status = await node.exitStatus(vmid, how);
+    return exitEvent(await node.exitStatus!(vmid, how));
+  };
+
+  const exitEvent = (status: ExitStatus): NewEvent => {
     return {
       type: "ContainerExited",
       data: {
@@ -139,6 +156,64 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
         ...(status.message === undefined ? {} : { message: status.message }),
       },
     };
+  };
+
+  const stopSignalOf = (context: ContainerContext): string =>
+    images.specOf(context.imageId ?? "")?.stopSignal || "SIGTERM";
+
+  /** The image's env: from the image record, or from the CT when the image was removed since. */
+  const imageEnv = async (context: ContainerContext): Promise<string[]> =>
+    images.specOf(context.imageId ?? "")?.env ??
+      ((await api.ctConfig({ vmid: context.vmid! })).env ?? "").split("\0");
+
+  /** The app as the CRI and the image define it (containerd's rules for command and args). */
+  const processSpec = async (context: ContainerContext): Promise<ProcessSpec> => {
+    const spec = specOf(context);
+    const image = images.specOf(context.imageId ?? "");
+    const argv = spec.command.length > 0
+      ? [...spec.command, ...spec.args]
+      : [...image?.entrypoint ?? [], ...(spec.args.length > 0 ? spec.args : image?.cmd ?? [])];
+    return {
+      containerId: context.id,
+      vmid: context.vmid!,
+      argv,
+      env: mergedEnv(context, await imageEnv(context)),
+      user: spec.user || image?.user || "",
+      workingDir: spec.workingDir || image?.workingDir || "",
+      logPath: deps.logPathOf(context),
+    };
+  };
+
+  const destroyCt = async (input: Input): Promise<NewEvent> => {
+    const { context } = input;
+    const vmid = context.vmid;
+    if (vmid === null) return { type: "CtDestroyed", data: {} };
+    if (await resumeTask(api, input, "destroy")) return { type: "CtDestroyed", data: {} };
+    for (let attempt = 0;; attempt++) {
+      const owner = await ownerOf(api, vmid);
+      if (owner === undefined) return { type: "CtDestroyed", data: {} };
+      if (owner !== context.id) {
+        log.warn("not destroying a CT pve-cri does not own", { container_id: context.id, vmid });
+        return { type: "CtDestroyed", data: {} };
+      }
+      try {
+        await runTask(
+          api,
+          input,
+          "destroy",
+          () => api.destroyCt({ vmid, force: true, purge: true }),
+        );
+        return { type: "CtDestroyed", data: {} };
+      } catch (error) {
+        // A create still running (a resumed rollback) holds the lock: wait for it.
+        if (error instanceof PveLockedError && error.lock === "create" && attempt < 50) {
+          await sleep(200, input.signal);
+          continue;
+        }
+        if (error instanceof PveNotFoundError) return { type: "CtDestroyed", data: {} };
+        throw error;
+      }
+    }
   };
 
   const runHooks = async (input: Input): Promise<NewEvent> => {
@@ -214,6 +289,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
                 rootfs: `${deps.rootfs.storage}:${deps.rootfs.sizeGiB}`,
                 cmode: "console",
                 ostype: "unmanaged",
+                ...createLimits(specOf(context)),
                 tags: ctTags(identity),
                 description: ctDescription(identity),
               }));
@@ -228,32 +304,39 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       }
     },
 
-    async configureCt({ context }) {
+    async configureCt({ context, emit }) {
       const vmid = context.vmid!;
       const spec = specOf(context);
-      // Nothing to set: the image's command and env stand.
-      if (context.envs.length === 0 && spec.command.length === 0) {
-        return { type: "CtConfigured", data: {} };
-      }
-      // The image's env (what Proxmox set from the image at create) first, the CRI's on top,
-      // as containerd merges them. The image record has it; an image removed since is asked
-      // of the CT.
-      const imageEnv = images.specOf(context.imageId ?? "")?.env ??
-        ((await api.ctConfig({ vmid })).env ?? "").split("\0");
-      const env = new Map<string, string>();
-      for (const entry of imageEnv.filter((e) => e !== "")) {
-        const eq = entry.indexOf("=");
-        if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-      }
-      for (const { key, value } of context.envs) env.set(key, value);
+      const processes = node.processes;
       const set: { env?: string[]; entrypoint?: string } = {};
-      if (env.size > 0) set.env = [...env].map(([k, v]) => `${k}=${v}`);
-      // PVE 9.1 overwrites a create-time entrypoint with the image's, so it is set now.
-      if (spec.command.length > 0) {
+      // With a real process plane the app gets its env from lxc-attach: values (Secrets, often)
+      // stay out of /etc/pve, which every node of the cluster replicates.
+      if (processes === undefined && context.envs.length > 0) {
+        set.env = mergedEnv(context, await imageEnv(context));
+      }
+      if (processes !== undefined) {
+        // The CT's init idles; the app runs beside it (see adapters/node/conmon_supervisor.ts).
+        set.entrypoint = processes.initCommand;
+      } else if (spec.command.length > 0) {
+        // PVE 9.1 overwrites a create-time entrypoint with the image's, so it is set now.
         set.entrypoint = [...spec.command, ...spec.args].map(shellQuote).join(" ");
       }
       if (set.env !== undefined || set.entrypoint !== undefined) {
         await api.updateCtConfig({ vmid, set });
+      }
+      if (processes !== undefined) {
+        const sandbox = deps.sandbox(context.sandboxId);
+        if (sandbox === undefined) {
+          throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
+        }
+        const applied = await processes.prepareCt({
+          containerId: context.id,
+          sandboxId: context.sandboxId,
+          vmid,
+          namespaces: sandbox.namespaces,
+          mounts: spec.mounts,
+        });
+        await emit({ type: "MountsApplied", data: applied });
       }
       return { type: "CtConfigured", data: {} };
     },
@@ -269,7 +352,10 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
           if (!(error instanceof PveAlreadyRunningError)) throw error;
         }
       }
-      const started = await node.processStarted(vmid);
+      const processes = node.processes;
+      const started = processes === undefined
+        ? await node.processStarted!(vmid)
+        : await processes.start(await processSpec(input.context));
       return {
         type: "ContainerStarted",
         data: {
@@ -282,6 +368,13 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     async signalStop(input) {
       const vmid = input.context.vmid!;
       const timeout = input.context.stopTimeoutSeconds ?? 0;
+      const processes = node.processes;
+      if (processes !== undefined) {
+        // The app's own exit code: its stop signal now, SIGKILL after the grace period.
+        const signal = timeout === 0 ? "SIGKILL" : stopSignalOf(input.context);
+        await processes.signal(input.context.id, signal);
+        return await processExit(input);
+      }
       try {
         if (!(await resumeTask(api, input, timeout === 0 ? "stop" : "shutdown"))) {
           await runTask(
@@ -311,6 +404,10 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
 
     async killCt(input) {
       const vmid = input.context.vmid!;
+      if (node.processes !== undefined) {
+        await node.processes.signal(input.context.id, "SIGKILL");
+        return await processExit(input);
+      }
       try {
         if (!(await resumeTask(api, input, "kill"))) {
           await runTask(api, input, "kill", () => api.stopCt({ vmid, overruleShutdown: true }));
@@ -323,35 +420,10 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     },
 
     async destroyCt(input) {
-      const { context } = input;
-      const vmid = context.vmid;
-      if (vmid === null) return { type: "CtDestroyed", data: {} };
-      if (await resumeTask(api, input, "destroy")) return { type: "CtDestroyed", data: {} };
-      for (let attempt = 0;; attempt++) {
-        const owner = await ownerOf(api, vmid);
-        if (owner === undefined) return { type: "CtDestroyed", data: {} };
-        if (owner !== context.id) {
-          log.warn("not destroying a CT pve-cri does not own", { container_id: context.id, vmid });
-          return { type: "CtDestroyed", data: {} };
-        }
-        try {
-          await runTask(
-            api,
-            input,
-            "destroy",
-            () => api.destroyCt({ vmid, force: true, purge: true }),
-          );
-          return { type: "CtDestroyed", data: {} };
-        } catch (error) {
-          // A create still running (a resumed rollback) holds the lock: wait for it.
-          if (error instanceof PveLockedError && error.lock === "create" && attempt < 50) {
-            await sleep(200, input.signal);
-            continue;
-          }
-          if (error instanceof PveNotFoundError) return { type: "CtDestroyed", data: {} };
-          throw error;
-        }
-      }
+      const destroyed = await destroyCt(input);
+      // What the process left on the node goes once the CT, whose config includes it, is gone.
+      await node.processes?.release(input.context.id);
+      return destroyed;
     },
 
     async updateResources({ context }) {
@@ -369,6 +441,31 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       return { type: "ContainerResourcesUpdated", data: { resources: requested } };
     },
   };
+}
+
+/** The CRI's limits at create, in Proxmox's units (as UpdateContainerResources sets them). */
+function createLimits(
+  spec: ContainerSpec,
+): Partial<Record<"memory" | "swap" | "cpulimit" | "cpuunits", number>> {
+  if (spec.resources === null) return {};
+  const limits = proxmoxLimits(spec.resources);
+  return {
+    ...(limits.memoryMiB === undefined ? {} : { memory: limits.memoryMiB }),
+    ...(limits.swapMiB === undefined ? {} : { swap: limits.swapMiB }),
+    ...(limits.cpulimit === undefined ? {} : { cpulimit: limits.cpulimit }),
+    ...(limits.cpuunits === undefined ? {} : { cpuunits: limits.cpuunits }),
+  };
+}
+
+/** The image's env, then the CRI's on top (as containerd merges them), as `KEY=value`. */
+function mergedEnv(context: ContainerContext, imageEnv: string[]): string[] {
+  const env = new Map<string, string>();
+  for (const entry of imageEnv.filter((e) => e !== "")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  for (const { key, value } of context.envs) env.set(key, value);
+  return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
 function validHostname(name: string): string | undefined {

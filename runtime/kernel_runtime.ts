@@ -2,9 +2,18 @@
  * The PodRuntime over the kernel: CRI-level commands become machine commands, views come from
  * the live actors (summaries for lists, full state for status), images from template storage.
  */
+import { checkMount } from "../adapters/node/ct_include.ts";
 import type { NetworkPlugin } from "../adapters/cni/mod.ts";
 import type { ProxmoxApi } from "../adapters/proxmox/mod.ts";
-import { AlreadyExistsError, RuntimeError } from "../lib/errors.ts";
+import {
+  AlreadyExistsError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  RuntimeError,
+} from "../lib/errors.ts";
+import type { ProcessSupervisor } from "../adapters/node/mod.ts";
 import type { Logger } from "../lib/log.ts";
 import * as commands from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
@@ -50,6 +59,8 @@ export interface KernelRuntimeOptions {
   images: ImageService;
   log: Logger;
   version: string;
+  /** The real process plane; without it, exec and logs are not served. */
+  processes?: ProcessSupervisor;
   /** New ids; random 64-hex ids by default, as containerd makes them. */
   newId?: () => string;
 }
@@ -58,6 +69,7 @@ type SandboxActor = StreamActor<SandboxContext, SandboxSummary>;
 type ContainerActor = StreamActor<ContainerContext, ContainerSummary>;
 
 export class KernelRuntime implements PodRuntime {
+  readonly #processes: ProcessSupervisor | undefined;
   readonly name = "pve-cri";
   readonly version: string;
   readonly #registry: Registry;
@@ -88,6 +100,7 @@ export class KernelRuntime implements PodRuntime {
     this.#images = options.images;
     this.#log = options.log;
     this.#newId = options.newId ?? randomId;
+    this.#processes = options.processes;
     for (const actor of this.#registry.actors("sandbox")) {
       if (!machines.sandbox.isSettled(actor.value)) this.#abandoned.add(actor.stream);
     }
@@ -212,6 +225,7 @@ export class KernelRuntime implements PodRuntime {
     spec: ContainerSpec,
     call: CallInfo,
   ): Promise<ContainerView> {
+    spec.mounts.forEach(checkMount);
     const id = this.#newId();
     const { envs, ...config } = spec;
     // As containerd does, the image is found before anything is recorded; the stream then
@@ -342,8 +356,19 @@ export class KernelRuntime implements PodRuntime {
     let cpuNs = this.#cpu.total(id);
     let memory = 0;
     let available: string | null = null;
-    if (summary.vmid !== null && containerState(actor.value) === "CONTAINER_RUNNING") {
-      const status = await this.#api.ctStatus({ vmid: summary.vmid });
+    const running = summary.vmid !== null && containerState(actor.value) === "CONTAINER_RUNNING";
+    const usage = running && this.#processes !== undefined
+      ? await this.#processes.usage(summary.vmid!)
+      : undefined;
+    if (usage !== undefined) {
+      // The CT's own cgroup: what the kernel counted, not Proxmox's sampled view.
+      cpuNs = usage.cpuUsageNs;
+      memory = usage.memoryWorkingSetBytes;
+      if (usage.memoryLimitBytes !== undefined) {
+        available = String(Math.max(0, usage.memoryLimitBytes - memory));
+      }
+    } else if (running) {
+      const status = await this.#api.ctStatus({ vmid: summary.vmid! });
       cpuNs = this.#cpu.sample(id, now, Number(status.cpu ?? 0) * Number(status.cpus ?? 1));
       memory = Number(status.mem ?? 0);
       if (typeof status.maxmem === "number") {
@@ -433,6 +458,82 @@ export class KernelRuntime implements PodRuntime {
   #sandboxActor(id: string): SandboxActor | undefined {
     const actor = this.#registry.get(id);
     return actor?.kind === "sandbox" ? actor as SandboxActor : undefined;
+  }
+
+  async execSync(
+    id: string,
+    request: { cmd: string[]; timeoutSeconds: number },
+    call: CallInfo,
+  ): Promise<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }> {
+    const actor = this.#runningContainer(id, "ExecSync");
+    if (request.cmd.length === 0) {
+      throw new InvalidArgumentError("cmd is empty", { details: { field: "cmd" } });
+    }
+    const processes = this.#processes!;
+    const context = actor.state.context;
+    const spec = context.config as ContainerSpec;
+    const image = this.#images.specOf(context.imageId ?? "");
+    const env = new Map<string, string>();
+    for (const entry of image?.env ?? []) {
+      const eq = entry.indexOf("=");
+      if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+    }
+    for (const { key, value } of context.envs) env.set(key, value);
+    const started = Date.now();
+    const result = await processes.exec({
+      vmid: context.vmid!,
+      argv: request.cmd,
+      env: [...env].map(([k, v]) => `${k}=${v}`),
+      user: spec.user || image?.user || "",
+      workingDir: spec.workingDir || image?.workingDir || "",
+      timeoutSeconds: request.timeoutSeconds,
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
+    });
+    // The command is recorded, never its output: it may hold anything.
+    if (actor.value === "running") {
+      await this.#registry.commit([{
+        actor,
+        events: [{
+          type: "ExecFinished",
+          data: {
+            command: request.cmd.slice(0, 1),
+            exitCode: result.exitCode,
+            durationMs: Date.now() - started,
+            timedOut: result.timedOut,
+          },
+        }],
+        meta: call.meta,
+      }]).catch(() => undefined);
+    }
+    if (result.timedOut) {
+      throw new DeadlineExceededError(
+        `ExecSync in container "${id}" timed out after ${request.timeoutSeconds}s`,
+        { details: { container_id: id } },
+      );
+    }
+    return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
+  }
+
+  async reopenContainerLog(id: string): Promise<void> {
+    this.#runningContainer(id, "ReopenContainerLog");
+    await this.#processes!.reopenLog(id);
+  }
+
+  /** A running container of a backend with a real process plane, or the CRI's error. */
+  #runningContainer(id: string, method: string): ContainerActor {
+    if (this.#processes === undefined) {
+      throw new RuntimeError("Unimplemented", `${method} needs a real backend (lxc or proxmox)`);
+    }
+    const actor = this.#containerActor(id);
+    if (actor === undefined) {
+      throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
+    }
+    if (actor.value !== "running") {
+      throw new FailedPreconditionError(`Container "${id}" is not running (${actor.value})`, {
+        details: { container_id: id, state: actor.value },
+      });
+    }
+    return actor;
   }
 
   #containerActor(id: string): ContainerActor | undefined {

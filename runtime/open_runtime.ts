@@ -4,12 +4,19 @@
  * the registry with every effect bound, and the PodRuntime the CRI serves. One place binds
  * effect names to adapters.
  */
-import { MemoryCni } from "../adapters/cni/memory_cni.ts";
+import { FakeCni } from "../adapters/cni/fake_cni.ts";
 import type { NetworkPlugin } from "../adapters/cni/mod.ts";
 import { type HookRunner, noHooks } from "../adapters/hooks/mod.ts";
-import { MemoryNode } from "../adapters/node/memory_node.ts";
+import { FakeNode } from "../adapters/node/fake_node.ts";
 import type { NodeAdapter } from "../adapters/node/mod.ts";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { NoCni } from "../adapters/cni/no_cni.ts";
+import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
+import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
+import { LxcNode } from "../adapters/node/lxc_node.ts";
+import type { ExitStatus, ProcessSupervisor } from "../adapters/node/mod.ts";
+import { observeContainerExit } from "../machines/commands.ts";
+import { LxcDriver } from "../adapters/proxmox/sim/lxc_driver.ts";
 import { ContentStore } from "../adapters/oci/content_store.ts";
 import { nodePlatform } from "../adapters/oci/manifest.ts";
 import {
@@ -37,7 +44,7 @@ import { TemplateStore } from "./images/template_store.ts";
 import { KernelRuntime, randomId } from "./kernel_runtime.ts";
 import { defaultRuntimeConfig, loadRuntimeConfig, type RuntimeConfig } from "./runtime_config.ts";
 import { sandboxEffects } from "./sandbox_effects.ts";
-import type { SandboxSpec } from "./api.ts";
+import type { ContainerSpec, SandboxSpec } from "./api.ts";
 import type { ImageSummary } from "../machines/projections.ts";
 
 export type Backend = "memory" | "lxc" | "proxmox";
@@ -70,10 +77,11 @@ export interface OpenRuntime {
 
 export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRuntime> {
   const { stateDir } = options;
-  if (options.backend === "lxc") {
-    throw new FailedPreconditionError(
-      "The lxc backend needs the simulator's LXC driver, which is not built yet: use memory",
-    );
+  if (options.backend !== "memory" && options.node === undefined) {
+    const missing = missingNodeTools();
+    if (missing !== undefined) {
+      throw new FailedPreconditionError(`--backend ${options.backend}: ${missing}`);
+    }
   }
   // The event log (container env values) and the simulator's credentials live here.
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -88,6 +96,43 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     lock.release();
     throw error;
   }
+}
+
+/**
+ * Exits reach the streams: those recorded while pve-cri was down at once, later ones as the
+ * monitors record them. A running container whose monitor died without a record exited with
+ * an unknown code.
+ */
+function collectExits(registry: Registry, processes: ProcessSupervisor, log: Logger): () => void {
+  const observe = (id: string, exit: ExitStatus) => {
+    observeContainerExit(registry, id, exit).catch((error) =>
+      log.warn("recording an exit failed", { container_id: id, error: String(error) })
+    );
+  };
+  const unsubscribe = processes.onExit(observe);
+  for (const actor of registry.actors("container")) {
+    if (actor.value !== "running") continue;
+    const exit = processes.exitOf(actor.stream);
+    if (exit !== undefined) observe(actor.stream, exit);
+    else if (!processes.monitorAlive(actor.stream)) {
+      observe(actor.stream, {
+        exitCode: 255,
+        reason: "Unknown",
+        message: "the container's monitor is gone and recorded no exit",
+        finishedAt: Date.now(),
+      });
+    }
+  }
+  return unsubscribe;
+}
+
+/** What a real backend lacks on this machine, as the line to install it; undefined if nothing. */
+export function missingNodeTools(): string | undefined {
+  const lxc = missingLxcTools();
+  if (lxc !== undefined) return lxc;
+  const packages = ConmonSupervisor.missing();
+  if (packages.length === 0) return undefined;
+  return `${packages.join(", ")} not found — apt-get install ${packages.join(" ")}`;
 }
 
 /** Another process owns the state dir; `holder` says where it serves, when it said. */
@@ -120,9 +165,16 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     config = settings.proxmox;
   } else {
     // The embedded simulator keeps its CTs under the state dir: a restarted pve-cri finds them.
+    const simDir = `${resolve(stateDir)}/proxmox`;
     simulator = await startSimulator({
-      stateDir: `${stateDir}/proxmox`,
+      stateDir: simDir,
       logger: log.with({ component: "simulator" }),
+      ...(options.backend === "lxc"
+        ? { driver: new LxcDriver({ lxcpath: `${simDir}/lxc-containers` }) }
+        : {}),
+      ...(settings.lxc.vmids === undefined
+        ? {}
+        : { nextId: { lower: settings.lxc.vmids[0], upper: settings.lxc.vmids[1] } }),
     });
     config = simulatorConfig(simulator);
   }
@@ -137,8 +189,21 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     log: log.with({ component: "store" }),
     backgroundCheckpoint: true,
   });
-  const node = options.node ?? new MemoryNode();
-  const cni = options.cni ?? new MemoryCni();
+  // The memory backend alone runs on stand-ins; a real one gets the real node adapter.
+  const realNode = options.node === undefined && options.backend !== "memory"
+    ? new LxcNode({
+      dir: `${resolve(stateDir)}/node`,
+      lxcpath: simulator?.driver instanceof LxcDriver
+        ? simulator.driver.lxcpath
+        : settings.lxc.lxcpath,
+      pveConfigDir: simulator === undefined
+        ? settings.lxc.pveConfigDir
+        : dirname(simulator.configPath(100)),
+      log: log.with({ component: "node" }),
+    })
+    : undefined;
+  const node: NodeAdapter = options.node ?? realNode ?? new FakeNode();
+  const cni = options.cni ?? (options.backend === "memory" ? new FakeCni() : new NoCni());
   const content = ContentStore.open(join(stateDir, "content"));
   const hosts = new RegistryHosts(settings.registries);
   const sessions = new FetchSessions();
@@ -155,7 +220,16 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     if (actor?.kind !== "sandbox") return undefined;
     const context = actor.state.context as SandboxContext;
     const spec = context.config as SandboxSpec;
-    return { metadata: context.metadata, hostname: spec.hostname };
+    return {
+      metadata: context.metadata,
+      hostname: spec.hostname,
+      namespaces: context.namespaces ?? {},
+    };
+  };
+  const sandboxLogDirectory = (id: string): string => {
+    const actor = opened.registry?.get(id);
+    if (actor?.kind !== "sandbox") return "";
+    return ((actor.state.context as SandboxContext).config as SandboxSpec).logDirectory;
   };
   const registry = opened.registry = Registry.open({
     store,
@@ -170,7 +244,12 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
           require: (reference) => imagesReady().require(reference),
           specOf: (imageId) => imagesReady().specOf(imageId),
         },
-        rootfs: { storage: config.storage.rootfs, sizeGiB: 1 },
+        rootfs: { storage: config.storage.rootfs, sizeGiB: settings.rootfs.sizeGiB },
+        logPathOf: (context) => {
+          const directory = sandboxLogDirectory(context.sandboxId);
+          const path = (context.config as ContainerSpec).logPath;
+          return directory === "" || path === "" ? "" : join(directory, path);
+        },
         sandbox: sandboxFacts,
         vmidsInUse: () => {
           const held = new Set<number>();
@@ -219,7 +298,11 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     images,
     log,
     version: options.version,
+    ...(node.processes === undefined ? {} : { processes: node.processes }),
   });
+  const stopCollecting = node.processes === undefined
+    ? () => {}
+    : collectExits(registry, node.processes, log.with({ component: "exits" }));
   return {
     runtime,
     lock,
@@ -229,6 +312,8 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     images,
     simulator,
     async close() {
+      stopCollecting();
+      realNode?.close();
       registry.close();
       await Promise.race([registry.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);
       store.close();

@@ -11,7 +11,9 @@
  *     "registry.internal:5000": { "ca": "/etc/pve-cri/registry-ca.pem" },
  *     "build.lab:5000": { "insecure": true }
  *   },
- *   "images": { "pull": "pve-cri" }
+ *   "images": { "pull": "pve-cri" },
+ *   "lxc": { "lxcpath": "/var/lib/lxc", "pveConfigDir": "/etc/pve/lxc", "vmids": [100, 999999] },
+ *   "rootfs": { "sizeGiB": 4 }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
@@ -34,12 +36,22 @@ export interface RuntimeConfig {
      */
     pull: PullMode;
   };
+  /**
+   * Where the node's LXC tools find CTs and PVE keeps their configs (a real node's defaults;
+   * the embedded simulator has its own), and the VMID range (datacenter.cfg `next-id`) the
+   * embedded simulator hands out.
+   */
+  lxc: { lxcpath: string; pveConfigDir: string; vmids: [number, number] | undefined };
+  /** A new CT's root disk size. */
+  rootfs: { sizeGiB: number };
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
   proxmox: undefined,
   registries: {},
   images: { pull: "pve-cri" },
+  lxc: { lxcpath: "/var/lib/lxc", pveConfigDir: "/etc/pve/lxc", vmids: undefined },
+  rootfs: { sizeGiB: 1 },
 };
 
 export function parseRuntimeConfig(text: string, source: string): RuntimeConfig {
@@ -58,10 +70,38 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
   if (pull !== "pve-cri" && pull !== "proxmox") {
     throw new InvalidArgumentError(`${source}: images.pull must be "pve-cri" or "proxmox"`);
   }
+  const lxc = (c.lxc ?? {}) as Record<string, unknown>;
+  const path = (key: string, fallback: string): string => {
+    const value = lxc[key] ?? fallback;
+    if (typeof value !== "string" || !value.startsWith("/")) {
+      throw new InvalidArgumentError(`${source}: lxc.${key} must be an absolute path`);
+    }
+    return value;
+  };
+  let vmids: [number, number] | undefined;
+  if (lxc.vmids !== undefined) {
+    const [lower, upper] = Array.isArray(lxc.vmids) ? lxc.vmids : [];
+    if (!Number.isInteger(lower) || !Number.isInteger(upper) || lower < 100 || upper <= lower) {
+      throw new InvalidArgumentError(
+        `${source}: lxc.vmids must be [lower, upper], 100 ≤ lower < upper`,
+      );
+    }
+    vmids = [lower, upper];
+  }
+  const sizeGiB = ((c.rootfs ?? {}) as Record<string, unknown>).sizeGiB ?? 1;
+  if (typeof sizeGiB !== "number" || !(sizeGiB > 0)) {
+    throw new InvalidArgumentError(`${source}: rootfs.sizeGiB must be a positive number`);
+  }
   return {
     proxmox: c.url === undefined ? undefined : parseProxmoxConfig(text, source),
     registries: parseRegistrySettings(c.registries, source),
     images: { pull },
+    lxc: {
+      lxcpath: path("lxcpath", defaultRuntimeConfig.lxc.lxcpath),
+      pveConfigDir: path("pveConfigDir", defaultRuntimeConfig.lxc.pveConfigDir),
+      vmids,
+    },
+    rootfs: { sizeGiB },
   };
 }
 

@@ -4,14 +4,23 @@ import type { NodeAdapter } from "../adapters/node/mod.ts";
 import type { AdapterEffectHandlers } from "../machines/effects.ts";
 import { lastAttached, nextNetwork } from "../machines/sandbox_context.ts";
 import { InternalError } from "../lib/errors.ts";
+import type { SandboxSpec } from "./api.ts";
 
 export function sandboxEffects(
   deps: { node: NodeAdapter; cni: NetworkPlugin },
 ): AdapterEffectHandlers["sandbox"] {
   const { node, cni } = deps;
   return {
-    async pinNamespaces({ stream }) {
-      const { paths } = await node.pinNamespaces(stream);
+    async pinNamespaces({ stream, context }) {
+      const spec = context.config as SandboxSpec;
+      const { paths } = await node.pinNamespaces(stream, {
+        // As containerd: no hostname given means the pod's name.
+        hostname: spec.hostname || spec.metadata.name,
+        dns: spec.dnsConfig,
+        hostNetwork: spec.hostNetwork,
+        hostIpc: spec.hostIpc ?? false,
+        sysctls: spec.sysctls,
+      });
       return { type: "NamespacesPinned", data: { paths } };
     },
     async addNetwork({ stream, context, emit }) {

@@ -113,7 +113,7 @@ export function podSandboxStatus(view: SandboxView): Message {
         options: {
           network: view.spec.hostNetwork ? "NODE" : "POD",
           pid: "CONTAINER",
-          ipc: "POD",
+          ipc: view.spec.hostIpc ? "NODE" : "POD",
           target_id: "",
         },
       },

@@ -6,6 +6,7 @@ import type { PodRuntime } from "../../runtime/api.ts";
 import { containerStats } from "./methods/container_stats.ts";
 import { containerStatus } from "./methods/container_status.ts";
 import { createContainer } from "./methods/create_container.ts";
+import { execSync, reopenContainerLog } from "./methods/exec_sync.ts";
 import { getContainerEvents } from "./methods/get_container_events.ts";
 import { imageFsInfo, imageStatus, listImages, pullImage, removeImage } from "./methods/images.ts";
 import { toolImport, toolPull } from "./methods/image_tool.ts";
@@ -49,6 +50,8 @@ export function criHandlers(rt: PodRuntime): CriHandlers {
       PodSandboxStats: podSandboxStats(rt),
       ListPodSandboxStats: listPodSandboxStats(rt),
       GetContainerEvents: getContainerEvents(rt),
+      ExecSync: execSync(rt),
+      ReopenContainerLog: reopenContainerLog(rt),
     },
     image: {
       ListImages: listImages(rt),

@@ -37,6 +37,7 @@ export function sandboxSpecOf(config: unknown, runtimeHandler: unknown): Sandbox
   const linux = (c.linux ?? {}) as Message;
   checkRunAsGroup(linux.security_context, "config.linux.security_context", false);
   const namespaces = (linux.security_context?.namespace_options ?? {}) as Message;
+  checkPidMode(namespaces, "config.linux.security_context.namespace_options.pid");
   const dns = c.dns_config as Message | null | undefined;
   return {
     metadata: {
@@ -63,10 +64,36 @@ export function sandboxSpecOf(config: unknown, runtimeHandler: unknown): Sandbox
     labels: stringMap(c.labels),
     annotations: stringMap(c.annotations),
     hostNetwork: namespaces.network === "NODE",
+    hostIpc: namespaces.ipc === "NODE",
     cgroupParent: typeof linux.cgroup_parent === "string" ? linux.cgroup_parent : "",
     sysctls: stringMap(linux.sysctls),
     runtimeHandler: typeof runtimeHandler === "string" ? runtimeHandler : "",
   };
+}
+
+/**
+ * Only a PID namespace per container for now: NODE and TARGET need the CT to join another
+ * pid namespace. POD is proto3's default (what every config without namespace options
+ * carries, indistinguishable on the wire), so it runs as CONTAINER.
+ */
+function checkPidMode(namespaces: Message, field: string): void {
+  const pid = namespaces?.pid;
+  if (pid !== "NODE" && pid !== "TARGET" && pid !== 2 && pid !== 3) return;
+  throw new InvalidArgumentError(
+    `${field} is ${String(pid)}: pve-cri supports only CONTAINER for now`,
+    { details: { field } },
+  );
+}
+
+/** The user the process runs as: run_as_username, else run_as_user, with run_as_group. */
+function userOf(security: Message | undefined): string {
+  if (security === undefined || security === null) return "";
+  const name = typeof security.run_as_username === "string" ? security.run_as_username : "";
+  const uid = security.run_as_user?.value;
+  const gid = security.run_as_group?.value;
+  const user = name !== "" ? name : uid === undefined || uid === null ? "" : String(uid);
+  if (user === "") return "";
+  return gid === undefined || gid === null ? user : `${user}:${String(gid)}`;
 }
 
 export function resourcesOf(linux: unknown): CriResources | null {
@@ -96,6 +123,10 @@ export function containerSpecOf(config: unknown): ContainerSpec {
   const image = requiredMessage(c.image, "config.image");
   const linux = (c.linux ?? {}) as Message;
   checkRunAsGroup(linux.security_context, "config.linux.security_context", true);
+  checkPidMode(
+    (linux.security_context?.namespace_options ?? {}) as Message,
+    "config.linux.security_context.namespace_options.pid",
+  );
   const envs = (Array.isArray(c.envs) ? c.envs : []).map((e: Message, i: number) => ({
     key: required(e?.key, `config.envs[${i}].key`),
     value: envValue(e?.value),
@@ -120,5 +151,6 @@ export function containerSpecOf(config: unknown): ContainerSpec {
     tty: c.tty === true,
     stdin: c.stdin === true,
     resources: resourcesOf(linux.resources),
+    user: userOf(linux.security_context as Message | undefined),
   };
 }

@@ -1,32 +1,116 @@
 /**
- * The node side of a pod and its containers: pinned namespaces, and what the Proxmox API
- * cannot tell (a container's init pid, exit code, reason, finish time). The memory
- * implementation serves the memory backend and tests; the LXC one comes with the LXC driver.
+ * The node side of a pod and its containers: pinned namespaces and pod files, joining a CT to
+ * its pod, and the process plane (what the Proxmox API cannot do or tell: a container's
+ * process, its exit code, reason and finish time, exec, logs). `LxcNode` is the real one;
+ * `tests/_support/fake_node.ts` stands in for unit tests and the memory backend.
  */
+import type { DnsConfig, Mount } from "../../runtime/api.ts";
+
 export interface PinnedNamespaces {
   /** ns kind (`net`, `ipc`, `uts`) → file the namespace is pinned to. */
   paths: Record<string, string>;
 }
 
+export interface PodSetup {
+  hostname: string;
+  dns: DnsConfig | null;
+  hostNetwork: boolean;
+  hostIpc: boolean;
+  sysctls: Record<string, string>;
+}
+
 export interface ExitStatus {
   exitCode: number;
-  /** As the CRI reports it: `Completed` (exit 0), `Error`, `OOMKilled`, `StartError`. */
+  /** As the CRI reports it: `Completed` (exit 0), `Error`, `OOMKilled`, `StartError`, `Unknown`. */
   reason: string;
   message?: string;
   /** ms since the epoch. */
   finishedAt: number;
 }
 
+/** What joining a CT to its pod needs. */
+export interface CtSetup {
+  containerId: string;
+  sandboxId: string;
+  vmid: number;
+  namespaces: Record<string, string>;
+  mounts: Mount[];
+  /** The kubelet mounts its own /etc/hosts; otherwise the pod's is mounted. */
+}
+
+/** The container's process as the CRI and the image define it. */
+export interface ProcessSpec {
+  containerId: string;
+  vmid: number;
+  argv: string[];
+  env: string[];
+  /** Numeric `uid[:gid]` or a name from the image's /etc/passwd; "" = root. */
+  user: string;
+  workingDir: string;
+  /** The CRI log file; "" = no log. */
+  logPath: string;
+}
+
+export interface ExecRequest {
+  vmid: number;
+  argv: string[];
+  env: string[];
+  user: string;
+  workingDir: string;
+  /** 0 = none. */
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  timedOut: boolean;
+}
+
+export interface CtUsage {
+  cpuUsageNs: bigint;
+  memoryWorkingSetBytes: number;
+  memoryLimitBytes: number | undefined;
+}
+
+/**
+ * The process plane when the app is not the CT's init: pve-cri starts it beside an idle init,
+ * under a monitor that outlives pve-cri, and signals it itself.
+ */
+export interface ProcessSupervisor {
+  /** The CT's `entrypoint`: an idle init (the app runs beside it). */
+  readonly initCommand: string;
+  /** Writes what the CT needs to join its pod and adds it to the CT's config. */
+  prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }>;
+  start(spec: ProcessSpec): Promise<{ pid: number; startedAt: number }>;
+  /** Sends a signal to the app (never its monitor); a process already gone is fine. */
+  signal(containerId: string, signal: string): Promise<void>;
+  /** Resolves with the exit once it is on disk; rejects only when `abort` fires. */
+  waitExit(containerId: string, abort: AbortSignal): Promise<ExitStatus>;
+  /** The exit recorded on disk (also while pve-cri was down), if any. */
+  exitOf(containerId: string): ExitStatus | undefined;
+  /** Is the process's monitor alive? A dead one with no exit file lost the exit. */
+  monitorAlive(containerId: string): boolean;
+  /** Called for every exit recorded from now on; returns the unsubscribe. */
+  onExit(listener: (containerId: string, exit: ExitStatus) => void): () => void;
+  exec(request: ExecRequest): Promise<ExecResult>;
+  reopenLog(containerId: string): Promise<void>;
+  usage(vmid: number): Promise<CtUsage | undefined>;
+  /** Removes what the container left on the node (include file, monitor dir, exit file). */
+  release(containerId: string): Promise<void>;
+}
+
 export interface NodeAdapter {
   /** Pins new namespaces for a sandbox; idempotent for the same sandbox id. */
-  pinNamespaces(sandboxId: string): Promise<PinnedNamespaces>;
-  /** Releases them; idempotent (already released is fine). */
+  pinNamespaces(sandboxId: string, pod: PodSetup): Promise<PinnedNamespaces>;
+  /** Releases them and the pod's files; idempotent (already released is fine). */
   unpinNamespaces(sandboxId: string, paths: Record<string, string> | null): Promise<void>;
-  /** The CT's init process just started: its pid and start time. */
-  processStarted(vmid: number): Promise<{ pid?: number; startedAt: number }>;
-  /**
-   * How the CT's init process ended. `how` says what pve-cri did to it, when anything: a
-   * graceful stop (SIGTERM) or a kill (SIGKILL).
-   */
-  exitStatus(vmid: number, how: "stopped" | "killed" | "exited"): Promise<ExitStatus>;
+  /** The real process plane; absent in the memory stand-in, whose CT init is the app. */
+  readonly processes?: ProcessSupervisor;
+  /** Memory stand-in only: the CT's init just started. */
+  processStarted?(vmid: number): Promise<{ pid?: number; startedAt: number }>;
+  /** Memory stand-in only: how the CT's init ended, from what pve-cri did to it. */
+  exitStatus?(vmid: number, how: "stopped" | "killed" | "exited"): Promise<ExitStatus>;
 }

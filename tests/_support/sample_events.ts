@@ -109,6 +109,7 @@ export function samplePayload(
     PveTaskFailed: { operation: "create", error: "task failed" },
     CtCreated: { vmid: c.vmid ?? 100 },
     CtConfigured: {},
+    MountsApplied: { includeFile: "/var/lib/pve-cri/node/containers/c1/lxc.conf", mounts: 3 },
     CtConfigureFailed: { error: "config failed" },
     HookStarted: { stage, name: hook },
     HookFinished: { stage, name: hook },
@@ -119,6 +120,7 @@ export function samplePayload(
     ContainerStartFailed: { error: "start failed" },
     ContainerStopRequested: { timeoutSeconds: random.int(30) },
     StopTimeoutElapsed: {},
+    ExecFinished: { command: ["sh"], exitCode: 3, durationMs: 25, timedOut: false },
     ContainerStopFailed: { error: "stop failed" },
     ContainerExited: {
       exitCode: random.pick([0, 1, 137, 143]),

@@ -36,21 +36,35 @@ export async function startServer(options: {
   http?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /**
+   * Serve `--backend proxmox` with the node and CNI stand-ins (fake_node_server.ts): for
+   * tests of the CRI surface and Proxmox calls, where no process runs.
+   */
+  fakeNode?: boolean;
 }): Promise<ServerProcess> {
   const socket = `${options.dir}/cri.sock`;
   const stateDir = options.stateDir ?? `${options.dir}/state`;
-  const args = [
-    ...startTaskArgs(),
-    "--socket",
-    socket,
-    "--state-dir",
-    stateDir,
-    "--http",
-    options.http ?? "off",
-    "--backend",
-    options.backend ?? "memory",
-    ...(options.config === undefined ? [] : ["--config", options.config]),
-  ];
+  const args = options.fakeNode
+    ? [
+      "run",
+      "--allow-all",
+      new URL("fake_node_server.ts", import.meta.url).pathname,
+      socket,
+      stateDir,
+      options.config ?? "",
+    ]
+    : [
+      ...startTaskArgs(),
+      "--socket",
+      socket,
+      "--state-dir",
+      stateDir,
+      "--http",
+      options.http ?? "off",
+      "--backend",
+      options.backend ?? "memory",
+      ...(options.config === undefined ? [] : ["--config", options.config]),
+    ];
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdout: "piped",

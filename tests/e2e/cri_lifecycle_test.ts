@@ -1,6 +1,7 @@
 /**
- * The whole CRI lifecycle over the real socket, against `main.ts start --backend proxmox`
- * pointed at a simulator this test runs (so it can look at the CTs the way an operator
+ * The whole CRI lifecycle over the real socket, against pve-cri on `--backend proxmox` (with
+ * the node stand-ins: this test is about the CRI surface and the Proxmox calls; real
+ * processes are lxc_containers_test.ts's) pointed at a simulator this test runs (so it can look at the CTs the way an operator
  * would in the Proxmox UI). Requests are shaped as crictl sends them.
  */
 import assert from "node:assert/strict";
@@ -86,6 +87,7 @@ async function lifecycle(t: Deno.TestContext) {
     dir: dir.path,
     backend: "proxmox",
     config: `${dir.path}/pve.json`,
+    fakeNode: true,
   });
   const cri: CriClient = await connect(server.socket);
   try {
@@ -417,8 +419,13 @@ async function lifecycle(t: Deno.TestContext) {
       assert.match(named.container_id, /^[0-9a-f]{64}$/, "a user name is a user too");
       await rejectsWith(
         cri.runtime.ExecSync({ container_id: unknown, cmd: ["true"] }),
+        status.NOT_FOUND,
+        /not found/,
+      );
+      await rejectsWith(
+        cri.runtime.Attach({ container_id: unknown }),
         status.UNIMPLEMENTED,
-        /ExecSync/,
+        /Attach/,
       );
     });
   } finally {

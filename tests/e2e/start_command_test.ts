@@ -85,7 +85,7 @@ Deno.test("a second server on a state dir another one owns is refused, naming th
   cri.close();
 });
 
-Deno.test("--backend lxc fails with a clear message until the LXC driver exists", async () => {
+Deno.test("--backend lxc on a machine without LXC's tools names the package to install", async () => {
   using dir = tempDir();
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -97,14 +97,16 @@ Deno.test("--backend lxc fails with a clear message until the LXC driver exists"
       "--backend",
       "lxc",
     ],
+    env: { PATH: `${dir.path}/no-tools-here` },
     stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(out.code, 1);
   assert.match(
     new TextDecoder().decode(out.stderr),
-    /lxc backend needs the simulator's LXC driver/,
+    /--backend lxc: lxc-start not found — apt-get install lxc for real containers/,
   );
+  assert.equal(new TextDecoder().decode(out.stdout), "", "no serving line");
 });
 
 Deno.test("the inspection endpoint shows sandboxes, containers and a stream's history, redacted", async () => {

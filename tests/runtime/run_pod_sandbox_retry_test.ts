@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MemoryCni } from "../../adapters/cni/memory_cni.ts";
+import { FakeCni } from "../../adapters/cni/fake_cni.ts";
 import type { CniRequest, CniResult } from "../../adapters/cni/mod.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { openRuntime } from "../../runtime/open_runtime.ts";
@@ -7,7 +7,7 @@ import { sandboxSpec } from "../_support/specs.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 
 /** A CNI whose ADD waits until released: a RunPodSandbox that outlives its caller. */
-class SlowCni extends MemoryCni {
+class SlowCni extends FakeCni {
   release!: () => void;
   readonly gate = new Promise<void>((resolve) => (this.release = resolve));
   override async add(request: CniRequest): Promise<CniResult> {

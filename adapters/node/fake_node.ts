@@ -1,10 +1,11 @@
 import type { ExitStatus, NodeAdapter, PinnedNamespaces } from "./mod.ts";
 
 /**
- * Namespaces and processes kept in memory: paths are names only, exit codes follow what was
- * done (SIGTERM → 143, SIGKILL → 137, as a shell reports them), pids are made up.
+ * The memory backend's stand-in (and unit tests'), never a real backend's: namespaces kept in
+ * memory as names only, the CT's init taken as the app, exit codes made up from what pve-cri
+ * did (SIGTERM → 143, SIGKILL → 137, as a shell reports them), pids made up.
  */
-export class MemoryNode implements NodeAdapter {
+export class FakeNode implements NodeAdapter {
   readonly pinned = new Map<string, PinnedNamespaces>();
   readonly #clock: () => number;
   #nextPid = 1000;

@@ -11,7 +11,7 @@ import type {
  * One pod network with host-local-style IPAM over 10.88.0.0/16, kept in memory. ADD for an
  * attachment that exists returns its address again; DEL of an unknown one succeeds.
  */
-export class MemoryCni implements NetworkPlugin {
+export class FakeCni implements NetworkPlugin {
   readonly network: string;
   readonly #leases = new Map<string, number>();
   readonly #used = new Set<number>();

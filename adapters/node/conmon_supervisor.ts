@@ -1,0 +1,515 @@
+/**
+ * The container process model (see the README, "How a container runs"): the CT's init is an
+ * idle `catatonit -P` bound in from the host; the app runs beside it, started by
+ * `lxc-attach` under a per-container `conmon` on the host. conmon writes the CRI log (streams
+ * apart, partial lines marked), records the exit code in an exit file and runs an exit
+ * command that stops the CT — all without pve-cri, which may be stopped, killed or upgraded
+ * meanwhile. conmon's "runtime" is a few lines of Perl (perl-base is Essential on Debian and
+ * PVE): it starts lxc-attach, writes its pid and returns, as `runc create` would.
+ */
+import { join } from "node:path";
+import { FailedPreconditionError, InternalError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { LxcTools } from "../lxc/lxc_tools.ts";
+import { childrenOf, isAlive, processStartTime, processTree } from "../lxc/proc.ts";
+import { cgroupOf, cgroupUsage, oomEventsFile } from "./cgroups.ts";
+import { addIncludeLine, helperDir, writeIncludeFile } from "./ct_include.ts";
+import type {
+  CtSetup,
+  CtUsage,
+  ExecRequest,
+  ExecResult,
+  ExitStatus,
+  ProcessSpec,
+  ProcessSupervisor,
+} from "./mod.ts";
+import { podFilesIn } from "./pod_files.ts";
+import { findExecutable, resolveUser, UserError } from "./root_paths.ts";
+
+/** conmon calls `RUNTIME [runtime args] create --bundle B --pid-file P ID`. */
+const runtimeScript = [
+  "my @t = splice(@ARGV, -6);",
+  'die "pve-cri runtime: unexpected call: @t\\n" unless @t == 6 && $t[0] eq "create" && $t[3] eq "--pid-file";',
+  'my $pid = fork() // die "fork: $!\\n";',
+  'if ($pid == 0) { exec { $ARGV[0] } @ARGV; print STDERR "exec $ARGV[0]: $!\\n"; exit 127 }',
+  'open(my $f, ">", "$t[4].tmp") or die "$t[4]: $!\\n"; print $f $pid; close($f) or die "$!\\n";',
+  'rename("$t[4].tmp", $t[4]) or die "$!\\n"; exit 0;',
+].join(" ");
+
+/**
+ * conmon's exit command: records the CT's OOM kill count (its cgroup goes with the CT), then
+ * stops the CT, so Proxmox shows it stopped. Args: out file, oom events file, stop argv.
+ */
+const exitScript = [
+  "my ($out, $events) = splice(@ARGV, 0, 2); my $n = 0;",
+  'if (open(my $e, "<", $events)) { local $/; my $t = <$e>; $n = $1 if $t =~ /^oom_kill (\\d+)/m; }',
+  'my $o; open($o, ">", "$out.tmp") and print $o "$n\\n" and close($o) and rename("$out.tmp", $out);',
+  "exec { $ARGV[0] } @ARGV;",
+].join(" ");
+
+export interface ConmonSupervisorOptions {
+  /** pve-cri's own directory on the node for containers (include files, monitor state). */
+  dir: string;
+  /** The pods' directory (pod files by sandbox id). */
+  podDir(sandboxId: string): string;
+  lxc: LxcTools;
+  /** Where the CTs' PVE configs are (`/etc/pve/lxc` on a node). */
+  pveConfigDir: string;
+  log: Logger;
+  conmon?: string;
+  catatonit?: string;
+  /** A static shell for working dirs (busybox-static), bound in when present. */
+  staticShell?: string;
+}
+
+interface ContainerRecord {
+  vmid: number;
+  logPath: string;
+}
+
+const maxExecOutput = 16 * 1024 * 1024;
+
+export class ConmonSupervisor implements ProcessSupervisor {
+  readonly initCommand = `/${helperDir}/init -P`;
+  readonly #o: ConmonSupervisorOptions;
+  readonly #conmon: string;
+  readonly #helpers: Record<string, string>;
+  readonly #listeners = new Set<(id: string, exit: ExitStatus) => void>();
+  readonly #reported = new Set<string>();
+  #watcher: Deno.FsWatcher | undefined;
+
+  constructor(options: ConmonSupervisorOptions) {
+    this.#o = options;
+    this.#conmon = options.conmon ?? "/usr/bin/conmon";
+    this.#helpers = { init: options.catatonit ?? "/usr/bin/catatonit" };
+    const shell = options.staticShell ?? "/bin/busybox";
+    if (isStaticBusybox(shell)) this.#helpers.sh = shell;
+    for (const sub of ["exits", "exited"]) {
+      Deno.mkdirSync(join(options.dir, sub), { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** What is missing on this node for real containers (Debian package names). */
+  static missing(options: { conmon?: string; catatonit?: string } = {}): string[] {
+    const out: string[] = [];
+    if (!exists(options.conmon ?? "/usr/bin/conmon")) out.push("conmon");
+    if (!exists(options.catatonit ?? "/usr/bin/catatonit")) out.push("catatonit");
+    if (!exists("/usr/bin/perl")) out.push("perl-base");
+    return out;
+  }
+
+  #dirOf(id: string): string {
+    return join(this.#o.dir, "containers", id);
+  }
+
+  async prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }> {
+    const dir = this.#dirOf(setup.containerId);
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const includeFile = join(dir, "lxc.conf");
+    const mounts = writeIncludeFile(includeFile, {
+      namespaces: setup.namespaces,
+      mounts: setup.mounts,
+      podFiles: podFilesIn(this.#o.podDir(setup.sandboxId)),
+      helpers: this.#helpers,
+    });
+    addIncludeLine(this.#o.pveConfigDir, setup.vmid, includeFile);
+    return await Promise.resolve({ includeFile, mounts });
+  }
+
+  async start(spec: ProcessSpec): Promise<{ pid: number; startedAt: number }> {
+    const name = String(spec.vmid);
+    const info = await this.#o.lxc.info(name);
+    if (info.state !== "RUNNING" || info.pid === undefined) {
+      throw new FailedPreconditionError(`CT ${spec.vmid} is not running`);
+    }
+    const root = `/proc/${info.pid}/root`;
+    const fail = async (message: string): Promise<never> => {
+      await this.#o.lxc.kill(name);
+      throw new StartError(message);
+    };
+    if (spec.argv.length === 0) await fail("no command specified");
+    if (findExecutable(root, spec.argv[0]!, spec.env) === undefined) {
+      await fail(`exec: "${spec.argv[0]}": executable file not found in $PATH`);
+    }
+    let ids;
+    try {
+      ids = resolveUser(root, spec.user);
+    } catch (error) {
+      if (error instanceof UserError) return await fail(error.message);
+      throw error;
+    }
+    const dir = this.#dirOf(spec.containerId);
+    const bundle = join(dir, "bundle");
+    for (const stale of ["attach.pid", "conmon.pid", join("bundle", "ctl")]) {
+      removeIfExists(join(dir, stale));
+    }
+    removeIfExists(join(this.#o.dir, "exits", spec.containerId));
+    removeIfExists(join(this.#o.dir, "exited", spec.containerId));
+    this.#reported.delete(spec.containerId);
+    Deno.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(join(bundle, "config.json"), "{}\n");
+    const record: ContainerRecord = { vmid: spec.vmid, logPath: spec.logPath };
+    Deno.writeTextFileSync(join(dir, "container.json"), JSON.stringify(record));
+    if (spec.logPath !== "") {
+      Deno.mkdirSync(join(spec.logPath, ".."), { recursive: true, mode: 0o755 });
+    }
+    const cgroup = cgroupOf(info.pid);
+    const attach = [
+      "lxc-attach",
+      "-P",
+      this.#o.lxc.lxcpath,
+      "-n",
+      name,
+      "--clear-env",
+      ...spec.env.flatMap((e) => ["-v", e]),
+      ...(ids.uid === 0 && ids.gid === 0 ? [] : ["-u", String(ids.uid), "-g", String(ids.gid)]),
+      "--",
+      ...this.#inWorkingDir(spec.workingDir, spec.argv),
+    ];
+    const args = [
+      "--api-version",
+      "1",
+      "-u",
+      spec.containerId,
+      "-c",
+      spec.containerId,
+      "-n",
+      `pve-cri-${spec.containerId.slice(0, 12)}`,
+      "-r",
+      "/usr/bin/perl",
+      ...["-e", runtimeScript, ...attach].flatMap((a) => ["--runtime-arg", a]),
+      "-b",
+      bundle,
+      "-p",
+      join(dir, "attach.pid"),
+      "--conmon-pidfile",
+      join(dir, "conmon.pid"),
+      ...(spec.logPath === "" ? ["-l", "none:"] : ["-l", `k8s-file:${spec.logPath}`]),
+      "--exit-dir",
+      join(this.#o.dir, "exits"),
+      "--full-attach",
+      "--socket-dir-path",
+      bundle,
+      "--exit-command",
+      "/usr/bin/perl",
+      ...[
+        "-e",
+        exitScript,
+        join(this.#o.dir, "exited", spec.containerId),
+        (cgroup === undefined ? undefined : oomEventsFile(cgroup)) ?? "/dev/null",
+        "lxc-stop",
+        "-P",
+        this.#o.lxc.lxcpath,
+        "-n",
+        name,
+        "-k",
+      ].flatMap((a) => ["--exit-command-arg", a]),
+      "--log-level",
+      "error",
+    ];
+    const launched = await new Deno.Command(this.#conmon, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      cwd: "/",
+    }).output();
+    if (launched.code !== 0) {
+      const text = new TextDecoder().decode(launched.stderr).trim();
+      throw new InternalError(`conmon for container ${spec.containerId} failed: ${text}`);
+    }
+    // The runtime writes lxc-attach's pid; an exit file first means it could not start.
+    const deadline = Date.now() + 10_000;
+    for (let wait = 1;; wait = Math.min(wait * 2, 20)) {
+      const pid = Number(readText(join(dir, "attach.pid")));
+      if (pid > 0) {
+        return { pid: await this.#appPid(pid), startedAt: processStartTime(pid) ?? Date.now() };
+      }
+      const exit = this.exitOf(spec.containerId);
+      if (exit !== undefined) throw new StartError(`process exited at start (${exit.exitCode})`);
+      if (Date.now() > deadline) {
+        throw new InternalError(`container ${spec.containerId}: conmon did not start the process`);
+      }
+      await sleep(wait);
+    }
+  }
+
+  /** A working dir other than / needs a chdir in the CT: lxc-attach has no option for it. */
+  #inWorkingDir(workingDir: string, argv: string[]): string[] {
+    if (workingDir === "" || workingDir === "/") return argv;
+    if (this.#helpers.sh === undefined) {
+      throw new FailedPreconditionError(
+        `working dir ${workingDir} needs busybox-static on the node (apt-get install busybox-static)`,
+      );
+    }
+    return [`/${helperDir}/sh`, "-c", 'cd -- "$0" && exec "$@"', workingDir, ...argv];
+  }
+
+  /** The app is lxc-attach's child, there a few ms after lxc-attach. */
+  async #appPid(attachPid: number, waitMs = 1000): Promise<number> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const child = childrenOf(attachPid)[0];
+      if (child !== undefined) return child;
+      if (!isAlive(attachPid) || Date.now() > until) return attachPid;
+      await sleep(2);
+    }
+  }
+
+  async signal(containerId: string, signal: string): Promise<void> {
+    const attachPid = Number(readText(join(this.#dirOf(containerId), "attach.pid")));
+    if (!(attachPid > 0) || !isAlive(attachPid)) return;
+    // Never lxc-attach itself: it does not forward signals, and would record a false exit.
+    const app = await this.#appPid(attachPid);
+    if (app === attachPid) return;
+    try {
+      Deno.kill(app, signalName(signal));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+
+  exitOf(containerId: string): ExitStatus | undefined {
+    const path = join(this.#o.dir, "exits", containerId);
+    const text = readText(path);
+    if (text === undefined || text.trim() === "") return undefined;
+    const exitCode = Number(text.trim());
+    const finishedAt = Deno.statSync(path).mtime?.getTime() ?? Date.now();
+    const ooms = Number(readText(join(this.#o.dir, "exited", containerId)) ?? 0);
+    const reason = ooms > 0 ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error";
+    return { exitCode, reason, finishedAt };
+  }
+
+  monitorAlive(containerId: string): boolean {
+    const pid = Number(readText(join(this.#dirOf(containerId), "conmon.pid")));
+    return pid > 0 && isAlive(pid);
+  }
+
+  async waitExit(containerId: string, abort: AbortSignal): Promise<ExitStatus> {
+    for (let wait = 2;; wait = Math.min(wait * 2, 50)) {
+      abort.throwIfAborted();
+      if (exists(join(this.#o.dir, "exited", containerId))) return this.exitOf(containerId)!;
+      const exit = this.exitOf(containerId);
+      // The exit command records OOM kills a few ms after the exit file; give it a moment.
+      if (exit !== undefined && Date.now() - exit.finishedAt > 2000) return exit;
+      if (exit === undefined && !this.monitorAlive(containerId)) {
+        await sleep(20);
+        return this.exitOf(containerId) ?? lostExit();
+      }
+      await sleep(wait);
+    }
+  }
+
+  onExit(listener: (containerId: string, exit: ExitStatus) => void): () => void {
+    this.#listeners.add(listener);
+    if (this.#watcher === undefined) this.#watch();
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) {
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      }
+    };
+  }
+
+  #watch(): void {
+    const watcher = this.#watcher = Deno.watchFs([
+      join(this.#o.dir, "exits"),
+      join(this.#o.dir, "exited"),
+    ], { recursive: false });
+    (async () => {
+      for await (const event of watcher) {
+        for (const path of event.paths) {
+          const id = path.split("/").pop()!;
+          if (id.endsWith(".tmp") || this.#reported.has(id)) continue;
+          const controller = new AbortController();
+          setTimeout(() => controller.abort(), 10_000);
+          this.waitExit(id, controller.signal).then((exit) => {
+            if (this.#reported.has(id)) return;
+            this.#reported.add(id);
+            for (const listener of this.#listeners) listener(id, exit);
+          }, () => {});
+        }
+      }
+    })().catch((error) => this.#o.log.warn("exit watcher ended", { error: String(error) }));
+  }
+
+  async exec(request: ExecRequest): Promise<ExecResult> {
+    const name = String(request.vmid);
+    const info = await this.#o.lxc.info(name);
+    if (info.state !== "RUNNING" || info.pid === undefined) {
+      throw new FailedPreconditionError(`CT ${request.vmid} is not running`);
+    }
+    const ids = resolveUser(`/proc/${info.pid}/root`, request.user);
+    const child = new Deno.Command("lxc-attach", {
+      args: [
+        "-P",
+        this.#o.lxc.lxcpath,
+        "-n",
+        name,
+        "--clear-env",
+        ...request.env.flatMap((e) => ["-v", e]),
+        ...(ids.uid === 0 && ids.gid === 0 ? [] : ["-u", String(ids.uid), "-g", String(ids.gid)]),
+        "--",
+        ...this.#inWorkingDir(request.workingDir, request.argv),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let timedOut = false;
+    const killTree = () => {
+      // lxc-attach does not forward signals: kill what runs below it, then it exits 137.
+      for (const pid of processTree(child.pid).slice(1).reverse()) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    };
+    const timer = request.timeoutSeconds > 0
+      ? setTimeout(() => {
+        timedOut = true;
+        killTree();
+      }, request.timeoutSeconds * 1000)
+      : undefined;
+    const onAbort = () => killTree();
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const [stdout, stderr, status] = await Promise.all([
+        boundedRead(child.stdout, maxExecOutput),
+        boundedRead(child.stderr, maxExecOutput),
+        child.status,
+      ]);
+      return { exitCode: status.code, stdout, stderr, timedOut };
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async reopenLog(containerId: string): Promise<void> {
+    const ctl = join(this.#dirOf(containerId), "bundle", "ctl");
+    if (!this.monitorAlive(containerId)) {
+      throw new FailedPreconditionError(`container ${containerId} is not running`);
+    }
+    // conmon's control FIFO: message 2 reopens the log file.
+    const file = await Deno.open(ctl, { write: true });
+    try {
+      await file.write(new TextEncoder().encode("2 0 0\n"));
+    } finally {
+      file.close();
+    }
+  }
+
+  async usage(vmid: number): Promise<CtUsage | undefined> {
+    const info = await this.#o.lxc.info(String(vmid));
+    if (info.pid === undefined) return undefined;
+    const cgroup = cgroupOf(info.pid);
+    return cgroup === undefined ? undefined : cgroupUsage(cgroup);
+  }
+
+  release(containerId: string): Promise<void> {
+    removeIfExists(this.#dirOf(containerId));
+    removeIfExists(join(this.#o.dir, "exits", containerId));
+    removeIfExists(join(this.#o.dir, "exited", containerId));
+    this.#reported.delete(containerId);
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+}
+
+/** The process could not be started: the CRI's StartError. */
+export class StartError extends FailedPreconditionError {}
+
+function lostExit(): ExitStatus {
+  return {
+    exitCode: 255,
+    reason: "Unknown",
+    message: "the process's monitor ended without recording an exit",
+    finishedAt: Date.now(),
+  };
+}
+
+function signalName(signal: string): Deno.Signal {
+  const name = signal.toUpperCase();
+  const numbered: Record<string, string> = {
+    "1": "SIGHUP",
+    "2": "SIGINT",
+    "3": "SIGQUIT",
+    "9": "SIGKILL",
+    "10": "SIGUSR1",
+    "12": "SIGUSR2",
+    "15": "SIGTERM",
+    "30": "SIGPWR",
+  };
+  const full = numbered[name] ?? (name.startsWith("SIG") ? name : `SIG${name}`);
+  return full as Deno.Signal;
+}
+
+async function boundedRead(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  for await (const chunk of stream) {
+    if (size >= max) {
+      truncated = true;
+      continue; // drain, so the process is not blocked on a full pipe
+    }
+    const part = chunk.subarray(0, max - size);
+    if (part.length < chunk.length) truncated = true;
+    chunks.push(part);
+    size += part.length;
+  }
+  if (truncated) {
+    chunks.push(new TextEncoder().encode(`\n[output truncated at ${max} bytes]\n`));
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** A busybox that needs no loader (busybox-static): only that can be bound into any image. */
+function isStaticBusybox(path: string): boolean {
+  if (!exists(path) || !/busybox/.test(Deno.realPathSync(path))) return false;
+  const head = new TextDecoder("latin1").decode(Deno.readFileSync(path).subarray(0, 4096));
+  return !head.includes("ld-linux");
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function removeIfExists(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

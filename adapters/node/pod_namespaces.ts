@@ -1,0 +1,105 @@
+/**
+ * A pod's net, ipc and uts namespaces, pinned in files as CRI-O's pinns pins them (`unshare
+ * --net=FILE …`), so they outlive every process and each CT joins them by path. The pod's
+ * hostname is set in the uts namespace and loopback is brought up in the net namespace;
+ * sysctls are written in the namespaces they belong to.
+ */
+import { join } from "node:path";
+import { InvalidArgumentError } from "../../lib/errors.ts";
+import type { PodSetup } from "./mod.ts";
+import { runTool } from "./run_tool.ts";
+
+const kinds = ["net", "ipc", "uts"] as const;
+
+/** Sysctls that are namespaced: the IPC ones and the network ones (as runc allows). */
+function sysctlNamespace(name: string): "ipc" | "net" | undefined {
+  if (/^(kernel\.(msg|sem|shm)|fs\.mqueue\.)/.test(name)) return "ipc";
+  if (name.startsWith("net.")) return "net";
+  return undefined;
+}
+
+export function checkSysctls(sysctls: Record<string, string>, pod: PodSetup): void {
+  for (const [name, value] of Object.entries(sysctls)) {
+    const ns = sysctlNamespace(name);
+    if (ns === undefined || /[\s/]|\.\./.test(name) || /[\n\0]/.test(value)) {
+      throw new InvalidArgumentError(
+        `linux.sysctls: "${name}" is not a namespaced sysctl pve-cri can set in a pod`,
+        { details: { field: "linux.sysctls", sysctl: name } },
+      );
+    }
+    if ((ns === "net" && pod.hostNetwork) || (ns === "ipc" && pod.hostIpc)) {
+      throw new InvalidArgumentError(
+        `linux.sysctls: "${name}" would change the node's own ${ns} namespace`,
+        { details: { field: "linux.sysctls", sysctl: name } },
+      );
+    }
+  }
+}
+
+/** Pins what the pod does not share with the node; returns kind → file. Idempotent. */
+export async function pinPodNamespaces(
+  dir: string,
+  pod: PodSetup,
+): Promise<Record<string, string>> {
+  checkSysctls(pod.sysctls, pod);
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const wanted = kinds.filter((k) =>
+    !(k === "net" && pod.hostNetwork) && !(k === "ipc" && pod.hostIpc)
+  );
+  const paths: Record<string, string> = {};
+  for (const kind of wanted) paths[kind] = join(dir, kind);
+  // A pin interrupted by a crash may have left some: start over.
+  await unpinPodNamespaces(dir, paths);
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const path of Object.values(paths)) {
+    Deno.writeFileSync(path, new Uint8Array(), { mode: 0o600 });
+  }
+  // hostname runs inside the new namespaces; with a host uts it is not run at all.
+  await runTool("unshare", [
+    ...wanted.map((kind) => `--${kind}=${paths[kind]}`),
+    "--",
+    ...(paths.uts === undefined ? ["true"] : ["hostname", pod.hostname]),
+  ]);
+  if (paths.net !== undefined) {
+    await runTool("nsenter", [`--net=${paths.net}`, "--", "ip", "link", "set", "lo", "up"]);
+  }
+  for (const [name, value] of Object.entries(pod.sysctls)) {
+    const ns = sysctlNamespace(name)!;
+    await runTool("nsenter", [
+      `--${ns}=${paths[ns]}`,
+      "--",
+      "sysctl",
+      "-q",
+      "-w",
+      `${name}=${value}`,
+    ]);
+  }
+  return paths;
+}
+
+/** Unmounts and removes the pinned files; what is already gone is fine. */
+export async function unpinPodNamespaces(
+  dir: string,
+  paths: Record<string, string> | null,
+): Promise<void> {
+  for (const path of Object.values(paths ?? {})) {
+    if (isMountPoint(path)) await runTool("umount", [path]);
+    try {
+      Deno.removeSync(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  try {
+    Deno.removeSync(dir);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** Is `path` a mount point (a pinned namespace is a bind mount of an nsfs inode)? */
+export function isMountPoint(path: string): boolean {
+  const escaped = path.replaceAll("\\", "\\134").replaceAll(" ", "\\040");
+  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .some((line) => line.split(" ")[4] === escaped);
+}
