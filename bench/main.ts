@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
   proxmox: () => import("./proxmox.ts"),
   cri: () => import("./cri.ts"),
   images: () => import("./images.ts"),
+  lxc: () => import("./lxc.ts"),
 };
 
 const [prefix = "", suite] = Deno.args;

@@ -194,6 +194,20 @@ export function busyboxRootfs(): Record<string, FileSpec> {
   return files;
 }
 
+/** The image real-container tests and benchmarks run: busybox-static and a page to serve. */
+export function busyboxImage(config: Record<string, unknown> = {}): TestImage {
+  return buildImage({
+    layers: [{
+      files: {
+        ...busyboxRootfs(),
+        "www": { type: "directory" },
+        "www/index.html": { data: "hello from c1\n" },
+      },
+    }],
+    config: { Cmd: ["/bin/sh"], Env: ["PATH=/bin"], ...config },
+  });
+}
+
 /** The OCI image layout of an image, as a tar archive (what `skopeo copy … oci-archive:` writes). */
 export function ociLayoutArchive(image: TestImage, refName?: string): Uint8Array {
   const index = jsonBlob("application/vnd.oci.image.index.v1+json", {

@@ -2,6 +2,8 @@
  * A small image for tests that need one but are not about images: imported into a state dir
  * before pve-cri serves from it, as an operator on an air-gapped node imports one.
  */
+import { FakeCni } from "../../adapters/cni/fake_cni.ts";
+import { FakeNode } from "../../adapters/node/fake_node.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { type Backend, openRuntime } from "../../runtime/open_runtime.ts";
 import { buildImage, ociLayoutArchive, type TestImage } from "./oci_images.ts";
@@ -58,6 +60,9 @@ export async function seedImage(options: {
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
     log: silentLogger,
     version: "test",
+    // An import runs no process: the node stand-ins serve whatever the backend.
+    node: new FakeNode(),
+    cni: new FakeCni(),
   });
   try {
     const view = await rt.runtime.importImage(archive, { meta: { method: "seed" } }, {

@@ -10,7 +10,7 @@ import { cgroupOf } from "../../adapters/node/cgroups.ts";
 import { LxcTools } from "../../adapters/lxc/lxc_tools.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
-import { buildImage, busyboxPath, busyboxRootfs } from "../_support/oci_images.ts";
+import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
 import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { seedImage } from "../_support/test_image.ts";
@@ -22,20 +22,6 @@ function whyNot(): string | undefined {
 }
 
 const why = whyNot();
-
-/** The image every real-container test runs: busybox-static with a page to serve. */
-export function busyboxImage() {
-  return buildImage({
-    layers: [{
-      files: {
-        ...busyboxRootfs(),
-        "www": { type: "directory" },
-        "www/index.html": { data: "hello from c1\n" },
-      },
-    }],
-    config: { Cmd: ["/bin/sh"], Env: ["PATH=/bin"] },
-  });
-}
 
 /** A VMID range of this test's own: LXC names cgroups by VMID host-wide. */
 function vmidRange(): [number, number] {
@@ -65,303 +51,348 @@ async function rejectsWith(promise: Promise<unknown>, code: number, pattern?: Re
   });
 }
 
-Deno.test({
-  name:
-    `a pod of real LXC containers over the CRI: namespaces, exec, logs, exits across a crash, stop codes, cleanup${
-      why === undefined ? "" : ` (skipped: ${why})`
-    }`,
-  ignore: why !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    using dir = tempDir("pve-cri-lxc-");
-    const stateDir = `${dir.path}/state`;
-    const configFile = `${dir.path}/config.json`;
-    Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids: vmidRange() } }));
-    await seedImage({
-      stateDir,
-      backend: "lxc",
+/** `deno task sim --driver lxc` as its own process; resolves once it wrote its config file. */
+async function startSimProcess(dir: string, configFile: string, vmids: [number, number]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL("../../adapters/proxmox/sim/main.ts", import.meta.url).pathname,
+      "--listen",
+      "127.0.0.1:0",
+      "--state-dir",
+      dir,
+      "--driver",
+      "lxc",
+      "--vmids",
+      `${vmids[0]}-${vmids[1]}`,
+      "--config-out",
       configFile,
-      name: "busybox",
-      image: busyboxImage(),
-    });
-    const lxcpath = `${stateDir}/proxmox/lxc-containers`;
-    const lxc = new LxcTools(lxcpath);
-    const logDir = `${dir.path}/logs/e2e_pod-a`;
-    const hostData = `${dir.path}/data`;
-    Deno.mkdirSync(hostData);
-    Deno.writeTextFileSync(`${hostData}/hello.txt`, "from the host\n");
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("url: ")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the simulator exited: ${out}`);
+    out += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })().catch(() => {});
+  return {
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
 
-    let server = await startServer({ dir: dir.path, stateDir, backend: "lxc", config: configFile });
-    let cri: CriClient = await connect(server.socket);
-    const ids: Record<string, string> = {};
-    let podId = "";
-    try {
-      const status = await cri.runtime.Status({});
-      const network = status.status.conditions.find((c: CriMessage) => c.type === "NetworkReady");
-      assert.equal(network.status, false);
-      assert.equal(network.reason, "NetworkPluginNotReady");
+for (const backend of ["lxc", "proxmox"] as const) {
+  const how = backend === "lxc"
+    ? "--backend lxc (the embedded simulator's LXC driver)"
+    : "--backend proxmox against `deno task sim --driver lxc` as its own process";
+  Deno.test({
+    name: `a pod of real LXC containers over the CRI on ${how}: namespaces, exec, logs, ` +
+      `exits across a crash, stop codes, cleanup${why === undefined ? "" : ` (skipped: ${why})`}`,
+    ignore: why !== undefined,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: (t) => podLifecycle(t, backend),
+  });
+}
 
-      const podConfig = {
-        metadata: { name: "pod-a", uid: "pod-a-uid", namespace: "e2e", attempt: 0 },
-        hostname: "pod-a",
-        log_directory: logDir,
-        dns_config: { servers: ["10.88.0.53"], searches: ["e2e.svc.cluster.local"], options: [] },
-        linux: {
-          security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
+async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
+  using dir = tempDir("pve-cri-lxc-");
+  const stateDir = `${dir.path}/state`;
+  const configFile = `${dir.path}/config.json`;
+  const vmids = vmidRange();
+  const simDir = backend === "lxc" ? `${stateDir}/proxmox` : `${dir.path}/sim`;
+  await using _sim = backend === "proxmox"
+    ? await startSimProcess(simDir, configFile, vmids)
+    : undefined;
+  if (backend === "lxc") {
+    Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids } }));
+  }
+  await seedImage({ stateDir, backend, configFile, name: "busybox", image: busyboxImage() });
+  const lxcpath = `${simDir}/lxc-containers`;
+  const lxc = new LxcTools(lxcpath);
+  const logDir = `${dir.path}/logs/e2e_pod-a`;
+  const hostData = `${dir.path}/data`;
+  Deno.mkdirSync(hostData);
+  Deno.writeTextFileSync(`${hostData}/hello.txt`, "from the host\n");
+
+  let server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
+  let cri: CriClient = await connect(server.socket);
+  const ids: Record<string, string> = {};
+  let podId = "";
+  try {
+    const status = await cri.runtime.Status({});
+    const network = status.status.conditions.find((c: CriMessage) => c.type === "NetworkReady");
+    assert.equal(network.status, false);
+    assert.equal(network.reason, "NetworkPluginNotReady");
+
+    const podConfig = {
+      metadata: { name: "pod-a", uid: "pod-a-uid", namespace: "e2e", attempt: 0 },
+      hostname: "pod-a",
+      log_directory: logDir,
+      dns_config: { servers: ["10.88.0.53"], searches: ["e2e.svc.cluster.local"], options: [] },
+      linux: {
+        security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
+      },
+    };
+    podId = (await cri.runtime.RunPodSandbox({ config: podConfig })).pod_sandbox_id;
+    const nsDir = `${stateDir}/node/pods/${podId}/ns`;
+    for (const kind of ["net", "ipc", "uts"]) {
+      assert.ok(Deno.statSync(`${nsDir}/${kind}`).isFile, `${kind} namespace pinned`);
+    }
+
+    const create = async (name: string, command: string[], extra: CriMessage = {}) => {
+      const { container_id } = await cri.runtime.CreateContainer({
+        pod_sandbox_id: podId,
+        config: {
+          metadata: { name, attempt: 0 },
+          image: { image: "busybox" },
+          command,
+          envs: [{ key: "GREETING", value: enc.encode("hi") }],
+          log_path: `${name}/0.log`,
+          linux: { resources: {} },
+          ...extra,
         },
-      };
-      podId = (await cri.runtime.RunPodSandbox({ config: podConfig })).pod_sandbox_id;
-      const nsDir = `${stateDir}/node/pods/${podId}/ns`;
-      for (const kind of ["net", "ipc", "uts"]) {
-        assert.ok(Deno.statSync(`${nsDir}/${kind}`).isFile, `${kind} namespace pinned`);
+        sandbox_config: podConfig,
+      });
+      ids[name] = container_id;
+      return container_id as string;
+    };
+    const exec = async (id: string, cmd: string[], timeout = 0) => {
+      const r = await cri.runtime.ExecSync({ container_id: id, cmd, timeout });
+      return { code: r.exit_code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+    };
+    const statusOf = async (id: string) =>
+      (await cri.runtime.ContainerStatus({ container_id: id })).status;
+    const vmidOf = (id: string) => {
+      for (const entry of Deno.readDirSync(`${simDir}/lxc`)) {
+        const text = Deno.readTextFileSync(`${simDir}/lxc/${entry.name}`);
+        if (text.includes(id)) return Number(entry.name.replace(".conf", ""));
       }
+      throw new Error(`no CT for ${id}`);
+    };
 
-      const create = async (name: string, command: string[], extra: CriMessage = {}) => {
-        const { container_id } = await cri.runtime.CreateContainer({
-          pod_sandbox_id: podId,
-          config: {
-            metadata: { name, attempt: 0 },
-            image: { image: "busybox" },
-            command,
-            envs: [{ key: "GREETING", value: enc.encode("hi") }],
-            log_path: `${name}/0.log`,
-            linux: { resources: {} },
-            ...extra,
-          },
-          sandbox_config: podConfig,
-        });
-        ids[name] = container_id;
-        return container_id as string;
-      };
-      const exec = async (id: string, cmd: string[], timeout = 0) => {
-        const r = await cri.runtime.ExecSync({ container_id: id, cmd, timeout });
-        return { code: r.exit_code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-      };
-      const statusOf = async (id: string) =>
-        (await cri.runtime.ContainerStatus({ container_id: id })).status;
-      const vmidOf = (id: string) => {
-        for (const entry of Deno.readDirSync(`${stateDir}/proxmox/lxc`)) {
-          const text = Deno.readTextFileSync(`${stateDir}/proxmox/lxc/${entry.name}`);
-          if (text.includes(id)) return Number(entry.name.replace(".conf", ""));
+    await t.step("two containers in the pod share its hostname, DNS and loopback", async () => {
+      const c1 = await create("c1", [
+        "/bin/sh",
+        "-c",
+        "echo started; echo oops >&2; exec httpd -f -p 127.0.0.1:8080 -h /www",
+      ], { working_dir: "/www" });
+      const c2 = await create("c2", ["/bin/sleep", "3600"], {
+        mounts: [{ container_path: "/data", host_path: hostData, readonly: true }],
+        linux: { resources: { memory_limit_in_bytes: 64 * 1024 * 1024 } },
+      });
+      await cri.runtime.StartContainer({ container_id: c1 });
+      await cri.runtime.StartContainer({ container_id: c2 });
+      assert.equal((await statusOf(c1)).state, "CONTAINER_RUNNING");
+
+      assert.deepEqual(await exec(c1, ["hostname"]), { code: 0, out: "pod-a\n", err: "" });
+      const resolv = await exec(c2, ["cat", "/etc/resolv.conf"]);
+      assert.match(resolv.out, /^nameserver 10\.88\.0\.53$/m);
+      assert.match(resolv.out, /^search e2e\.svc\.cluster\.local$/m);
+      assert.deepEqual(
+        await exec(c2, ["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        { code: 3, out: "out\n", err: "err\n" },
+      );
+      assert.deepEqual(await exec(c1, ["pwd"]), { code: 0, out: "/www\n", err: "" });
+      assert.equal((await exec(c1, ["sh", "-c", "echo $GREETING"])).out, "hi\n");
+      const page = await until("c1 to serve", async () => {
+        const r = await exec(c2, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
+        return r.code === 0 ? r.out : undefined;
+      });
+      assert.equal(page, "hello from c1\n", "c2 reaches c1 over the pod's loopback");
+    });
+
+    await t.step("a readonly bind mount is visible and not writable", async () => {
+      assert.equal((await exec(ids.c2!, ["cat", "/data/hello.txt"])).out, "from the host\n");
+      const write = await exec(ids.c2!, ["touch", "/data/new"]);
+      assert.notEqual(write.code, 0);
+      assert.throws(() => Deno.statSync(`${hostData}/new`));
+    });
+
+    await t.step("the memory limit is in the CT's cgroup", async () => {
+      const { pid } = await lxc.info(String(vmidOf(ids.c2!)));
+      const cgroup = cgroupOf(pid!)!;
+      const file = cgroup.v2 ? "memory.max" : "memory.limit_in_bytes";
+      assert.equal(
+        Deno.readTextFileSync(`${cgroup.memory}/${file}`).trim(),
+        String(64 * 1024 * 1024),
+      );
+    });
+
+    await t.step("the log file has stdout and stderr apart, in CRI format", async () => {
+      const log = await until("c1's log", () => {
+        try {
+          const text = Deno.readTextFileSync(`${logDir}/c1/0.log`);
+          return text.includes("oops") && text.includes("started") ? text : undefined;
+        } catch {
+          return undefined;
         }
-        throw new Error(`no CT for ${id}`);
-      };
+      });
+      assert.match(
+        log,
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F started$/m,
+      );
+      assert.match(log, /^\S+ stderr F oops$/m);
+    });
 
-      await t.step("two containers in the pod share its hostname, DNS and loopback", async () => {
-        const c1 = await create("c1", [
+    await t.step(
+      "a container exits while pve-cri is killed; the restart reports it",
+      async () => {
+        const c3 = await create("c3", [
           "/bin/sh",
           "-c",
-          "echo started; echo oops >&2; exec httpd -f -p 127.0.0.1:8080 -h /www",
-        ], { working_dir: "/www" });
-        const c2 = await create("c2", ["/bin/sleep", "3600"], {
-          mounts: [{ container_path: "/data", host_path: hostData, readonly: true }],
-          linux: { resources: { memory_limit_in_bytes: 64 * 1024 * 1024 } },
-        });
-        await cri.runtime.StartContainer({ container_id: c1 });
-        await cri.runtime.StartContainer({ container_id: c2 });
-        assert.equal((await statusOf(c1)).state, "CONTAINER_RUNNING");
-
-        assert.deepEqual(await exec(c1, ["hostname"]), { code: 0, out: "pod-a\n", err: "" });
-        const resolv = await exec(c2, ["cat", "/etc/resolv.conf"]);
-        assert.match(resolv.out, /^nameserver 10\.88\.0\.53$/m);
-        assert.match(resolv.out, /^search e2e\.svc\.cluster\.local$/m);
-        assert.deepEqual(
-          await exec(c2, ["sh", "-c", "echo out; echo err >&2; exit 3"]),
-          { code: 3, out: "out\n", err: "err\n" },
-        );
-        assert.deepEqual(await exec(c1, ["pwd"]), { code: 0, out: "/www\n", err: "" });
-        assert.equal((await exec(c1, ["sh", "-c", "echo $GREETING"])).out, "hi\n");
-        const page = await until("c1 to serve", async () => {
-          const r = await exec(c2, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
-          return r.code === 0 ? r.out : undefined;
-        });
-        assert.equal(page, "hello from c1\n", "c2 reaches c1 over the pod's loopback");
-      });
-
-      await t.step("a readonly bind mount is visible and not writable", async () => {
-        assert.equal((await exec(ids.c2!, ["cat", "/data/hello.txt"])).out, "from the host\n");
-        const write = await exec(ids.c2!, ["touch", "/data/new"]);
-        assert.notEqual(write.code, 0);
-        assert.throws(() => Deno.statSync(`${hostData}/new`));
-      });
-
-      await t.step("the memory limit is in the CT's cgroup", async () => {
-        const { pid } = await lxc.info(String(vmidOf(ids.c2!)));
-        const cgroup = cgroupOf(pid!)!;
-        const file = cgroup.v2 ? "memory.max" : "memory.limit_in_bytes";
-        assert.equal(
-          Deno.readTextFileSync(`${cgroup.memory}/${file}`).trim(),
-          String(64 * 1024 * 1024),
-        );
-      });
-
-      await t.step("the log file has stdout and stderr apart, in CRI format", async () => {
-        const log = await until("c1's log", () => {
+          "i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done; exit 7",
+        ]);
+        await cri.runtime.StartContainer({ container_id: c3 });
+        cri.close();
+        await server.stop("SIGKILL");
+        const logFile = `${logDir}/c3/0.log`;
+        await until("c3 to finish while pve-cri is down", () => {
           try {
-            const text = Deno.readTextFileSync(`${logDir}/c1/0.log`);
-            return text.includes("oops") && text.includes("started") ? text : undefined;
+            return Deno.readTextFileSync(logFile).includes("tick 29") ? true : undefined;
           } catch {
             return undefined;
           }
         });
-        assert.match(
-          log,
-          /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F started$/m,
+        const vmid = vmidOf(c3);
+        await until(
+          "c3's CT to stop",
+          async () => (await lxc.info(String(vmid))).state === "STOPPED" ? true : undefined,
         );
-        assert.match(log, /^\S+ stderr F oops$/m);
-      });
-
-      await t.step(
-        "a container exits while pve-cri is killed; the restart reports it",
-        async () => {
-          const c3 = await create("c3", [
-            "/bin/sh",
-            "-c",
-            "i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done; exit 7",
-          ]);
-          await cri.runtime.StartContainer({ container_id: c3 });
-          cri.close();
-          await server.stop("SIGKILL");
-          const logFile = `${logDir}/c3/0.log`;
-          await until("c3 to finish while pve-cri is down", () => {
-            try {
-              return Deno.readTextFileSync(logFile).includes("tick 29") ? true : undefined;
-            } catch {
-              return undefined;
-            }
-          });
-          const vmid = vmidOf(c3);
-          await until(
-            "c3's CT to stop",
-            async () => (await lxc.info(String(vmid))).state === "STOPPED" ? true : undefined,
-          );
-          server = await startServer({
-            dir: dir.path,
-            stateDir,
-            backend: "lxc",
-            config: configFile,
-          });
-          cri = await connect(server.socket);
-          const st = await until("the exit to be collected", async () => {
-            const s = await statusOf(c3);
-            return s.state === "CONTAINER_EXITED" ? s : undefined;
-          });
-          assert.equal(st.exit_code, 7);
-          assert.equal(st.reason, "Error");
-          assert.ok(BigInt(st.finished_at) > BigInt(st.started_at));
-          const ticks = Deno.readTextFileSync(logFile).trim().split("\n")
-            .map((line) => /stdout F tick (\d+)$/.exec(line)?.[1]).filter((n) => n !== undefined)
-            .map(Number);
-          assert.deepEqual(ticks, [...Array(30).keys()], "no gap in the log");
-          assert.equal((await statusOf(ids.c1!)).state, "CONTAINER_RUNNING", "c1 ran on");
-        },
-      );
-
-      await t.step("StopContainer reports the process's own exit code", async () => {
-        const shell = await create("shell", ["/bin/sh", "-c", "sleep 3600"]);
-        const trapper = await create("trapper", [
-          "/bin/sh",
-          "-c",
-          "trap 'exit 0' TERM; while true; do sleep 0.1; done",
-        ]);
-        const ignorer = await create("ignorer", [
-          "/bin/sh",
-          "-c",
-          "trap '' TERM; while true; do sleep 0.1; done",
-        ]);
-        for (const id of [shell, trapper, ignorer]) {
-          await cri.runtime.StartContainer({ container_id: id });
-        }
-        await Promise.all([
-          cri.runtime.StopContainer({ container_id: shell, timeout: 10 }),
-          cri.runtime.StopContainer({ container_id: trapper, timeout: 10 }),
-          cri.runtime.StopContainer({ container_id: ignorer, timeout: 1 }),
-        ]);
-        assert.equal((await statusOf(shell)).exit_code, 143);
-        const trapped = await statusOf(trapper);
-        assert.equal(trapped.exit_code, 0);
-        assert.equal(trapped.reason, "Completed");
-        assert.equal((await statusOf(ignorer)).exit_code, 137);
-        await rejectsWith(cri.runtime.ExecSync({ container_id: shell, cmd: ["true"] }), 9);
-      });
-
-      await t.step("a missing binary: StartContainer fails naming it, nothing runs", async () => {
-        const broken = await create("broken", ["/bin/nope"]);
-        await rejectsWith(cri.runtime.StartContainer({ container_id: broken }), 9, /\/bin\/nope/);
-        const st = await statusOf(broken);
-        assert.equal(st.state, "CONTAINER_EXITED");
-        assert.equal(st.reason, "StartError");
-        assert.equal((await lxc.info(String(vmidOf(broken)))).state, "STOPPED");
-      });
-
-      await t.step("bad mounts are InvalidArgument naming the mount", async () => {
-        await rejectsWith(
-          create("bad", ["/bin/true"], {
-            mounts: [{ container_path: "data", host_path: hostData }],
-          }),
-          3,
-          /config\.mounts\[0\]/,
-        );
-        await rejectsWith(
-          create("bad", ["/bin/true"], {
-            mounts: [{ container_path: "/a/../etc", host_path: hostData }],
-          }),
-          3,
-          /config\.mounts\[0\]/,
-        );
-      });
-    } finally {
-      // Remove everything, as the kubelet would (on a server that runs, whatever failed).
-      if (
-        server.child.pid === undefined || (await Promise.race([
-          server.child.status.then(() => true),
-          new Promise((r) => setTimeout(() => r(false), 0)),
-        ]))
-      ) {
-        server = await startServer({ dir: dir.path, stateDir, backend: "lxc", config: configFile });
-      }
-      cri.close();
-      cri = await connect(server.socket);
-      const list = await cri.runtime.ListContainers({}).catch(() => ({ containers: [] }));
-      for (const c of list.containers ?? []) {
-        await cri.runtime.StopContainer({ container_id: c.id, timeout: 0 }).catch(() => {});
-        await cri.runtime.RemoveContainer({ container_id: c.id }).catch(() => {});
-      }
-      if (podId !== "") {
-        await cri.runtime.StopPodSandbox({ pod_sandbox_id: podId }).catch(() => {});
-        await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podId }).catch(() => {});
-      }
-      cri.close();
-      await server.stop("SIGTERM");
-    }
-
-    await t.step("nothing is left: CTs, processes, mounts, namespaces, cgroups, pod dirs", () => {
-      const cts = [...Deno.readDirSync(lxcpath)].map((e) => e.name);
-      assert.deepEqual(cts, [], "no LXC container");
-      const ours = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name))
-        .map((e) => {
-          try {
-            return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-          } catch {
-            return "";
-          }
-        })
-        .filter((cmd) => cmd.includes(stateDir));
-      assert.deepEqual(ours, [], "no process of this state dir");
-      const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-        .filter((l) => l.includes(stateDir));
-      assert.deepEqual(mounts, [], "no mount");
-      assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/pods`)], [], "no pod dir or netns");
-      assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/containers`)], [], "no monitor dir");
-      const [lower, upper] = JSON.parse(Deno.readTextFileSync(configFile)).lxc.vmids;
-      const cgroupRoot = cgroupOf(Deno.pid)?.v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
-      const cgroups = [...Deno.readDirSync(cgroupRoot)].map((e) => e.name)
-        .filter((name) => {
-          const vmid = Number(/^lxc\.(?:payload|monitor)\.(\d+)$/.exec(name)?.[1]);
-          return vmid >= lower && vmid <= upper;
+        server = await startServer({
+          dir: dir.path,
+          stateDir,
+          backend,
+          config: configFile,
         });
-      assert.deepEqual(cgroups, [], "no cgroup directory");
+        cri = await connect(server.socket);
+        const st = await until("the exit to be collected", async () => {
+          const s = await statusOf(c3);
+          return s.state === "CONTAINER_EXITED" ? s : undefined;
+        });
+        assert.equal(st.exit_code, 7);
+        assert.equal(st.reason, "Error");
+        assert.ok(BigInt(st.finished_at) > BigInt(st.started_at));
+        const ticks = Deno.readTextFileSync(logFile).trim().split("\n")
+          .map((line) => /stdout F tick (\d+)$/.exec(line)?.[1]).filter((n) => n !== undefined)
+          .map(Number);
+        assert.deepEqual(ticks, [...Array(30).keys()], "no gap in the log");
+        assert.equal((await statusOf(ids.c1!)).state, "CONTAINER_RUNNING", "c1 ran on");
+      },
+    );
+
+    await t.step("StopContainer reports the process's own exit code", async () => {
+      const shell = await create("shell", ["/bin/sh", "-c", "sleep 3600"]);
+      const trapper = await create("trapper", [
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+      ]);
+      const ignorer = await create("ignorer", [
+        "/bin/sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+      ]);
+      for (const id of [shell, trapper, ignorer]) {
+        await cri.runtime.StartContainer({ container_id: id });
+      }
+      await Promise.all([
+        cri.runtime.StopContainer({ container_id: shell, timeout: 10 }),
+        cri.runtime.StopContainer({ container_id: trapper, timeout: 10 }),
+        cri.runtime.StopContainer({ container_id: ignorer, timeout: 1 }),
+      ]);
+      assert.equal((await statusOf(shell)).exit_code, 143);
+      const trapped = await statusOf(trapper);
+      assert.equal(trapped.exit_code, 0);
+      assert.equal(trapped.reason, "Completed");
+      assert.equal((await statusOf(ignorer)).exit_code, 137);
+      await rejectsWith(cri.runtime.ExecSync({ container_id: shell, cmd: ["true"] }), 9);
     });
-  },
-});
+
+    await t.step("a missing binary: StartContainer fails naming it, nothing runs", async () => {
+      const broken = await create("broken", ["/bin/nope"]);
+      await rejectsWith(cri.runtime.StartContainer({ container_id: broken }), 9, /\/bin\/nope/);
+      const st = await statusOf(broken);
+      assert.equal(st.state, "CONTAINER_EXITED");
+      assert.equal(st.reason, "StartError");
+      assert.equal((await lxc.info(String(vmidOf(broken)))).state, "STOPPED");
+    });
+
+    await t.step("bad mounts are InvalidArgument naming the mount", async () => {
+      await rejectsWith(
+        create("bad", ["/bin/true"], {
+          mounts: [{ container_path: "data", host_path: hostData }],
+        }),
+        3,
+        /config\.mounts\[0\]/,
+      );
+      await rejectsWith(
+        create("bad", ["/bin/true"], {
+          mounts: [{ container_path: "/a/../etc", host_path: hostData }],
+        }),
+        3,
+        /config\.mounts\[0\]/,
+      );
+    });
+  } finally {
+    // Remove everything, as the kubelet would (on a server that runs, whatever failed).
+    if (
+      server.child.pid === undefined || (await Promise.race([
+        server.child.status.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 0)),
+      ]))
+    ) {
+      server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
+    }
+    cri.close();
+    cri = await connect(server.socket);
+    const list = await cri.runtime.ListContainers({}).catch(() => ({ containers: [] }));
+    for (const c of list.containers ?? []) {
+      await cri.runtime.StopContainer({ container_id: c.id, timeout: 0 }).catch(() => {});
+      await cri.runtime.RemoveContainer({ container_id: c.id }).catch(() => {});
+    }
+    if (podId !== "") {
+      await cri.runtime.StopPodSandbox({ pod_sandbox_id: podId }).catch(() => {});
+      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podId }).catch(() => {});
+    }
+    cri.close();
+    await server.stop("SIGTERM");
+  }
+
+  await t.step("nothing is left: CTs, processes, mounts, namespaces, cgroups, pod dirs", () => {
+    const cts = [...Deno.readDirSync(lxcpath)].map((e) => e.name);
+    assert.deepEqual(cts, [], "no LXC container");
+    const ours = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name))
+      .map((e) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+        } catch {
+          return "";
+        }
+      })
+      .filter((cmd) => cmd.includes(stateDir));
+    assert.deepEqual(ours, [], "no process of this state dir");
+    const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+      .filter((l) => l.includes(stateDir));
+    assert.deepEqual(mounts, [], "no mount");
+    assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/pods`)], [], "no pod dir or netns");
+    assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/containers`)], [], "no monitor dir");
+    const [lower, upper] = vmids;
+    const cgroupRoot = cgroupOf(Deno.pid)?.v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    const cgroups = [...Deno.readDirSync(cgroupRoot)].map((e) => e.name)
+      .filter((name) => {
+        const vmid = Number(/^lxc\.(?:payload|monitor)\.(\d+)$/.exec(name)?.[1]);
+        return vmid >= lower && vmid <= upper;
+      });
+    assert.deepEqual(cgroups, [], "no cgroup directory");
+  });
+}

@@ -136,6 +136,7 @@ Deno.test("SIGKILL while pods are being made: after a restart every one complete
       dir: dir.path,
       backend: "proxmox",
       config: `${dir.path}/pve.json`,
+      fakeNode: true,
       env: { PVE_CRI_LOG: "warn" },
     });
     let cri = await connect(first.socket);
@@ -152,6 +153,7 @@ Deno.test("SIGKILL while pods are being made: after a restart every one complete
       dir: dir.path,
       backend: "proxmox",
       config: `${dir.path}/pve.json`,
+      fakeNode: true,
       env: { PVE_CRI_LOG: "info" },
     });
     cri = await connect(second.socket);

@@ -3,6 +3,8 @@
  * docker-registry on loopback) into the content store and onto the simulator's template
  * storage, imports, names, removal, and what the event log and logs keep of them.
  */
+import { FakeCni } from "../../adapters/cni/fake_cni.ts";
+import { FakeNode } from "../../adapters/node/fake_node.ts";
 import assert from "node:assert/strict";
 import { writeProxmoxConfig } from "../../adapters/proxmox/mod.ts";
 import { simulatorConfig, skopeoPuller, startSimulator } from "../../adapters/proxmox/sim/mod.ts";
@@ -47,6 +49,9 @@ function open(
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
     log: options.log ?? silentLogger,
     version: "test",
+    // These tests are about images: no process runs, so the node stand-ins serve every backend.
+    node: new FakeNode(),
+    cni: new FakeCni(),
   });
 }
 

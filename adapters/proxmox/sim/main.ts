@@ -1,12 +1,15 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task sim --listen ADDR --state-dir DIR [--config-out FILE] [--node NAME] [--insecure]`:
- * runs the simulator on its own and prints its URL, a ready-made API token and the CA
- * fingerprint (or writes them as a Proxmox config file), until SIGINT/SIGTERM.
+ * `deno task sim --listen ADDR --state-dir DIR [--config-out FILE] [--node NAME] [--insecure]
+ *  [--driver memory|lxc] [--vmids LOWER-UPPER]`: runs the simulator on its own and prints its
+ * URL, a ready-made API token and the CA fingerprint (or writes them as a config file for
+ * `deno task start --backend proxmox`), until SIGINT/SIGTERM. With `--driver lxc` its CTs are
+ * real LXC containers (root), and the config file says where pve-cri finds them.
  */
 import { parseArgs } from "node:util";
 import { rootLogger } from "../../../lib/log.ts";
-import { writeProxmoxConfig } from "../config.ts";
+import { dirname, resolve } from "node:path";
+import { LxcDriver } from "./lxc_driver.ts";
 import { simulatorConfig } from "./mod.ts";
 import { startSimulator } from "./simulator.ts";
 
@@ -18,6 +21,8 @@ const { values } = parseArgs({
     "config-out": { type: "string" },
     node: { type: "string" },
     insecure: { type: "boolean", default: false },
+    driver: { type: "string", default: "memory" },
+    vmids: { type: "string" },
   },
 });
 const stateDir = values["state-dir"];
@@ -30,7 +35,19 @@ if (listen === null) {
   console.error(`--listen must be HOST:PORT, got "${values.listen}"`);
   Deno.exit(2);
 }
+if (values.driver !== "memory" && values.driver !== "lxc") {
+  console.error(`--driver must be memory or lxc, got "${values.driver}"`);
+  Deno.exit(2);
+}
+const range = values.vmids === undefined ? undefined : /^(\d+)-(\d+)$/.exec(values.vmids);
+if (range === null) {
+  console.error(`--vmids must be LOWER-UPPER, got "${values.vmids}"`);
+  Deno.exit(2);
+}
+const lxcpath = `${resolve(stateDir)}/lxc-containers`;
 const sim = await startSimulator({
+  ...(values.driver === "lxc" ? { driver: new LxcDriver({ lxcpath }) } : {}),
+  ...(range === undefined ? {} : { nextId: { lower: Number(range[1]), upper: Number(range[2]) } }),
   stateDir,
   hostname: listen[1]!.replace(/^\[(.*)\]$/, "$1"),
   port: Number(listen[2]),
@@ -39,7 +56,15 @@ const sim = await startSimulator({
   ...(values.node === undefined ? {} : { node: values.node }),
 });
 if (values["config-out"] !== undefined) {
-  writeProxmoxConfig(values["config-out"], simulatorConfig(sim));
+  // The node side of pve-cri finds the CTs where this simulator keeps them.
+  const lxc = values.driver === "lxc"
+    ? { lxc: { lxcpath, pveConfigDir: dirname(sim.configPath(100)) } }
+    : {};
+  Deno.writeTextFileSync(
+    values["config-out"],
+    JSON.stringify({ ...simulatorConfig(sim), ...lxc }, null, 2) + "\n",
+    { mode: 0o600 },
+  );
   console.log(`config: ${values["config-out"]}`);
 }
 console.log(`url: ${sim.url}`);

@@ -1,0 +1,321 @@
+/**
+ * The crictl-style lifecycle on real containers: runp, create, start, exec_sync, stop, rm,
+ * stopp, rmp through the CRI socket, on `--backend lxc`, p50 and p90 per step; and beside it,
+ * in the same run, a private containerd (Debian's containerd + runc, its own root, state dir
+ * and socket) driven through the same client with the same image, when it is installed. Also
+ * the host memory each running container costs outside its CT (monitor and LXC processes).
+ */
+import { connect, type CriClient } from "../tests/_support/cri_client.ts";
+import { busyboxImage, busyboxPath, ociLayoutArchive } from "../tests/_support/oci_images.ts";
+import { startServer } from "../tests/_support/server_process.ts";
+import { seedImage } from "../tests/_support/test_image.ts";
+import { tempDir } from "../tests/_support/temp_dir.ts";
+import { missingNodeTools } from "../runtime/open_runtime.ts";
+import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
+
+const steps = ["runp", "create", "start", "exec_sync", "stop", "rm", "stopp", "rmp"] as const;
+type Step = (typeof steps)[number];
+const warmup = 2;
+const measured = 15;
+const rssContainers = 5;
+
+type Samples = Map<Step, number[]>;
+
+function podConfig(i: number, hostNetwork: boolean, logDir: string) {
+  return {
+    metadata: { name: `bench-${i}`, uid: `bench-uid-${i}`, namespace: "bench", attempt: 0 },
+    hostname: `bench-${i}`,
+    log_directory: `${logDir}/bench_${i}`,
+    linux: {
+      security_context: {
+        namespace_options: { network: hostNetwork ? "NODE" : "POD", pid: "CONTAINER" },
+      },
+    },
+  };
+}
+
+async function lifecycles(cri: CriClient, image: string, hostNetwork: boolean, logDir: string) {
+  const samples: Samples = new Map(steps.map((s) => [s, []]));
+  const timed = async <T>(step: Step, i: number, call: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    const result = await call();
+    if (i >= warmup) samples.get(step)!.push(performance.now() - start);
+    return result;
+  };
+  for (let i = 0; i < warmup + measured; i++) {
+    const config = podConfig(i, hostNetwork, logDir);
+    const { pod_sandbox_id } = await timed("runp", i, () => cri.runtime.RunPodSandbox({ config }));
+    const { container_id } = await timed("create", i, () =>
+      cri.runtime.CreateContainer({
+        pod_sandbox_id,
+        config: {
+          metadata: { name: "c", attempt: 0 },
+          image: { image },
+          command: ["/bin/sleep", "3600"],
+          log_path: "c/0.log",
+          linux: {},
+        },
+        sandbox_config: config,
+      }));
+    await timed("start", i, () => cri.runtime.StartContainer({ container_id }));
+    await timed(
+      "exec_sync",
+      i,
+      () => cri.runtime.ExecSync({ container_id, cmd: ["/bin/true"], timeout: 10 }),
+    );
+    await timed("stop", i, () => cri.runtime.StopContainer({ container_id, timeout: 10 }));
+    await timed("rm", i, () => cri.runtime.RemoveContainer({ container_id }));
+    await timed("stopp", i, () => cri.runtime.StopPodSandbox({ pod_sandbox_id }));
+    await timed("rmp", i, () => cri.runtime.RemovePodSandbox({ pod_sandbox_id }));
+  }
+  for (const list of samples.values()) list.sort((a, b) => a - b);
+  return samples;
+}
+
+/** RSS (MB) of host processes whose command line matches, summed. */
+function rssOf(match: (cmdline: string) => boolean): number {
+  let kb = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (!match(cmd)) continue;
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      kb += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return kb / 1024;
+}
+
+/** Runs `rssContainers` containers in one pod; returns host MB per container matched. */
+async function hostRssPerContainer(
+  cri: CriClient,
+  image: string,
+  hostNetwork: boolean,
+  logDir: string,
+  match: (cmdline: string) => boolean,
+): Promise<number> {
+  const config = podConfig(1000, hostNetwork, logDir);
+  const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
+  const before = rssOf(match);
+  for (let i = 0; i < rssContainers; i++) {
+    const { container_id } = await cri.runtime.CreateContainer({
+      pod_sandbox_id,
+      config: {
+        metadata: { name: `rss-${i}`, attempt: 0 },
+        image: { image },
+        command: ["/bin/sleep", "3600"],
+        log_path: `rss-${i}/0.log`,
+        linux: {},
+      },
+      sandbox_config: config,
+    });
+    await cri.runtime.StartContainer({ container_id });
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const per = (rssOf(match) - before) / rssContainers;
+  await cri.runtime.StopPodSandbox({ pod_sandbox_id });
+  await cri.runtime.RemovePodSandbox({ pod_sandbox_id });
+  return per;
+}
+
+function emitSteps(context: BenchContext, prefix: string, samples: Samples) {
+  for (const step of steps) {
+    const list = samples.get(step)!;
+    context.emit({
+      bench: `${prefix}.${step}_p50`,
+      value: round(percentile(list, 50), 1),
+      unit: "ms",
+    });
+    context.emit({
+      bench: `${prefix}.${step}_p90`,
+      value: round(percentile(list, 90), 1),
+      unit: "ms",
+    });
+  }
+}
+
+/** A private containerd with its CRI plugin, for side-by-side numbers; undefined if absent. */
+async function startContainerd(dir: string, sandboxImage: string) {
+  const bin = ["containerd", "runc", "ctr"].map((b) => which(b));
+  if (bin.some((b) => b === undefined)) return undefined;
+  const socket = `${dir}/containerd.sock`;
+  const config = `${dir}/containerd.toml`;
+  Deno.writeTextFileSync(
+    config,
+    `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+[grpc]
+  address = "${socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${sandboxImage}"
+  restrict_oom_score_adj = true
+  enable_cdi = false
+[plugins."io.containerd.grpc.v1.cri".cni]
+  conf_dir = "${dir}/cni-conf"
+  bin_dir = "/usr/lib/cni"
+`,
+  );
+  const child = new Deno.Command(bin[0]!, {
+    args: ["--config", config],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 200; i++) {
+    try {
+      Deno.statSync(socket);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    socket,
+    async import(archive: string) {
+      const out = await new Deno.Command(bin[2]!, {
+        args: ["-a", socket, "-n", "k8s.io", "images", "import", archive],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      // Shims outlive containerd by design; the benchmark removed its pods, so none is left.
+    },
+  };
+}
+
+function which(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      Deno.statSync(`${dir}/${name}`);
+      return `${dir}/${name}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+async function run(context: BenchContext) {
+  const why = Deno.uid() !== 0
+    ? "needs root"
+    : busyboxPath === undefined
+    ? "busybox-static is not installed"
+    : missingNodeTools();
+  if (why !== undefined) {
+    context.emit({ bench: "lxc.skipped", value: 1, unit: "", reason: why });
+    return;
+  }
+  using dir = tempDir("pve-cri-bench-lxc-");
+  const stateDir = `${dir.path}/state`;
+  const configFile = `${dir.path}/config.json`;
+  const lower = 900_000 + Math.floor(Math.random() * 90) * 1000;
+  Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids: [lower, lower + 999] } }));
+  await seedImage({
+    stateDir,
+    backend: "lxc",
+    configFile,
+    name: "busybox:1.36",
+    image: busyboxImage(),
+  });
+  const logDir = `${dir.path}/logs`;
+  const ours: Samples = await (async () => {
+    await using server = await startServer({
+      dir: dir.path,
+      stateDir,
+      backend: "lxc",
+      config: configFile,
+    });
+    const cri = await connect(server.socket);
+    try {
+      const samples = await lifecycles(cri, "busybox:1.36", false, logDir);
+      const perContainer = await hostRssPerContainer(
+        cri,
+        "busybox:1.36",
+        false,
+        logDir,
+        (cmd) => cmd.includes(stateDir) && !cmd.includes("main.ts"),
+      );
+      context.emit({
+        bench: "lxc.host_rss_per_container",
+        value: round(perContainer, 1),
+        unit: "MB",
+        counted: "conmon, lxc-attach, the LXC monitor",
+      });
+      return samples;
+    } finally {
+      cri.close();
+    }
+  })();
+  emitSteps(context, "lxc", ours);
+
+  // containerd, same client, same image (and a sleeping busybox as its pause image).
+  const peerDir = `${dir.path}/containerd`;
+  Deno.mkdirSync(peerDir);
+  const pause = "pve-cri.bench/pause:1";
+  const containerd = await startContainerd(peerDir, pause);
+  if (containerd === undefined) {
+    context.emit({
+      bench: "containerd.skipped",
+      value: 1,
+      unit: "",
+      reason: "containerd not installed",
+    });
+    return;
+  }
+  try {
+    const busybox = `${peerDir}/busybox.tar`;
+    Deno.writeFileSync(busybox, ociLayoutArchive(busyboxImage(), "docker.io/library/busybox:1.36"));
+    await containerd.import(busybox);
+    const pauseArchive = `${peerDir}/pause.tar`;
+    Deno.writeFileSync(
+      pauseArchive,
+      ociLayoutArchive(busyboxImage({ Cmd: ["/bin/sleep", "2147483647"] }), pause),
+    );
+    await containerd.import(pauseArchive);
+    const cri = await connect(containerd.socket);
+    try {
+      // containerd needs CNI for a pod network; without a CNI config its pods use the host's.
+      const theirs = await lifecycles(cri, "docker.io/library/busybox:1.36", true, logDir);
+      emitSteps(context, "containerd", theirs);
+      for (const step of steps) {
+        const a = percentile(ours.get(step)!, 50);
+        const b = percentile(theirs.get(step)!, 50);
+        context.emit({ bench: `lxc.${step}_vs_containerd`, value: round(a / b, 2), unit: "ratio" });
+      }
+      const shim = await hostRssPerContainer(
+        cri,
+        "docker.io/library/busybox:1.36",
+        true,
+        logDir,
+        (cmd) => cmd.includes("containerd-shim") && cmd.includes(peerDir),
+      );
+      context.emit({
+        bench: "containerd.host_rss_per_container",
+        value: round(shim, 1),
+        unit: "MB",
+        counted: "containerd-shim-runc-v2",
+      });
+    } finally {
+      cri.close();
+    }
+  } finally {
+    await containerd.stop();
+  }
+}
+
+export const benchmarks: Benchmark[] = [{
+  results: [
+    ...steps.flatMap((s) => [`lxc.${s}_p50`, `lxc.${s}_p90`, `lxc.${s}_vs_containerd`]),
+    ...steps.map((s) => `containerd.${s}_p50`),
+    "lxc.host_rss_per_container",
+    "containerd.host_rss_per_container",
+  ],
+  run,
+}];
