@@ -295,15 +295,26 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       const trapper = await create("trapper", [
         "/bin/sh",
         "-c",
-        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
       ]);
       const ignorer = await create("ignorer", [
         "/bin/sh",
         "-c",
-        "trap '' TERM; while true; do sleep 0.1; done",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
       ]);
       for (const id of [shell, trapper, ignorer]) {
         await cri.runtime.StartContainer({ container_id: id });
+      }
+      // A signal before the shell set its trap would find the default action.
+      for (const name of ["trapper", "ignorer"]) {
+        await until(`${name} to set its trap`, () => {
+          try {
+            const log = Deno.readTextFileSync(`${logDir}/${name}/0.log`);
+            return log.includes("ready") ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        });
       }
       await Promise.all([
         cri.runtime.StopContainer({ container_id: shell, timeout: 10 }),
