@@ -24,7 +24,8 @@ type Samples = Map<Step, number[]>;
 function podConfig(i: number, hostNetwork: boolean, logDir: string) {
   return {
     metadata: { name: `bench-${i}`, uid: `bench-uid-${i}`, namespace: "bench", attempt: 0 },
-    hostname: `bench-${i}`,
+    // runc refuses a hostname for a pod in the host's UTS namespace.
+    hostname: hostNetwork ? "" : `bench-${i}`,
     log_directory: `${logDir}/bench_${i}`,
     linux: {
       security_context: {
@@ -89,7 +90,10 @@ function rssOf(match: (cmdline: string) => boolean): number {
   return kb / 1024;
 }
 
-/** Runs `rssContainers` containers in one pod; returns host MB per container matched. */
+/**
+ * Runs `rssContainers` containers in one pod; returns the host MB per container of the
+ * processes matched, the pod's own share included.
+ */
 async function hostRssPerContainer(
   cri: CriClient,
   image: string,
@@ -97,9 +101,10 @@ async function hostRssPerContainer(
   logDir: string,
   match: (cmdline: string) => boolean,
 ): Promise<number> {
+  // From before the pod: containerd's shim (one per pod) and pause count, as our monitors do.
+  const before = rssOf(match);
   const config = podConfig(1000, hostNetwork, logDir);
   const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
-  const before = rssOf(match);
   for (let i = 0; i < rssContainers; i++) {
     const { container_id } = await cri.runtime.CreateContainer({
       pod_sandbox_id,
@@ -186,6 +191,12 @@ state = "${dir}/state"
       child.kill("SIGTERM");
       await child.status;
       // Shims outlive containerd by design; the benchmark removed its pods, so none is left.
+      // Its snapshot and shm mounts stay until unmounted.
+      const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+        .map((line) => line.split(" ")[4]).filter((m) => m?.startsWith(dir)).reverse();
+      for (const mount of mounts) {
+        await new Deno.Command("umount", { args: ["-l", mount!], stderr: "null" }).output();
+      }
     },
   };
 }

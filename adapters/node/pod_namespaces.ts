@@ -83,7 +83,8 @@ export async function unpinPodNamespaces(
   paths: Record<string, string> | null,
 ): Promise<void> {
   for (const path of Object.values(paths ?? {})) {
-    if (isMountPoint(path)) await runTool("umount", [path]);
+    // Detached, as CRI-O's namespace manager does: a CT still stopping may hold it a moment.
+    if (isMountPoint(path)) await runTool("umount", ["-l", path]);
     try {
       Deno.removeSync(path);
     } catch (error) {
