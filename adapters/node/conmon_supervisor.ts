@@ -184,7 +184,9 @@ export class ConmonSupervisor implements ProcessSupervisor {
       join(dir, "attach.pid"),
       "--conmon-pidfile",
       join(dir, "conmon.pid"),
-      ...(spec.logPath === "" ? ["-l", "none:"] : ["-l", `k8s-file:${spec.logPath}`]),
+      // No CRI log path (crictl without one): the output still goes somewhere readable.
+      "-l",
+      `k8s-file:${spec.logPath === "" ? join(dir, "output.log") : spec.logPath}`,
       "--exit-dir",
       join(this.#o.dir, "exits"),
       "--full-attach",

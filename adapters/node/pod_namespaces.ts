@@ -43,8 +43,9 @@ export async function pinPodNamespaces(
 ): Promise<Record<string, string>> {
   checkSysctls(pod.sysctls, pod);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A host-network pod also has the node's hostname (uts), as the kubelet and containerd have it.
   const wanted = kinds.filter((k) =>
-    !(k === "net" && pod.hostNetwork) && !(k === "ipc" && pod.hostIpc)
+    !((k === "net" || k === "uts") && pod.hostNetwork) && !(k === "ipc" && pod.hostIpc)
   );
   const paths: Record<string, string> = {};
   for (const kind of wanted) paths[kind] = join(dir, kind);

@@ -211,6 +211,26 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal(page, "hello from c1\n", "c2 reaches c1 over the pod's loopback");
     });
 
+    await t.step(
+      "an ExecSync past its timeout is DEADLINE_EXCEEDED and leaves nothing",
+      async () => {
+        await rejectsWith(
+          cri.runtime.ExecSync({ container_id: ids.c2, cmd: ["sleep", "31337"], timeout: 1 }),
+          4,
+          /timed out/,
+        );
+        const left = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name))
+          .filter((e) => {
+            try {
+              return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes("31337");
+            } catch {
+              return false;
+            }
+          });
+        assert.deepEqual(left, [], "the attached process tree is gone");
+      },
+    );
+
     await t.step("a readonly bind mount is visible and not writable", async () => {
       assert.equal((await exec(ids.c2!, ["cat", "/data/hello.txt"])).out, "from the host\n");
       const write = await exec(ids.c2!, ["touch", "/data/new"]);
