@@ -25,6 +25,7 @@ import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts"
 import type { NewEvent } from "../machines/events.ts";
 import type { ContainerSpec, ImageSpec, ImageView, PodMetadata } from "./api.ts";
 import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
+import { mergeEnv } from "./container_env.ts";
 import { proxmoxLimits } from "./limits.ts";
 
 export interface SandboxFacts {
@@ -177,7 +178,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       containerId: context.id,
       vmid: context.vmid!,
       argv,
-      env: mergedEnv(context, await imageEnv(context)),
+      env: mergeEnv(await imageEnv(context), context.envs),
       user: spec.user || image?.user || "",
       workingDir: spec.workingDir || image?.workingDir || "",
       logPath: deps.logPathOf(context),
@@ -312,7 +313,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       // With a real process plane the app gets its env from lxc-attach: values (Secrets, often)
       // stay out of /etc/pve, which every node of the cluster replicates.
       if (processes === undefined && context.envs.length > 0) {
-        set.env = mergedEnv(context, await imageEnv(context));
+        set.env = mergeEnv(await imageEnv(context), context.envs);
       }
       if (processes !== undefined) {
         // The CT's init idles; the app runs beside it (see adapters/node/conmon_supervisor.ts).
@@ -455,17 +456,6 @@ function createLimits(
     ...(limits.cpulimit === undefined ? {} : { cpulimit: limits.cpulimit }),
     ...(limits.cpuunits === undefined ? {} : { cpuunits: limits.cpuunits }),
   };
-}
-
-/** The image's env, then the CRI's on top (as containerd merges them), as `KEY=value`. */
-function mergedEnv(context: ContainerContext, imageEnv: string[]): string[] {
-  const env = new Map<string, string>();
-  for (const entry of imageEnv.filter((e) => e !== "")) {
-    const eq = entry.indexOf("=");
-    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-  }
-  for (const { key, value } of context.envs) env.set(key, value);
-  return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
 function validHostname(name: string): string | undefined {

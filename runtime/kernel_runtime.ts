@@ -41,6 +41,7 @@ import type {
   SandboxSpec,
   SandboxView,
 } from "./api.ts";
+import { mergeEnv } from "./container_env.ts";
 import { CpuIntegrator } from "./cpu_integrator.ts";
 import { proxmoxLimits } from "./limits.ts";
 import type { ImageService } from "./images/image_service.ts";
@@ -473,17 +474,11 @@ export class KernelRuntime implements PodRuntime {
     const context = actor.state.context;
     const spec = context.config as ContainerSpec;
     const image = this.#images.specOf(context.imageId ?? "");
-    const env = new Map<string, string>();
-    for (const entry of image?.env ?? []) {
-      const eq = entry.indexOf("=");
-      if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-    }
-    for (const { key, value } of context.envs) env.set(key, value);
     const started = Date.now();
     const result = await processes.exec({
       vmid: context.vmid!,
       argv: request.cmd,
-      env: [...env].map(([k, v]) => `${k}=${v}`),
+      env: mergeEnv(image?.env ?? [], context.envs),
       user: spec.user || image?.user || "",
       workingDir: spec.workingDir || image?.workingDir || "",
       timeoutSeconds: request.timeoutSeconds,

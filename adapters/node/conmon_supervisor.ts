@@ -102,7 +102,7 @@ export class ConmonSupervisor implements ProcessSupervisor {
     return join(this.#o.dir, "containers", id);
   }
 
-  async prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }> {
+  prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }> {
     const dir = this.#dirOf(setup.containerId);
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const includeFile = join(dir, "lxc.conf");
@@ -113,7 +113,7 @@ export class ConmonSupervisor implements ProcessSupervisor {
       helpers: this.#helpers,
     });
     addIncludeLine(this.#o.pveConfigDir, setup.vmid, includeFile);
-    return await Promise.resolve({ includeFile, mounts });
+    return Promise.resolve({ includeFile, mounts });
   }
 
   async start(spec: ProcessSpec): Promise<{ pid: number; startedAt: number }> {

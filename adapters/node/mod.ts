@@ -34,8 +34,8 @@ export interface CtSetup {
   sandboxId: string;
   vmid: number;
   namespaces: Record<string, string>;
+  /** The CRI's mounts; the pod's hosts file is mounted only where none targets /etc/hosts. */
   mounts: Mount[];
-  /** The kubelet mounts its own /etc/hosts; otherwise the pod's is mounted. */
 }
 
 /** The container's process as the CRI and the image define it. */

@@ -60,7 +60,7 @@ export class LxcDriver implements CtDriver {
     const name = String(spec.vmid);
     const dir = join(this.lxcpath, name);
     Deno.writeTextFileSync(join(dir, "config"), lxcConfigText(this.#configOf(spec)));
-    const console = openSync(join(dir, "console.log"), "a", 0o600);
+    const consoleFd = openSync(join(dir, "console.log"), "a", 0o600);
     let exited: Promise<number | null>;
     try {
       // Detached (its own session), as systemd runs `lxc-start -F` for pve-container@VMID.
@@ -76,7 +76,7 @@ export class LxcDriver implements CtDriver {
         join(dir, "lxc.log"),
       ], {
         detached: true,
-        stdio: ["ignore", console, console],
+        stdio: ["ignore", consoleFd, consoleFd],
       });
       exited = new Promise((resolve) => {
         child.on("exit", (code) => resolve(code));
@@ -84,7 +84,7 @@ export class LxcDriver implements CtDriver {
       });
       child.unref();
     } finally {
-      closeSync(console);
+      closeSync(consoleFd);
     }
     const running = this.lxc.run("lxc-wait", name, [
       "-s",
