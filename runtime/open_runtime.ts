@@ -24,6 +24,7 @@ import {
   createProxmoxClient,
   type ProxmoxApi,
   type ProxmoxConfig,
+  PveNotFoundError,
 } from "../adapters/proxmox/mod.ts";
 import { RegistryClient, RegistryHosts } from "../adapters/registry/mod.ts";
 import { type Simulator, simulatorConfig, startSimulator } from "../adapters/proxmox/sim/mod.ts";
@@ -103,19 +104,42 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
  * monitors record them. A running container whose monitor died without a record exited with
  * an unknown code.
  */
-function collectExits(registry: Registry, processes: ProcessSupervisor, log: Logger): () => void {
-  const observe = (id: string, exit: ExitStatus) => {
-    observeContainerExit(registry, id, exit).catch((error) =>
-      log.warn("recording an exit failed", { container_id: id, error: String(error) })
-    );
+function collectExits(
+  registry: Registry,
+  processes: ProcessSupervisor,
+  api: ProxmoxApi,
+  log: Logger,
+): () => void {
+  const observe = async (id: string, exit: ExitStatus) => {
+    try {
+      await observeContainerExit(registry, id, await unlessCtGone(id, exit));
+    } catch (error) {
+      log.warn("recording an exit failed", { container_id: id, error: String(error) });
+    }
+  };
+  /** A CT deleted behind pve-cri's back took the process with it: the code says nothing. */
+  const unlessCtGone = async (id: string, exit: ExitStatus): Promise<ExitStatus> => {
+    const vmid = (registry.get(id)?.summary as ContainerSummary | undefined)?.vmid;
+    if (vmid === null || vmid === undefined) return exit;
+    try {
+      await api.ctConfig({ vmid });
+      return exit;
+    } catch (error) {
+      if (!(error instanceof PveNotFoundError)) return exit;
+      return {
+        ...exit,
+        reason: "Unknown",
+        message: `CT ${vmid} was removed outside pve-cri (the process ended with ${exit.exitCode})`,
+      };
+    }
   };
   const unsubscribe = processes.onExit(observe);
   for (const actor of registry.actors("container")) {
     if (actor.value !== "running") continue;
     const exit = processes.exitOf(actor.stream);
-    if (exit !== undefined) observe(actor.stream, exit);
+    if (exit !== undefined) void observe(actor.stream, exit);
     else if (!processes.monitorAlive(actor.stream)) {
-      observe(actor.stream, {
+      void observe(actor.stream, {
         exitCode: 255,
         reason: "Unknown",
         message: "the container's monitor is gone and recorded no exit",
@@ -302,7 +326,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
   });
   const stopCollecting = node.processes === undefined
     ? () => {}
-    : collectExits(registry, node.processes, log.with({ component: "exits" }));
+    : collectExits(registry, node.processes, api, log.with({ component: "exits" }));
   return {
     runtime,
     lock,

@@ -358,6 +358,25 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal((await lxc.info(String(vmidOf(broken)))).state, "STOPPED");
     });
 
+    await t.step(
+      "a CT deleted behind pve-cri's back: the container exited, reason Unknown",
+      async () => {
+        const doomed = await create("doomed", ["/bin/sleep", "3600"]);
+        await cri.runtime.StartContainer({ container_id: doomed });
+        const vmid = vmidOf(doomed);
+        // What `pct destroy` does on a node: the CT is stopped, its config and root removed.
+        await lxc.kill(String(vmid));
+        Deno.removeSync(`${simDir}/lxc/${vmid}.conf`);
+        Deno.removeSync(`${lxcpath}/${vmid}`, { recursive: true });
+        const st = await until("the exit to be seen", async () => {
+          const s = await statusOf(doomed);
+          return s.state === "CONTAINER_EXITED" ? s : undefined;
+        });
+        assert.equal(st.reason, "Unknown");
+        assert.match(st.message, new RegExp(`CT ${vmid} was removed outside pve-cri`));
+      },
+    );
+
     await t.step("bad mounts are InvalidArgument naming the mount", async () => {
       await rejectsWith(
         create("bad", ["/bin/true"], {
