@@ -36,32 +36,39 @@ export function checkSysctls(sysctls: Record<string, string>, pod: PodSetup): vo
   }
 }
 
-/** Pins what the pod does not share with the node; returns kind → file. Idempotent. */
+/**
+ * Pins the pod's namespaces; returns kind → file. Idempotent. Those the pod shares with the
+ * node (hostNetwork: net and uts, as the kubelet means it; hostIPC: ipc) are the node's own,
+ * pinned from pve-cri's process, so every CT joins its pod the same way.
+ */
 export async function pinPodNamespaces(
   dir: string,
   pod: PodSetup,
 ): Promise<Record<string, string>> {
   checkSysctls(pod.sysctls, pod);
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // A host-network pod also has the node's hostname (uts), as the kubelet and containerd have it.
-  const wanted = kinds.filter((k) =>
-    !((k === "net" || k === "uts") && pod.hostNetwork) && !(k === "ipc" && pod.hostIpc)
-  );
+  const host = (kind: string) =>
+    ((kind === "net" || kind === "uts") && pod.hostNetwork) || (kind === "ipc" && pod.hostIpc);
   const paths: Record<string, string> = {};
-  for (const kind of wanted) paths[kind] = join(dir, kind);
+  for (const kind of kinds) paths[kind] = join(dir, kind);
   // A pin interrupted by a crash may have left some: start over.
   await unpinPodNamespaces(dir, paths);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const path of Object.values(paths)) {
     Deno.writeFileSync(path, new Uint8Array(), { mode: 0o600 });
   }
-  // hostname runs inside the new namespaces; with a host uts it is not run at all.
-  await runTool("unshare", [
-    ...wanted.map((kind) => `--${kind}=${paths[kind]}`),
-    "--",
-    ...(paths.uts === undefined ? ["true"] : ["hostname", pod.hostname]),
-  ]);
-  if (paths.net !== undefined) {
+  const own = kinds.filter((kind) => !host(kind));
+  if (own.length > 0) {
+    // hostname runs inside the new namespaces; with the node's uts it is not run at all.
+    await runTool("unshare", [
+      ...own.map((kind) => `--${kind}=${paths[kind]}`),
+      "--",
+      ...(host("uts") ? ["true"] : ["hostname", pod.hostname]),
+    ]);
+  }
+  for (const kind of kinds.filter(host)) {
+    await runTool("mount", ["--bind", `/proc/${Deno.pid}/ns/${kind}`, paths[kind]!]);
+  }
+  if (!host("net")) {
     await runTool("nsenter", [`--net=${paths.net}`, "--", "ip", "link", "set", "lo", "up"]);
   }
   for (const [name, value] of Object.entries(pod.sysctls)) {

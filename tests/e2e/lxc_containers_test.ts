@@ -128,6 +128,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   let cri: CriClient = await connect(server.socket);
   const ids: Record<string, string> = {};
   let podId = "";
+  let hostPodId = "";
   try {
     const status = await cri.runtime.Status({});
     const network = status.status.conditions.find((c: CriMessage) => c.type === "NetworkReady");
@@ -377,6 +378,41 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       },
     );
 
+    await t.step("a hostNetwork pod's container has the node's network and hostname", async () => {
+      const nodeHostname = Deno.hostname();
+      const hostPod = {
+        metadata: { name: "host-pod", uid: "host-pod-uid", namespace: "e2e", attempt: 0 },
+        log_directory: `${dir.path}/logs/e2e_host-pod`,
+        linux: {
+          security_context: { namespace_options: { network: "NODE", pid: "CONTAINER" } },
+        },
+      };
+      hostPodId = (await cri.runtime.RunPodSandbox({ config: hostPod })).pod_sandbox_id;
+      const { container_id } = await cri.runtime.CreateContainer({
+        pod_sandbox_id: hostPodId,
+        config: {
+          metadata: { name: "h", attempt: 0 },
+          image: { image: "busybox" },
+          command: ["/bin/sleep", "3600"],
+          log_path: "h/0.log",
+          linux: {},
+        },
+        sandbox_config: hostPod,
+      });
+      ids.h = container_id;
+      await cri.runtime.StartContainer({ container_id });
+      assert.equal((await exec(container_id, ["hostname"])).out, `${Deno.hostname()}\n`);
+      const netDev = (text: string) =>
+        text.split("\n").slice(2).map((l) => l.split(":")[0]!.trim()).filter((n) => n !== "")
+          .sort();
+      assert.deepEqual(
+        netDev((await exec(container_id, ["cat", "/proc/net/dev"])).out),
+        netDev(Deno.readTextFileSync("/proc/net/dev")),
+        "the node's interfaces",
+      );
+      assert.equal(Deno.hostname(), nodeHostname, "the node's hostname is untouched");
+    });
+
     await t.step("bad mounts are InvalidArgument naming the mount", async () => {
       await rejectsWith(
         create("bad", ["/bin/true"], {
@@ -410,9 +446,9 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       await cri.runtime.StopContainer({ container_id: c.id, timeout: 0 }).catch(() => {});
       await cri.runtime.RemoveContainer({ container_id: c.id }).catch(() => {});
     }
-    if (podId !== "") {
-      await cri.runtime.StopPodSandbox({ pod_sandbox_id: podId }).catch(() => {});
-      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podId }).catch(() => {});
+    for (const id of [podId, hostPodId].filter((id) => id !== "")) {
+      await cri.runtime.StopPodSandbox({ pod_sandbox_id: id }).catch(() => {});
+      await cri.runtime.RemovePodSandbox({ pod_sandbox_id: id }).catch(() => {});
     }
     cri.close();
     await server.stop("SIGTERM");
