@@ -170,6 +170,8 @@ export interface ContainerStatsView {
   cpuUsageCoreNanoSeconds: string;
   memoryWorkingSetBytes: string;
   memoryAvailableBytes: string | null;
+  /** The CT's root filesystem; null where the node cannot see it. */
+  writableLayer: { mountpoint: string; usedBytes: string; inodesUsed: string } | null;
 }
 
 export type ContainerEventType =

@@ -357,6 +357,7 @@ export class KernelRuntime implements PodRuntime {
     let cpuNs = this.#cpu.total(id);
     let memory = 0;
     let available: string | null = null;
+    let writableLayer: ContainerStatsView["writableLayer"] = null;
     const running = summary.vmid !== null && containerState(actor.value) === "CONTAINER_RUNNING";
     const usage = running && this.#processes !== undefined
       ? await this.#processes.usage(summary.vmid!)
@@ -367,6 +368,13 @@ export class KernelRuntime implements PodRuntime {
       memory = usage.memoryWorkingSetBytes;
       if (usage.memoryLimitBytes !== undefined) {
         available = String(Math.max(0, usage.memoryLimitBytes - memory));
+      }
+      if (usage.rootfs !== undefined) {
+        writableLayer = {
+          mountpoint: usage.rootfs.mountpoint,
+          usedBytes: String(usage.rootfs.usedBytes),
+          inodesUsed: String(usage.rootfs.inodesUsed),
+        };
       }
     } else if (running) {
       const status = await this.#api.ctStatus({ vmid: summary.vmid! });
@@ -389,6 +397,7 @@ export class KernelRuntime implements PodRuntime {
       cpuUsageCoreNanoSeconds: cpuNs.toString(),
       memoryWorkingSetBytes: String(memory),
       memoryAvailableBytes: available,
+      writableLayer,
     };
   }
 

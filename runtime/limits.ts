@@ -1,11 +1,15 @@
 /**
  * CRI container resources in Proxmox's units: bytes → MiB (Proxmox's floor is 16 MiB),
  * CFS quota/period → `cpulimit` in cores, shares → `cpuunits`. Proxmox has no cpuset for CTs
- * through the API, so a cpuset is refused rather than silently dropped.
+ * through the API, so a cpuset is refused rather than silently dropped. PVE 9 runs cgroup v2
+ * only, where `cpuunits` is `cpu.weight` (1–10000, 100 by default): shares are converted as
+ * runc converts them for v2, so a pod weighs against the node's other CTs as it would under
+ * runc.
  */
 import { InvalidArgumentError } from "../lib/errors.ts";
 import type { ResourceLimits } from "../machines/container_context.ts";
 import type { CriResources } from "./api.ts";
+import { sharesToWeight } from "../lib/cpu_weight.ts";
 
 const MiB = 1024n * 1024n;
 const minimumMemoryMiB = 16;
@@ -35,7 +39,7 @@ export function proxmoxLimits(r: CriResources, field = "linux"): ResourceLimits 
     limits.cpulimit = Math.min(8192, Math.round((Number(quota) / Number(period)) * 100) / 100);
   }
   const shares = int64(r.cpuShares, `${field}.cpu_shares`);
-  if (shares > 0n) limits.cpuunits = Math.min(500_000, Number(shares));
+  if (shares > 0n) limits.cpuunits = sharesToWeight(shares);
   return limits;
 }
 

@@ -194,6 +194,14 @@ export function containerStats(stats: ContainerStatsView): Message {
         ? {}
         : { available_bytes: { value: stats.memoryAvailableBytes } }),
     },
+    ...(stats.writableLayer === null ? {} : {
+      writable_layer: {
+        timestamp,
+        fs_id: { mountpoint: stats.writableLayer.mountpoint },
+        used_bytes: { value: stats.writableLayer.usedBytes },
+        inodes_used: { value: stats.writableLayer.inodesUsed },
+      },
+    }),
   };
 }
 

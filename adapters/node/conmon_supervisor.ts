@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { FailedPreconditionError, InternalError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LxcTools } from "../lxc/lxc_tools.ts";
+import { type DiskUsage, diskUsage } from "./disk_usage.ts";
 import { childrenOf, isAlive, processStartTime, processTree } from "../lxc/proc.ts";
 import { cgroupOf, cgroupUsage, oomEventsFile } from "./cgroups.ts";
 import { addIncludeLine, helperDir, writeIncludeFile } from "./ct_include.ts";
@@ -72,6 +73,7 @@ const maxExecOutput = 16 * 1024 * 1024;
 export class ConmonSupervisor implements ProcessSupervisor {
   readonly initCommand = `/${helperDir}/init -P`;
   readonly #o: ConmonSupervisorOptions;
+  readonly #disk = new Map<string, { at: number; usage: DiskUsage }>();
   readonly #conmon: string;
   readonly #helpers: Record<string, string>;
   readonly #listeners = new Set<(id: string, exit: ExitStatus) => void>();
@@ -409,7 +411,26 @@ export class ConmonSupervisor implements ProcessSupervisor {
     const info = await this.#o.lxc.info(String(vmid));
     if (info.pid === undefined) return undefined;
     const cgroup = cgroupOf(info.pid);
-    return cgroup === undefined ? undefined : cgroupUsage(cgroup);
+    if (cgroup === undefined) return undefined;
+    // Where LXC (and PVE) mount a running CT's root on the host.
+    const mountpoint = join(this.#o.lxc.lxcpath, String(vmid), "rootfs");
+    const disk = this.#diskUsage(mountpoint);
+    return {
+      ...cgroupUsage(cgroup),
+      ...(disk === undefined
+        ? {}
+        : { rootfs: { mountpoint, usedBytes: disk.bytes, inodesUsed: disk.inodes } }),
+    };
+  }
+
+  /** A walk of the whole root is not free: one per CT per 10 s, as cAdvisor's fs stats. */
+  #diskUsage(root: string): DiskUsage | undefined {
+    const cached = this.#disk.get(root);
+    if (cached !== undefined && Date.now() - cached.at < 10_000) return cached.usage;
+    const usage = diskUsage(root);
+    if (usage === undefined) this.#disk.delete(root);
+    else this.#disk.set(root, { at: Date.now(), usage });
+    return usage;
   }
 
   release(containerId: string): Promise<void> {

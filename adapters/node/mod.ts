@@ -73,6 +73,8 @@ export interface CtUsage {
   cpuUsageNs: bigint;
   memoryWorkingSetBytes: number;
   memoryLimitBytes: number | undefined;
+  /** The CT's root filesystem (its only layer: a CT has no image layers beneath it). */
+  rootfs?: { mountpoint: string; usedBytes: number; inodesUsed: number };
 }
 
 /**

@@ -181,6 +181,7 @@ export function busyboxRootfs(): Record<string, FileSpec> {
       "grep",
       "head",
       "seq",
+      "dd",
     ]
   ) {
     files[`bin/${applet}`] = { type: "symlink", linkname: "busybox" };

@@ -264,7 +264,7 @@ async function lifecycle(t: Deno.TestContext) {
           (await cri.runtime.ContainerStatus({ container_id: app, verbose: true })).info.info,
         ).vmid;
         const ct = await pve.ctConfig({ vmid });
-        assert.deepEqual([ct.memory, Number(ct.cpulimit), ct.cpuunits], [257, 0.5, 512]);
+        assert.deepEqual([ct.memory, Number(ct.cpulimit), ct.cpuunits], [257, 0.5, 20]);
         await rejectsWith(
           cri.runtime.UpdateContainerResources({
             container_id: app,

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { cgroupOf } from "../../adapters/node/cgroups.ts";
 import { LxcTools } from "../../adapters/lxc/lxc_tools.ts";
+import { sharesToWeight } from "../../lib/cpu_weight.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
 import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
@@ -27,6 +28,11 @@ const why = whyNot();
 function vmidRange(): [number, number] {
   const lower = 100_000 + Math.floor(Math.random() * 8000) * 100;
   return [lower, lower + 99];
+}
+
+async function run(tool: string, args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command(tool, { args, stderr: "piped" }).output();
+  if (code !== 0) throw new Error(`${tool} ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
 }
 
 const enc = new TextEncoder();
@@ -123,6 +129,12 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   const hostData = `${dir.path}/data`;
   Deno.mkdirSync(hostData);
   Deno.writeTextFileSync(`${hostData}/hello.txt`, "from the host\n");
+  // A shared mount of the test's own, for propagation into the pod's containers.
+  const shared = `${dir.path}/shared`;
+  Deno.mkdirSync(`${shared}/sub`, { recursive: true });
+  await run("mount", ["--bind", shared, shared]);
+  await run("mount", ["--make-shared", shared]);
+  const nodePortStart = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 
   let server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
   let cri: CriClient = await connect(server.socket);
@@ -141,6 +153,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       log_directory: logDir,
       dns_config: { servers: ["10.88.0.53"], searches: ["e2e.svc.cluster.local"], options: [] },
       linux: {
+        sysctls: { "kernel.shmmni": "1234", "net.ipv4.ip_unprivileged_port_start": "80" },
         security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
       },
     };
@@ -186,10 +199,31 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         "/bin/sh",
         "-c",
         "echo started; echo oops >&2; exec httpd -f -p 127.0.0.1:8080 -h /www",
-      ], { working_dir: "/www" });
+      ], {
+        working_dir: "/www",
+        mounts: [{
+          container_path: "/prop",
+          host_path: shared,
+          propagation: "PROPAGATION_PRIVATE",
+        }],
+      });
       const c2 = await create("c2", ["/bin/sleep", "3600"], {
-        mounts: [{ container_path: "/data", host_path: hostData, readonly: true }],
-        linux: { resources: { memory_limit_in_bytes: 64 * 1024 * 1024 } },
+        mounts: [
+          { container_path: "/data", host_path: hostData, readonly: true },
+          {
+            container_path: "/prop",
+            host_path: shared,
+            propagation: "PROPAGATION_HOST_TO_CONTAINER",
+          },
+        ],
+        linux: {
+          resources: {
+            memory_limit_in_bytes: 64 * 1024 * 1024,
+            cpu_quota: 50_000,
+            cpu_period: 100_000,
+            cpu_shares: 512,
+          },
+        },
       });
       await cri.runtime.StartContainer({ container_id: c1 });
       await cri.runtime.StartContainer({ container_id: c2 });
@@ -239,14 +273,79 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.throws(() => Deno.statSync(`${hostData}/new`));
     });
 
-    await t.step("the memory limit is in the CT's cgroup", async () => {
+    await t.step("the memory and CPU limits are in the CT's cgroup", async () => {
       const { pid } = await lxc.info(String(vmidOf(ids.c2!)));
       const cgroup = cgroupOf(pid!)!;
-      const file = cgroup.v2 ? "memory.max" : "memory.limit_in_bytes";
+      const read = (dir: string | undefined, file: string) =>
+        Deno.readTextFileSync(`${dir}/${file}`).trim();
+      if (cgroup.v2) {
+        assert.equal(read(cgroup.memory, "memory.max"), String(64 * 1024 * 1024));
+        assert.equal(read(cgroup.cpu, "cpu.max"), "50000 100000");
+        assert.equal(read(cgroup.cpu, "cpu.weight"), String(sharesToWeight(512n)));
+      } else {
+        assert.equal(read(cgroup.memory, "memory.limit_in_bytes"), String(64 * 1024 * 1024));
+        // v1's cpu controller may be a hierarchy of its own, apart from cpuacct.
+        const cpuPath = /^\d+:(?:[^:]*,)?cpu(?:,[^:]*)?:(.*)$/m
+          .exec(Deno.readTextFileSync(`/proc/${pid}/cgroup`))![1];
+        const cpu = `/sys/fs/cgroup/cpu${cpuPath}`;
+        assert.equal(read(cpu, "cpu.cfs_quota_us"), "50000");
+        assert.equal(read(cpu, "cpu.cfs_period_us"), "100000");
+        // Through PVE 9's v2 weight and back: within the conversion's rounding of 512.
+        const shares = Number(read(cpu, "cpu.shares"));
+        assert.ok(Math.abs(shares - 512) < 512 * 0.05, `cpu.shares ${shares} ≈ 512`);
+      }
+    });
+
+    await t.step("sysctls are set in the pod's namespaces, not the node's", async () => {
+      assert.equal((await exec(ids.c2!, ["cat", "/proc/sys/kernel/shmmni"])).out, "1234\n");
       assert.equal(
-        Deno.readTextFileSync(`${cgroup.memory}/${file}`).trim(),
-        String(64 * 1024 * 1024),
+        (await exec(ids.c1!, ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])).out,
+        "80\n",
       );
+      assert.equal(
+        Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        nodePortStart,
+      );
+    });
+
+    await t.step("a host mount reaches a HOST_TO_CONTAINER mount, not a private one", async () => {
+      await run("mount", ["-t", "tmpfs", "-o", "size=1m", "pve-cri-e2e", `${shared}/sub`]);
+      Deno.writeTextFileSync(`${shared}/sub/late.txt`, "mounted after start\n");
+      assert.equal(
+        (await exec(ids.c2!, ["cat", "/prop/sub/late.txt"])).out,
+        "mounted after start\n",
+      );
+      assert.notEqual((await exec(ids.c1!, ["cat", "/prop/sub/late.txt"])).code, 0);
+    });
+
+    await t.step("stats come from the CT's cgroup and root filesystem", async () => {
+      // Written before the first look: the root's usage is sampled every 10 s.
+      const write = await exec(ids.c2!, ["dd", "if=/dev/zero", "of=/ballast", "bs=1M", "count=4"]);
+      assert.equal(write.code, 0, write.err);
+      const { stats } = await cri.runtime.ContainerStats({ container_id: ids.c2 });
+      assert.equal(stats.attributes.id, ids.c2);
+      assert.ok(BigInt(stats.cpu.usage_core_nano_seconds.value) > 0n, "CPU time");
+      const workingSet = BigInt(stats.memory.working_set_bytes.value);
+      assert.ok(workingSet > 0n, "a working set");
+      assert.equal(
+        BigInt(stats.memory.available_bytes.value),
+        BigInt(64 * 1024 * 1024) - workingSet,
+        "available is the limit less the working set",
+      );
+      assert.ok(BigInt(stats.writable_layer.used_bytes.value) >= 4n * 1024n * 1024n, "ballast");
+      assert.ok(BigInt(stats.writable_layer.inodes_used.value) > 1n);
+      assert.match(stats.writable_layer.fs_id.mountpoint, /\/rootfs$/);
+
+      const listed = await cri.runtime.ListContainerStats({ filter: { pod_sandbox_id: podId } });
+      const listedIds = listed.stats.map((s: CriMessage) => s.attributes.id);
+      assert.ok(listedIds.includes(ids.c1) && listedIds.includes(ids.c2));
+      const pod = (await cri.runtime.PodSandboxStats({ pod_sandbox_id: podId })).stats;
+      const podCpu = BigInt(pod.linux.cpu.usage_core_nano_seconds.value);
+      const perContainer = pod.linux.containers.map((c: CriMessage) =>
+        BigInt(c.cpu.usage_core_nano_seconds.value)
+      );
+      assert.equal(podCpu, perContainer.reduce((a: bigint, b: bigint) => a + b, 0n));
+      assert.ok(podCpu > 0n);
     });
 
     await t.step("the log file has stdout and stderr apart, in CRI format", async () => {
@@ -263,6 +362,51 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F started$/m,
       );
       assert.match(log, /^\S+ stderr F oops$/m);
+    });
+
+    await t.step(
+      "ReopenContainerLog: the rotated log goes on in a new file, nothing lost",
+      async () => {
+        const talker = await create("talker", [
+          "/bin/sh",
+          "-c",
+          "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.02; done",
+        ]);
+        await cri.runtime.StartContainer({ container_id: talker });
+        const logFile = `${logDir}/talker/0.log`;
+        const lines = (path: string) => {
+          try {
+            return Deno.readTextFileSync(path).trim().split("\n")
+              .map((line) => /stdout F line (\d+)$/.exec(line)?.[1])
+              .filter((n) => n !== undefined).map(Number);
+          } catch {
+            return [];
+          }
+        };
+        await until("talker to log", () => lines(logFile).length >= 5 ? true : undefined);
+        // As the kubelet rotates: rename, then ask the runtime to reopen.
+        Deno.renameSync(logFile, `${logFile}.1`);
+        await cri.runtime.ReopenContainerLog({ container_id: talker });
+        await until("the new log file", () => lines(logFile).length >= 5 ? true : undefined);
+        await cri.runtime.StopContainer({ container_id: talker, timeout: 0 });
+        const all = [...lines(`${logFile}.1`), ...lines(logFile)];
+        assert.deepEqual(all, [...all.keys()], "one sequence across both files");
+        await rejectsWith(cri.runtime.ReopenContainerLog({ container_id: talker }), 9);
+      },
+    );
+
+    await t.step("a container over its memory limit ends OOMKilled", async () => {
+      // dd's one 96 MiB buffer, filled from /dev/zero, is more than the CT may hold.
+      const hog = await create("hog", ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=96M"], {
+        linux: { resources: { memory_limit_in_bytes: 32 * 1024 * 1024 } },
+      });
+      await cri.runtime.StartContainer({ container_id: hog });
+      const st = await until("hog to end", async () => {
+        const s = await statusOf(hog);
+        return s.state === "CONTAINER_EXITED" ? s : undefined;
+      });
+      assert.equal(st.reason, "OOMKilled", st.message);
+      assert.equal(st.exit_code, 137, "killed by the kernel's SIGKILL");
     });
 
     await t.step(
@@ -452,6 +596,8 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     }
     cri.close();
     await server.stop("SIGTERM");
+    await run("umount", ["-l", `${shared}/sub`]).catch(() => {});
+    await run("umount", ["-l", shared]).catch(() => {});
   }
 
   await t.step("nothing is left: CTs, processes, mounts, namespaces, cgroups, pod dirs", () => {

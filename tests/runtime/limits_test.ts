@@ -21,8 +21,12 @@ Deno.test("CRI limits become Proxmox's: MiB with a 16 MiB floor, cores, cpuunits
   assert.deepEqual(proxmoxLimits({ ...none, memoryLimitInBytes: "1048576" }), { memoryMiB: 16 });
   assert.deepEqual(
     proxmoxLimits({ ...none, cpuQuota: "50000", cpuPeriod: "100000", cpuShares: "512" }),
-    { cpulimit: 0.5, cpuunits: 512 },
+    { cpulimit: 0.5, cpuunits: 20 },
   );
+  // shares → cgroup v2 weight, as runc converts them: the kubelet's 1 CPU (1024) is 39.
+  assert.deepEqual(proxmoxLimits({ ...none, cpuShares: "1024" }), { cpuunits: 39 });
+  assert.deepEqual(proxmoxLimits({ ...none, cpuShares: "2" }), { cpuunits: 1 });
+  assert.deepEqual(proxmoxLimits({ ...none, cpuShares: "262144" }), { cpuunits: 10000 });
   assert.deepEqual(proxmoxLimits({ ...none, cpuQuota: "-1", cpuPeriod: "100000" }), {});
   assert.deepEqual(
     proxmoxLimits({

@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
+import { weightToShares } from "../../../lib/cpu_weight.ts";
 import { type LxcConfigLine, lxcConfigText } from "../../lxc/lxc_config.ts";
 import { LxcTools } from "../../lxc/lxc_tools.ts";
 import { processStartTime } from "../../lxc/proc.ts";
@@ -175,9 +176,9 @@ export class LxcDriver implements CtDriver {
       } else lines.push([`${prefix}.cpu.max`, `${quota} 100000`]);
     }
     if (spec.cpuunits !== undefined) {
-      // PVE maps cpuunits to cpu.shares on v1 and cpu.weight on v2 (both 1024/100 by default).
+      // PVE 9 is cgroup v2, where cpuunits is cpu.weight; a v1 host gets the same share.
       lines.push(
-        v1 ? [`${prefix}.cpu.shares`, String(spec.cpuunits)] : [
+        v1 ? [`${prefix}.cpu.shares`, String(weightToShares(spec.cpuunits))] : [
           `${prefix}.cpu.weight`,
           String(Math.max(1, Math.min(10000, spec.cpuunits))),
         ],
