@@ -38,14 +38,16 @@ const runtimeScript = [
 ].join(" ");
 
 /**
- * conmon's exit command: records the CT's OOM kill count (its cgroup goes with the CT), then
- * stops the CT, so Proxmox shows it stopped. Args: out file, oom events file, stop argv.
+ * conmon's exit command: reads the CT's OOM kill count (its cgroup goes with the CT), stops the
+ * CT, and only then writes the count: an exit pve-cri collects is one whose CT is stopped, so
+ * Proxmox shows it stopped and a RemoveContainer never races the stop. Args: out file, oom
+ * events file, stop argv.
  */
 const exitScript = [
   "my ($out, $events) = splice(@ARGV, 0, 2); my $n = 0;",
   'if (open(my $e, "<", $events)) { local $/; my $t = <$e>; $n = $1 if $t =~ /^oom_kill (\\d+)/m; }',
+  "system { $ARGV[0] } @ARGV;",
   'my $o; open($o, ">", "$out.tmp") and print $o "$n\\n" and close($o) and rename("$out.tmp", $out);',
-  "exec { $ARGV[0] } @ARGV;",
 ].join(" ");
 
 export interface ConmonSupervisorOptions {
@@ -294,7 +296,7 @@ export class ConmonSupervisor implements ProcessSupervisor {
       abort.throwIfAborted();
       if (exists(join(this.#o.dir, "exited", containerId))) return this.exitOf(containerId)!;
       const exit = this.exitOf(containerId);
-      // The exit command records OOM kills a few ms after the exit file; give it a moment.
+      // The exit command writes its record once the CT has stopped; give it a moment.
       if (exit !== undefined && Date.now() - exit.finishedAt > 2000) return exit;
       if (exit === undefined && !this.monitorAlive(containerId)) {
         await sleep(20);

@@ -11,7 +11,7 @@ import { tarHeader, type TarHeaderInput, tarPadding, tarTrailer } from "../../li
 export interface FileSpec {
   /** Data for a regular file; a directory when `type` says so. */
   data?: Uint8Array | string;
-  type?: "file" | "directory" | "symlink" | "hardlink";
+  type?: "file" | "directory" | "symlink" | "hardlink" | "chardev" | "fifo";
   linkname?: string;
   mode?: number;
   uid?: number;
@@ -274,3 +274,41 @@ export function randomBytes(size: number): Uint8Array {
   }
   return out;
 }
+
+/**
+ * Two layers that exercise unpacking: an upper file over a lower one, a whiteout, an opaque
+ * dir, owners and modes, links, a device node, and entries that try to leave the root.
+ */
+export const layeredImage = (): TestImage =>
+  buildImage({
+    layers: [
+      {
+        compression: "gzip",
+        files: {
+          "etc": { type: "directory" },
+          "etc/motd": { data: "lower\n" },
+          "etc/gone": { data: "whited out above\n" },
+          "data": { type: "directory", mode: 0o750 },
+          "data/old": { data: "hidden by an opaque dir above\n" },
+          "bin": { type: "directory" },
+          "bin/tool": { data: "#!/bin/sh\n", mode: 0o4755, uid: 1000, gid: 1001 },
+          "bin/alias": { type: "symlink", linkname: "tool" },
+          "bin/same": { type: "hardlink", linkname: "bin/tool" },
+          "dev": { type: "directory" },
+          "dev/null": { type: "chardev" },
+        },
+      },
+      {
+        compression: "none",
+        files: {
+          "etc/.wh.gone": { data: "" },
+          "etc/motd": { data: "upper\n" },
+          "data/.wh..wh..opq": { data: "" },
+          "data/new": { data: "after the opaque marker\n" },
+          "../escaped": { data: "must not land outside\n" },
+          "bin/out": { type: "symlink", linkname: "/tmp" },
+          "bin/out/through-link": { data: "must not follow a symlink\n" },
+        },
+      },
+    ],
+  });

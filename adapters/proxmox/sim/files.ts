@@ -27,6 +27,16 @@ export function removeIfExists(path: string, recursive = false): boolean {
   }
 }
 
+export function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 export function readJsonIfExists<T>(path: string): T | undefined {
   const text = readTextIfExists(path);
   return text === undefined ? undefined : JSON.parse(text) as T;

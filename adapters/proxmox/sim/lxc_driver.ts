@@ -6,19 +6,22 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { weightToShares } from "../../../lib/cpu_weight.ts";
 import { type LxcConfigLine, lxcConfigText } from "../../lxc/lxc_config.ts";
 import { LxcTools } from "../../lxc/lxc_tools.ts";
-import { processStartTime } from "../../lxc/proc.ts";
-import { unpackOciArchive } from "../../oci/unpack_layers.ts";
+import { isAlive, processStartTime } from "../../lxc/proc.ts";
+import { BaseVolumes } from "./base_volumes.ts";
 import type { CtCreateSpec, CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
+import { pathExists, readTextIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
 
 export interface LxcDriverOptions {
   /** The driver's own lxcpath (absolute: LXC's tools break on a relative one). */
   lxcpath: string;
   /** Seconds to wait for a CT to reach RUNNING. */
   startTimeoutSeconds?: number;
+  /** Where templates are unpacked once (default: `lxc-base-volumes` beside the lxcpath). */
+  baseVolumes?: string;
 }
 
 const mib = 1024 * 1024;
@@ -26,12 +29,16 @@ const mib = 1024 * 1024;
 export class LxcDriver implements CtDriver {
   readonly lxc: LxcTools;
   readonly #startTimeout: number;
+  readonly #bases: BaseVolumes;
 
   constructor(options: LxcDriverOptions) {
     if (!options.lxcpath.startsWith("/")) throw new TypeError("lxcpath must be absolute");
     Deno.mkdirSync(options.lxcpath, { recursive: true, mode: 0o700 });
     this.lxc = new LxcTools(options.lxcpath);
     this.#startTimeout = options.startTimeoutSeconds ?? 30;
+    this.#bases = new BaseVolumes(
+      options.baseVolumes ?? join(dirname(options.lxcpath), "lxc-base-volumes"),
+    );
   }
 
   get lxcpath(): string {
@@ -44,17 +51,29 @@ export class LxcDriver implements CtDriver {
 
   async create(spec: CtCreateSpec): Promise<void> {
     const dir = join(this.lxcpath, String(spec.vmid));
-    // A create run again after a crash starts from an empty volume.
-    await this.lxc.kill(String(spec.vmid));
-    removeIfExists(dir);
+    if (pathExists(dir)) {
+      // A create run again after a crash starts from an empty volume.
+      await this.#kill(String(spec.vmid));
+      removeIfExists(dir, true);
+    }
     Deno.mkdirSync(dir, { mode: 0o700 });
-    spec.log.log(`extracting archive '${spec.templatePath}'`);
-    const { layers } = await unpackOciArchive(
-      spec.templatePath,
-      this.rootfsOf(spec.vmid),
-      (line) => spec.log.warn(line),
-    );
-    spec.log.log(`unpacked ${layers} layer(s)`);
+    await this.#bases.cloneInto(spec.templatePath, this.rootfsOf(spec.vmid), spec.log);
+  }
+
+  /**
+   * Is the CT's `lxc-start -F` (which lives exactly as long as the CT) still there? false
+   * answers "stopped" without running an LXC tool; undefined (no record) means ask LXC.
+   */
+  #monitorAlive(vmid: string): boolean | undefined {
+    const dir = join(this.lxcpath, vmid);
+    const record = readTextIfExists(join(dir, "monitor"));
+    if (record === undefined) return pathExists(join(dir, "config")) ? undefined : false;
+    const [pid, startedAt] = record.split(" ").map(Number) as [number, number];
+    return isAlive(pid) && processStartTime(pid) === startedAt;
+  }
+
+  async #kill(name: string): Promise<void> {
+    if (this.#monitorAlive(name) !== false) await this.lxc.kill(name);
   }
 
   async start(spec: CtRunSpec, log: TaskLog): Promise<void> {
@@ -84,6 +103,9 @@ export class LxcDriver implements CtDriver {
         child.on("error", () => resolve(-1));
       });
       child.unref();
+      if (child.pid !== undefined) {
+        writeFileAtomic(join(dir, "monitor"), `${child.pid} ${processStartTime(child.pid)}`);
+      }
     } finally {
       closeSync(consoleFd);
     }
@@ -109,7 +131,7 @@ export class LxcDriver implements CtDriver {
   }
 
   async stop(vmid: number, _log: TaskLog): Promise<void> {
-    await this.lxc.kill(String(vmid));
+    await this.#kill(String(vmid));
   }
 
   async shutdown(vmid: number, timeoutSeconds: number, _log: TaskLog): Promise<boolean> {
@@ -123,12 +145,13 @@ export class LxcDriver implements CtDriver {
 
   async destroy(vmid: number, log: TaskLog): Promise<void> {
     const name = String(vmid);
-    await this.lxc.kill(name);
-    removeIfExists(join(this.lxcpath, name));
+    await this.#kill(name);
+    removeIfExists(join(this.lxcpath, name), true);
     log.log(`removed ${this.rootfsOf(vmid)}`);
   }
 
   async status(vmid: number): Promise<CtRuntimeStatus> {
+    if (this.#monitorAlive(String(vmid)) === false) return { state: "stopped" };
     const info = await this.lxc.info(String(vmid));
     if (info.state !== "RUNNING" || info.pid === undefined) return { state: "stopped" };
     const startedAt = processStartTime(info.pid);
@@ -157,7 +180,7 @@ export class LxcDriver implements CtDriver {
     const memory = spec.memoryMiB * mib;
     if (v1) {
       lines.push([`${prefix}.memory.limit_in_bytes`, String(memory)]);
-      if (existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) {
+      if (pathExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) {
         lines.push([`${prefix}.memory.memsw.limit_in_bytes`, String(memory + spec.swapMiB * mib)]);
       }
     } else {
@@ -208,24 +231,7 @@ function netLines(nets: Record<string, Record<string, string>>): LxcConfigLine[]
 }
 
 function cgroupV1(): boolean {
-  return existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function removeIfExists(path: string): void {
-  try {
-    Deno.removeSync(path, { recursive: true });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  return pathExists("/sys/fs/cgroup/memory/memory.limit_in_bytes");
 }
 
 function readTail(path: string): string {
