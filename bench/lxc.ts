@@ -73,41 +73,54 @@ async function lifecycles(cri: CriClient, image: string, hostNetwork: boolean, l
   return samples;
 }
 
-/** RSS (MB) of host processes whose command line matches, summed. */
-function rssOf(match: (cmdline: string) => boolean): number {
-  let kb = 0;
+/** Memory (MB) of host processes whose command line matches, summed: RSS and PSS. */
+function memoryOf(match: (cmdline: string) => boolean): Memory {
+  let rss = 0;
+  let pss = 0;
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
       if (!match(cmd)) continue;
       const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
-      kb += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      rss += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      // PSS shares a page among the processes mapping it: liblxc's pages are not counted thrice.
+      const rollup = Deno.readTextFileSync(`/proc/${entry.name}/smaps_rollup`);
+      pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
     } catch {
       // gone
     }
   }
-  return kb / 1024;
+  return { rss: rss / 1024, pss: pss / 1024 };
+}
+
+interface Memory {
+  rss: number;
+  pss: number;
 }
 
 /**
- * Runs `rssContainers` containers in one pod; returns the host MB per container of the
- * processes matched, the pod's own share included.
+ * Runs `rssContainers` containers, all in one pod or one pod each; returns the host MB per
+ * container of the processes matched, the pods' own share included.
  */
-async function hostRssPerContainer(
+async function hostMemoryPerContainer(
   cri: CriClient,
   image: string,
   hostNetwork: boolean,
   logDir: string,
   match: (cmdline: string) => boolean,
-): Promise<number> {
-  // From before the pod: containerd's shim (one per pod) and pause count, as our monitors do.
-  const before = rssOf(match);
-  const config = podConfig(1000, hostNetwork, logDir);
-  const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
+  layout: "one pod" | "a pod each",
+): Promise<Memory> {
+  // From before the pods: containerd's shim (one per pod) and pause count, as our monitors do.
+  const before = memoryOf(match);
+  const pods: string[] = [];
   for (let i = 0; i < rssContainers; i++) {
+    const config = podConfig(1000 + (layout === "one pod" ? 0 : i), hostNetwork, logDir);
+    if (layout === "a pod each" || i === 0) {
+      pods.push((await cri.runtime.RunPodSandbox({ config })).pod_sandbox_id);
+    }
     const { container_id } = await cri.runtime.CreateContainer({
-      pod_sandbox_id,
+      pod_sandbox_id: pods[pods.length - 1],
       config: {
         metadata: { name: `rss-${i}`, attempt: 0 },
         image: { image },
@@ -120,10 +133,37 @@ async function hostRssPerContainer(
     await cri.runtime.StartContainer({ container_id });
   }
   await new Promise((r) => setTimeout(r, 500));
-  const per = (rssOf(match) - before) / rssContainers;
-  await cri.runtime.StopPodSandbox({ pod_sandbox_id });
-  await cri.runtime.RemovePodSandbox({ pod_sandbox_id });
-  return per;
+  const after = memoryOf(match);
+  for (const pod_sandbox_id of pods) {
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id });
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id });
+  }
+  return {
+    rss: (after.rss - before.rss) / rssContainers,
+    pss: (after.pss - before.pss) / rssContainers,
+  };
+}
+
+/** Host memory per container in both pod layouts, as `PREFIX.host_{rss,pss}_per_container…`. */
+async function emitMemory(
+  context: BenchContext,
+  prefix: string,
+  counted: string,
+  measure: (layout: "one pod" | "a pod each") => Promise<Memory>,
+) {
+  for (const layout of ["one pod", "a pod each"] as const) {
+    const memory = await measure(layout);
+    const suffix = layout === "one pod" ? "" : "_pod_each";
+    for (const kind of ["rss", "pss"] as const) {
+      context.emit({
+        bench: `${prefix}.host_${kind}_per_container${suffix}`,
+        value: round(memory[kind], 1),
+        unit: "MB",
+        counted,
+        layout: `${rssContainers} containers in ${layout}`,
+      });
+    }
+  }
 }
 
 function emitSteps(context: BenchContext, prefix: string, samples: Samples) {
@@ -246,19 +286,20 @@ async function run(context: BenchContext) {
     const cri = await connect(server.socket);
     try {
       const samples = await lifecycles(cri, "busybox:1.36", false, logDir);
-      const perContainer = await hostRssPerContainer(
-        cri,
-        "busybox:1.36",
-        false,
-        logDir,
-        (cmd) => cmd.includes(stateDir) && !cmd.includes("main.ts"),
+      await emitMemory(
+        context,
+        "lxc",
+        "conmon, lxc-attach, the LXC monitor",
+        (layout) =>
+          hostMemoryPerContainer(
+            cri,
+            "busybox:1.36",
+            false,
+            logDir,
+            (cmd) => cmd.includes(stateDir) && !cmd.includes("main.ts"),
+            layout,
+          ),
       );
-      context.emit({
-        bench: "lxc.host_rss_per_container",
-        value: round(perContainer, 1),
-        unit: "MB",
-        counted: "conmon, lxc-attach, the LXC monitor",
-      });
       return samples;
     } finally {
       cri.close();
@@ -300,19 +341,20 @@ async function run(context: BenchContext) {
         const b = percentile(theirs.get(step)!, 50);
         context.emit({ bench: `lxc.${step}_vs_containerd`, value: round(a / b, 2), unit: "ratio" });
       }
-      const shim = await hostRssPerContainer(
-        cri,
-        "docker.io/library/busybox:1.36",
-        true,
-        logDir,
-        (cmd) => cmd.includes("containerd-shim") && cmd.includes(peerDir),
+      await emitMemory(
+        context,
+        "containerd",
+        "containerd-shim-runc-v2",
+        (layout) =>
+          hostMemoryPerContainer(
+            cri,
+            "docker.io/library/busybox:1.36",
+            true,
+            logDir,
+            (cmd) => cmd.includes("containerd-shim") && cmd.includes(peerDir),
+            layout,
+          ),
       );
-      context.emit({
-        bench: "containerd.host_rss_per_container",
-        value: round(shim, 1),
-        unit: "MB",
-        counted: "containerd-shim-runc-v2",
-      });
     } finally {
       cri.close();
     }
@@ -325,8 +367,12 @@ export const benchmarks: Benchmark[] = [{
   results: [
     ...steps.flatMap((s) => [`lxc.${s}_p50`, `lxc.${s}_p90`, `lxc.${s}_vs_containerd`]),
     ...steps.map((s) => `containerd.${s}_p50`),
-    "lxc.host_rss_per_container",
-    "containerd.host_rss_per_container",
+    ...["lxc", "containerd"].flatMap((side) =>
+      ["rss", "pss"].flatMap((kind) => [
+        `${side}.host_${kind}_per_container`,
+        `${side}.host_${kind}_per_container_pod_each`,
+      ])
+    ),
   ],
   run,
 }];
