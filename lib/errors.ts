@@ -91,6 +91,12 @@ export class PermissionDeniedError extends RuntimeError {
 }
 
 /** Data that is not what it claims to be: a digest that does not match, a corrupt document. */
+export class ResourceExhaustedError extends RuntimeError {
+  constructor(message: string, options?: RuntimeErrorOptions) {
+    super("ResourceExhausted", message, options);
+  }
+}
+
 export class DataLossError extends RuntimeError {
   constructor(message: string, options?: RuntimeErrorOptions) {
     super("DataLoss", message, options);

@@ -14,7 +14,7 @@ import {
   PveNotFoundError,
   PveNotRunningError,
 } from "../adapters/proxmox/mod.ts";
-import { InternalError, NotFoundError } from "../lib/errors.ts";
+import { InternalError, NotFoundError, ResourceExhaustedError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   type ContainerContext,
@@ -113,6 +113,8 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
   const allocating = new Set<number>();
   /** Where the next local allocation starts; unknown until Proxmox is asked (and after a clash). */
   let nextCandidate: number | undefined;
+  /** The cluster's `next-id` range, asked once: counting up must not leave it. */
+  let range: Promise<{ lower: number; upper: number }> | undefined;
 
   /**
    * Proxmox's nextid has no reservation: every concurrent caller gets the same lowest free id.
@@ -120,10 +122,25 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
    * call settles races with other clients of the cluster, and a clash makes it ask again.
    */
   const allocate = async (input: Input, clashed = false): Promise<number> => {
+    range ??= api.vmidRange().catch((error) => {
+      range = undefined;
+      throw error;
+    });
+    const { upper } = await range;
     if (clashed || nextCandidate === undefined) nextCandidate = await api.nextVmid();
     const inUse = deps.vmidsInUse();
     let vmid = nextCandidate;
     while (inUse.has(vmid) || allocating.has(vmid)) vmid++;
+    if (vmid >= upper) {
+      // Past the range's end: Proxmox knows what is free below it (or that nothing is).
+      vmid = await api.nextVmid();
+      while (inUse.has(vmid) || allocating.has(vmid)) vmid++;
+      if (vmid >= upper) {
+        throw new ResourceExhaustedError(
+          `no free VMID in the cluster's next-id range below ${upper}: every one is in use`,
+        );
+      }
+    }
     nextCandidate = vmid + 1;
     allocating.add(vmid);
     try {

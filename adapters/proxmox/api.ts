@@ -173,6 +173,8 @@ export interface ProxmoxApi {
   version(): Promise<PveVersion>;
   /** A free vmid right now (no reservation: `createCtWithNextId` handles the race). */
   nextVmid(): Promise<number>;
+  /** The cluster's range for new VMIDs (datacenter.cfg `next-id`; PVE's defaults if unset). */
+  vmidRange(): Promise<{ lower: number; upper: number }>;
   createCt(params: CreateCtParams): Promise<string>;
   /** Allocates a vmid and creates; retries with a new vmid if another create took it. */
   createCtWithNextId(params: Omit<CreateCtParams, "vmid">): Promise<{ vmid: number; upid: string }>;

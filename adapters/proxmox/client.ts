@@ -109,6 +109,17 @@ export class ProxmoxClient implements ProxmoxApi {
     return Number(await this.#get<string | number>("/cluster/nextid"));
   }
 
+  async vmidRange(): Promise<{ lower: number; upper: number }> {
+    // Options come back parsed; without Sys.Audit some are left out: then PVE's defaults.
+    const options = await this.#get<Record<string, unknown>>("/cluster/options");
+    const range = options["next-id"] as { lower?: unknown; upper?: unknown } | undefined;
+    const lower = Number(range?.lower ?? 100);
+    const upper = Number(range?.upper ?? 1_000_000);
+    return Number.isInteger(lower) && Number.isInteger(upper) && lower < upper
+      ? { lower, upper }
+      : { lower: 100, upper: 1_000_000 };
+  }
+
   async createCt(params: CreateCtParams): Promise<string> {
     const { vmid, node = this.node, ostemplate, storage, start, password, ...options } = params;
     const wire: WireParams = {

@@ -11,6 +11,7 @@ import {
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  ResourceExhaustedError,
   RuntimeError,
   type RuntimeErrorOptions,
   UnavailableError,
@@ -80,6 +81,13 @@ export class PveLockedError extends FailedPreconditionError {
 
 /** A `digest` that no longer matches: someone else changed the config. */
 export class PveConfigChangedError extends AbortedError {
+  constructor(message: string, context: PveErrorContext = {}) {
+    super(message, options(context));
+  }
+}
+
+/** `unable to get any free VMID in range [lo, hi]`: the cluster's next-id range is full. */
+export class PveNoFreeVmidError extends ResourceExhaustedError {
   constructor(message: string, context: PveErrorContext = {}) {
     super(message, options(context));
   }
@@ -182,6 +190,7 @@ export function classifyPveMessage(
   if (/already exists on node|^(?:CT|VM) \d+ already exists/.test(first)) {
     return new PveAlreadyExistsError(message, context);
   }
+  if (/^unable to get any free VMID/.test(first)) return new PveNoFreeVmidError(message, context);
   if (/^detected modified configuration/.test(first)) {
     return new PveConfigChangedError(message, context);
   }

@@ -122,3 +122,39 @@ Deno.test("a container's log path is its pod's log directory joined with its own
     await rt.close();
   }
 });
+
+Deno.test("VMIDs stay in the cluster's next-id range; a full range is ResourceExhausted", async () => {
+  using dir = tempDir();
+  const configFile = `${dir.path}/config.json`;
+  Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids: [200, 203] } }));
+  const rt = await openRuntime({
+    stateDir: `${dir.path}/state`,
+    backend: "memory",
+    configFile,
+    log: silentLogger,
+    version: "test",
+  });
+  try {
+    await importTestImage(rt, dir.path);
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const made = [];
+    for (const name of ["a", "b", "c"]) {
+      made.push(await rt.runtime.createContainer(pod.id, containerSpec(name), call));
+    }
+    assert.deepEqual(made.map((c) => c.vmid), [200, 201, 202]);
+    await assert.rejects(
+      rt.runtime.createContainer(pod.id, containerSpec("d"), call),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "ResourceExhausted", error.message);
+        assert.match(error.message, /free VMID in (the cluster.s next-id )?range/);
+        return true;
+      },
+    );
+    // One freed below the range's end: counting up would pass it; Proxmox is asked again.
+    await rt.runtime.removeContainer(made[0]!.id, call);
+    const again = await rt.runtime.createContainer(pod.id, containerSpec("e"), call);
+    assert.equal(again.vmid, 200);
+  } finally {
+    await rt.close();
+  }
+});

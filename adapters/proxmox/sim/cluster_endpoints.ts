@@ -1,4 +1,7 @@
-/** `/version`, `/access/ticket`, `/cluster/nextid`, `/cluster/resources` and `/nodes`. */
+/**
+ * `/version`, `/access/ticket`, `/cluster/nextid`, `/cluster/options`, `/cluster/resources`
+ * and `/nodes`.
+ */
 import type { Endpoint, SimNode } from "./endpoint.ts";
 import { handlerError, parameterError } from "./http_error.ts";
 import { statusFields } from "./ct_view.ts";
@@ -58,6 +61,16 @@ export function clusterEndpoints(node: SimNode, options: ClusterEndpointOptions)
           ...(params.realm === undefined ? {} : { realm: String(params.realm) }),
         });
       },
+    },
+    {
+      method: "GET",
+      path: "/cluster/options",
+      params: {},
+      // datacenter.cfg as PVE parses it: property strings become objects of strings.
+      handle: () =>
+        options.nextIdLower === undefined && options.nextIdUpper === undefined
+          ? {}
+          : { "next-id": { lower: String(lower), upper: String(upper) } },
     },
     {
       method: "GET",
