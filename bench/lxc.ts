@@ -201,7 +201,7 @@ state = "${dir}/state"
   enable_cdi = false
 [plugins."io.containerd.grpc.v1.cri".cni]
   conf_dir = "${dir}/cni-conf"
-  bin_dir = "/usr/lib/cni"
+  bin_dir = "${cniBinDirs[0]}"
 `,
   );
   const child = new Deno.Command(bin[0]!, {
@@ -267,7 +267,57 @@ async function run(context: BenchContext) {
   const stateDir = `${dir.path}/state`;
   const configFile = `${dir.path}/config.json`;
   const lower = 900_000 + Math.floor(Math.random() * 90) * 1000;
-  Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids: [lower, lower + 999] } }));
+  // Both runtimes put their pods on a bridge of their own through the same CNI plugins.
+  const ourNet = podNetwork(`${dir.path}/net.d`, "pcbench0", "10.88.250");
+  const theirNet = podNetwork(`${dir.path}/containerd/cni-conf`, "pcbench1", "10.88.251");
+  Deno.writeTextFileSync(
+    configFile,
+    JSON.stringify({ lxc: { vmids: [lower, lower + 999] }, cni: ourNet.settings }),
+  );
+  try {
+    await compare(context, dir.path, stateDir, configFile);
+  } finally {
+    await ourNet.remove();
+    await theirNet.remove();
+  }
+}
+
+/** A bridge + host-local conflist in `confDir`; `remove` deletes the bridge. */
+function podNetwork(confDir: string, bridge: string, subnet: string) {
+  Deno.mkdirSync(confDir, { recursive: true });
+  Deno.writeTextFileSync(
+    `${confDir}/10-bench.conflist`,
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "bench",
+      plugins: [{
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: `${subnet}.0/24` }]],
+          dataDir: `${confDir}/../ipam-${bridge}`,
+        },
+      }],
+    }),
+  );
+  return {
+    settings: { confDir, binDirs: cniBinDirs },
+    async remove() {
+      await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
+    },
+  };
+}
+
+const cniBinDirs = ["/usr/lib/cni", "/opt/cni/bin"];
+
+async function compare(
+  context: BenchContext,
+  root: string,
+  stateDir: string,
+  configFile: string,
+) {
   await seedImage({
     stateDir,
     backend: "lxc",
@@ -275,10 +325,10 @@ async function run(context: BenchContext) {
     name: "busybox:1.36",
     image: busyboxImage(),
   });
-  const logDir = `${dir.path}/logs`;
+  const logDir = `${root}/logs`;
   const ours: Samples = await (async () => {
     await using server = await startServer({
-      dir: dir.path,
+      dir: root,
       stateDir,
       backend: "lxc",
       config: configFile,
@@ -308,8 +358,8 @@ async function run(context: BenchContext) {
   emitSteps(context, "lxc", ours);
 
   // containerd, same client, same image (and a sleeping busybox as its pause image).
-  const peerDir = `${dir.path}/containerd`;
-  Deno.mkdirSync(peerDir);
+  const peerDir = `${root}/containerd`;
+  Deno.mkdirSync(peerDir, { recursive: true });
   const pause = "pve-cri.bench/pause:1";
   const containerd = await startContainerd(peerDir, pause);
   if (containerd === undefined) {
@@ -333,8 +383,7 @@ async function run(context: BenchContext) {
     await containerd.import(pauseArchive);
     const cri = await connect(containerd.socket);
     try {
-      // containerd needs CNI for a pod network; without a CNI config its pods use the host's.
-      const theirs = await lifecycles(cri, "docker.io/library/busybox:1.36", true, logDir);
+      const theirs = await lifecycles(cri, "docker.io/library/busybox:1.36", false, logDir);
       emitSteps(context, "containerd", theirs);
       for (const step of steps) {
         const a = percentile(ours.get(step)!, 50);
@@ -349,7 +398,7 @@ async function run(context: BenchContext) {
           hostMemoryPerContainer(
             cri,
             "docker.io/library/busybox:1.36",
-            true,
+            false,
             logDir,
             (cmd) => cmd.includes("containerd-shim") && cmd.includes(peerDir),
             layout,

@@ -5,7 +5,9 @@
  *   --state-dir DIR    default /var/lib/pve-cri (root), ./.pve-cri
  *   --http ADDR|off    default 127.0.0.1:10380 (loopback only unless told otherwise)
  *   --backend auto|memory|lxc|proxmox   default auto
- *   --config FILE      the Proxmox node (for --backend proxmox), registries, images
+ *   --config FILE      the Proxmox node (for --backend proxmox), registries, images, CNI
+ *   --cni-conf-dir DIR       the pod network's CNI config (default /etc/cni/net.d)
+ *   --cni-bin-dir DIR[:DIR…] where CNI plugins are (default /opt/cni/bin:/usr/lib/cni)
  *
  * Prints one line on stdout when serving; JSON logs go to stderr (PVE_CRI_LOG sets the level).
  * SIGTERM or SIGINT: stop accepting, finish in-flight calls, close the log, remove the socket.
@@ -33,6 +35,8 @@ export interface StartArgs {
   /** Why `auto` chose the memory backend. */
   why?: string;
   config: string | undefined;
+  cniConfDir?: string;
+  cniBinDirs?: string[];
 }
 
 function isRoot(): boolean {
@@ -53,6 +57,8 @@ export function parseStartArgs(args: string[]): StartArgs {
       http: { type: "string" },
       backend: { type: "string", default: "auto" },
       config: { type: "string" },
+      "cni-conf-dir": { type: "string" },
+      "cni-bin-dir": { type: "string" },
     },
   });
   if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
@@ -73,6 +79,12 @@ export function parseStartArgs(args: string[]): StartArgs {
     ...(chosen.why === undefined ? {} : { why: chosen.why }),
     requestedBackend: requested,
     config: values.config,
+    ...(values["cni-conf-dir"] === undefined
+      ? {}
+      : { cniConfDir: resolve(values["cni-conf-dir"]) }),
+    ...(values["cni-bin-dir"] === undefined ? {} : {
+      cniBinDirs: values["cni-bin-dir"].split(":").filter((d) => d !== "").map((d) => resolve(d)),
+    }),
   };
 }
 
@@ -100,6 +112,8 @@ export async function runStart(args: string[], out: Output): Promise<number> {
       stateDir: options.stateDir,
       backend: options.backend,
       ...(options.config === undefined ? {} : { configFile: options.config }),
+      ...(options.cniConfDir === undefined ? {} : { cniConfDir: options.cniConfDir }),
+      ...(options.cniBinDirs === undefined ? {} : { cniBinDirs: options.cniBinDirs }),
       log,
       version,
     });

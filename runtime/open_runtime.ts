@@ -10,7 +10,7 @@ import { type HookRunner, noHooks } from "../adapters/hooks/mod.ts";
 import { FakeNode } from "../adapters/node/fake_node.ts";
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { dirname, join, resolve } from "node:path";
-import { NoCni } from "../adapters/cni/no_cni.ts";
+import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
@@ -57,6 +57,9 @@ export interface OpenRuntimeOptions {
   configFile?: string;
   log: Logger;
   version: string;
+  /** `--cni-conf-dir` and `--cni-bin-dir`: over the config file's `cni`. */
+  cniConfDir?: string;
+  cniBinDirs?: string[];
   /** Replace adapters (tests). */
   node?: NodeAdapter;
   cni?: NetworkPlugin;
@@ -227,7 +230,11 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     })
     : undefined;
   const node: NodeAdapter = options.node ?? realNode ?? new FakeNode();
-  const cni = options.cni ?? (options.backend === "memory" ? new FakeCni() : new NoCni());
+  const cni = options.cni ?? (options.backend === "memory" ? new FakeCni() : new CniNetwork({
+    confDir: options.cniConfDir ?? settings.cni.confDir,
+    binDirs: options.cniBinDirs ?? settings.cni.binDirs,
+    cacheDir: join(stateDir, "node", "cni", "results"),
+  }));
   const content = ContentStore.open(join(stateDir, "content"));
   const hosts = new RegistryHosts(settings.registries);
   const sessions = new FetchSessions();

@@ -13,7 +13,8 @@
  *   },
  *   "images": { "pull": "pve-cri" },
  *   "lxc": { "lxcpath": "/var/lib/lxc", "pveConfigDir": "/etc/pve/lxc", "vmids": [100, 999999] },
- *   "rootfs": { "sizeGiB": 4 }
+ *   "rootfs": { "sizeGiB": 4 },
+ *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"] }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
@@ -22,6 +23,7 @@
 import { InvalidArgumentError } from "../lib/errors.ts";
 import { parseProxmoxConfig, type ProxmoxConfig } from "../adapters/proxmox/mod.ts";
 import { parseRegistrySettings, type RegistrySettings } from "../adapters/registry/mod.ts";
+import { defaultCniBinDirs, defaultCniConfDir } from "../adapters/cni/cni_network.ts";
 
 export type PullMode = "pve-cri" | "proxmox";
 
@@ -44,6 +46,8 @@ export interface RuntimeConfig {
   lxc: { lxcpath: string; pveConfigDir: string; vmids: [number, number] | undefined };
   /** A new CT's root disk size. */
   rootfs: { sizeGiB: number };
+  /** The pod network's CNI config dir and plugin dirs (flags override them). */
+  cni: { confDir: string; binDirs: string[] };
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
@@ -52,6 +56,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   images: { pull: "pve-cri" },
   lxc: { lxcpath: "/var/lib/lxc", pveConfigDir: "/etc/pve/lxc", vmids: undefined },
   rootfs: { sizeGiB: 1 },
+  cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs },
 };
 
 export function parseRuntimeConfig(text: string, source: string): RuntimeConfig {
@@ -92,6 +97,18 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
   if (typeof sizeGiB !== "number" || !(sizeGiB > 0)) {
     throw new InvalidArgumentError(`${source}: rootfs.sizeGiB must be a positive number`);
   }
+  const cni = (c.cni ?? {}) as Record<string, unknown>;
+  const confDir = cni.confDir ?? defaultCniConfDir;
+  if (typeof confDir !== "string" || !confDir.startsWith("/")) {
+    throw new InvalidArgumentError(`${source}: cni.confDir must be an absolute path`);
+  }
+  const binDirs = cni.binDirs ?? defaultCniBinDirs;
+  if (
+    !Array.isArray(binDirs) || binDirs.length === 0 ||
+    binDirs.some((d) => typeof d !== "string" || !d.startsWith("/"))
+  ) {
+    throw new InvalidArgumentError(`${source}: cni.binDirs must be a list of absolute paths`);
+  }
   return {
     proxmox: c.url === undefined ? undefined : parseProxmoxConfig(text, source),
     registries: parseRegistrySettings(c.registries, source),
@@ -102,6 +119,7 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
       vmids,
     },
     rootfs: { sizeGiB },
+    cni: { confDir, binDirs: binDirs as string[] },
   };
 }
 

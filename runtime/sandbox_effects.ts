@@ -32,7 +32,14 @@ export function sandboxEffects(
       // Recorded first: after a crash the resumed ADD knows an earlier one may have run
       // (the plugins' ADD for the same container id and ifname is then safe to repeat).
       await emit({ type: "CniAddStarted", data: net });
-      const result = await cni.add({ sandboxId: stream, netns, ...net });
+      const spec = context.config as SandboxSpec;
+      const result = await cni.add({
+        sandboxId: stream,
+        netns,
+        ...net,
+        pod: podOf(spec),
+        capabilityArgs: capabilityArgs(spec),
+      });
       return { type: "CniAdded", data: { ...net, result } };
     },
     async delNetwork({ stream, context }) {
@@ -40,11 +47,14 @@ export function sandboxEffects(
       if (net === undefined) {
         throw new InternalError(`Sandbox "${stream}" has no network to delete`);
       }
+      const spec = context.config as SandboxSpec;
       await cni.del({
         sandboxId: stream,
         netns: context.namespaces?.net ?? "",
         name: net.name,
         ifname: net.ifname,
+        pod: podOf(spec),
+        capabilityArgs: capabilityArgs(spec),
       });
       return { type: "CniDeleted", data: { name: net.name, ifname: net.ifname } };
     },
@@ -53,4 +63,62 @@ export function sandboxEffects(
       return { type: "NamespacesUnpinned", data: {} };
     },
   };
+}
+
+function podOf(spec: SandboxSpec) {
+  return { namespace: spec.metadata.namespace, name: spec.metadata.name, uid: spec.metadata.uid };
+}
+
+/** The CNI capability args a pod carries, in the conventions' names and units. */
+function capabilityArgs(spec: SandboxSpec): Record<string, unknown> {
+  const args: Record<string, unknown> = {};
+  if (spec.portMappings.length > 0) {
+    args.portMappings = spec.portMappings.map((p) => ({
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol: p.protocol.toLowerCase() || "tcp",
+      ...(p.hostIp === "" ? {} : { hostIP: p.hostIp }),
+    }));
+  }
+  if (spec.dnsConfig !== null) {
+    args.dns = {
+      servers: spec.dnsConfig.servers,
+      searches: spec.dnsConfig.searches,
+      options: spec.dnsConfig.options,
+    };
+  }
+  const bandwidth = bandwidthOf(spec.annotations);
+  if (bandwidth !== undefined) args.bandwidth = bandwidth;
+  return args;
+}
+
+/** The kubelet's bandwidth annotations, in bits per second (burst: as containerd sets it). */
+function bandwidthOf(annotations: Record<string, string>): Record<string, number> | undefined {
+  const ingress = quantity(annotations["kubernetes.io/ingress-bandwidth"]);
+  const egress = quantity(annotations["kubernetes.io/egress-bandwidth"]);
+  if (ingress === undefined && egress === undefined) return undefined;
+  const burst = 2 ** 31 - 1;
+  return {
+    ...(ingress === undefined ? {} : { ingressRate: ingress, ingressBurst: burst }),
+    ...(egress === undefined ? {} : { egressRate: egress, egressBurst: burst }),
+  };
+}
+
+const units: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** A Kubernetes quantity (`10M`, `1Gi`); an unreadable one is ignored, as the kubelet would refuse it. */
+function quantity(text: string | undefined): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(text?.trim() ?? "");
+  if (match === null) return undefined;
+  return Math.round(Number(match[1]) * units[match[2] ?? ""]!);
 }

@@ -13,6 +13,10 @@ export interface CniRequest extends NetworkAttachment {
   sandboxId: string;
   /** The pinned network namespace: CNI's NETNS. */
   netns: string;
+  /** The pod, for `CNI_ARGS` (K8S_POD_NAMESPACE, …). */
+  pod?: { namespace: string; name: string; uid: string };
+  /** Capability args (`portMappings`, `dns`, `bandwidth`, …) for plugins that declare them. */
+  capabilityArgs?: Record<string, unknown>;
 }
 
 /** The part of a CNI result the runtime reads: the pod's addresses. */

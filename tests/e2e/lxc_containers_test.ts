@@ -119,9 +119,33 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   await using _sim = backend === "proxmox"
     ? await startSimProcess(simDir, configFile, vmids)
     : undefined;
-  if (backend === "lxc") {
-    Deno.writeTextFileSync(configFile, JSON.stringify({ lxc: { vmids } }));
-  }
+  // The pod network: the real bridge and host-local plugins, on a bridge of the test's own.
+  const bridge = `pcri${crypto.randomUUID().slice(0, 6)}`;
+  const subnet = `10.88.${100 + Math.floor(Math.random() * 150)}`;
+  const cniConfDir = `${dir.path}/net.d`;
+  Deno.mkdirSync(cniConfDir);
+  Deno.writeTextFileSync(
+    `${cniConfDir}/10-e2e.conflist`,
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "e2e",
+      plugins: [{
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: `${subnet}.0/24` }]],
+          dataDir: `${dir.path}/ipam`,
+        },
+      }],
+    }),
+  );
+  const cni = { confDir: cniConfDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin"] };
+  const settings = backend === "lxc"
+    ? { lxc: { vmids } }
+    : JSON.parse(Deno.readTextFileSync(configFile));
+  Deno.writeTextFileSync(configFile, JSON.stringify({ ...settings, cni }), { mode: 0o600 });
   await seedImage({ stateDir, backend, configFile, name: "busybox", image: busyboxImage() });
   const lxcpath = `${simDir}/lxc-containers`;
   const lxc = new LxcTools(lxcpath);
@@ -144,8 +168,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   try {
     const status = await cri.runtime.Status({});
     const network = status.status.conditions.find((c: CriMessage) => c.type === "NetworkReady");
-    assert.equal(network.status, false);
-    assert.equal(network.reason, "NetworkPluginNotReady");
+    assert.equal(network.status, true, network.message);
 
     const podConfig = {
       metadata: { name: "pod-a", uid: "pod-a-uid", namespace: "e2e", attempt: 0 },
@@ -194,57 +217,66 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       throw new Error(`no CT for ${id}`);
     };
 
-    await t.step("two containers in the pod share its hostname, DNS and loopback", async () => {
-      const c1 = await create("c1", [
-        "/bin/sh",
-        "-c",
-        "echo started; echo oops >&2; exec httpd -f -p 127.0.0.1:8080 -h /www",
-      ], {
-        working_dir: "/www",
-        mounts: [{
-          container_path: "/prop",
-          host_path: shared,
-          propagation: "PROPAGATION_PRIVATE",
-        }],
-      });
-      const c2 = await create("c2", ["/bin/sleep", "3600"], {
-        mounts: [
-          { container_path: "/data", host_path: hostData, readonly: true },
-          {
+    await t.step(
+      "two containers in the pod share its hostname, DNS, loopback and CNI address",
+      async () => {
+        const c1 = await create("c1", [
+          "/bin/sh",
+          "-c",
+          "echo started; echo oops >&2; exec httpd -f -p 8080 -h /www",
+        ], {
+          working_dir: "/www",
+          mounts: [{
             container_path: "/prop",
             host_path: shared,
-            propagation: "PROPAGATION_HOST_TO_CONTAINER",
+            propagation: "PROPAGATION_PRIVATE",
+          }],
+        });
+        const c2 = await create("c2", ["/bin/sleep", "3600"], {
+          mounts: [
+            { container_path: "/data", host_path: hostData, readonly: true },
+            {
+              container_path: "/prop",
+              host_path: shared,
+              propagation: "PROPAGATION_HOST_TO_CONTAINER",
+            },
+          ],
+          linux: {
+            resources: {
+              memory_limit_in_bytes: 64 * 1024 * 1024,
+              cpu_quota: 50_000,
+              cpu_period: 100_000,
+              cpu_shares: 512,
+            },
           },
-        ],
-        linux: {
-          resources: {
-            memory_limit_in_bytes: 64 * 1024 * 1024,
-            cpu_quota: 50_000,
-            cpu_period: 100_000,
-            cpu_shares: 512,
-          },
-        },
-      });
-      await cri.runtime.StartContainer({ container_id: c1 });
-      await cri.runtime.StartContainer({ container_id: c2 });
-      assert.equal((await statusOf(c1)).state, "CONTAINER_RUNNING");
+        });
+        await cri.runtime.StartContainer({ container_id: c1 });
+        await cri.runtime.StartContainer({ container_id: c2 });
+        assert.equal((await statusOf(c1)).state, "CONTAINER_RUNNING");
 
-      assert.deepEqual(await exec(c1, ["hostname"]), { code: 0, out: "pod-a\n", err: "" });
-      const resolv = await exec(c2, ["cat", "/etc/resolv.conf"]);
-      assert.match(resolv.out, /^nameserver 10\.88\.0\.53$/m);
-      assert.match(resolv.out, /^search e2e\.svc\.cluster\.local$/m);
-      assert.deepEqual(
-        await exec(c2, ["sh", "-c", "echo out; echo err >&2; exit 3"]),
-        { code: 3, out: "out\n", err: "err\n" },
-      );
-      assert.deepEqual(await exec(c1, ["pwd"]), { code: 0, out: "/www\n", err: "" });
-      assert.equal((await exec(c1, ["sh", "-c", "echo $GREETING"])).out, "hi\n");
-      const page = await until("c1 to serve", async () => {
-        const r = await exec(c2, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
-        return r.code === 0 ? r.out : undefined;
-      });
-      assert.equal(page, "hello from c1\n", "c2 reaches c1 over the pod's loopback");
-    });
+        assert.deepEqual(await exec(c1, ["hostname"]), { code: 0, out: "pod-a\n", err: "" });
+        const resolv = await exec(c2, ["cat", "/etc/resolv.conf"]);
+        assert.match(resolv.out, /^nameserver 10\.88\.0\.53$/m);
+        assert.match(resolv.out, /^search e2e\.svc\.cluster\.local$/m);
+        assert.deepEqual(
+          await exec(c2, ["sh", "-c", "echo out; echo err >&2; exit 3"]),
+          { code: 3, out: "out\n", err: "err\n" },
+        );
+        assert.deepEqual(await exec(c1, ["pwd"]), { code: 0, out: "/www\n", err: "" });
+        assert.equal((await exec(c1, ["sh", "-c", "echo $GREETING"])).out, "hi\n");
+        const page = await until("c1 to serve", async () => {
+          const r = await exec(c2, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
+          return r.code === 0 ? r.out : undefined;
+        });
+        assert.equal(page, "hello from c1\n", "c2 reaches c1 over the pod's loopback");
+        // The pod's own address from CNI: the node reaches c1 on it, through the bridge.
+        const { status } = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId });
+        const podIp = status.network.ip;
+        assert.match(podIp, new RegExp(`^${subnet.replaceAll(".", "\\.")}\\.\\d+$`));
+        const response = await fetch(`http://${podIp}:8080/`);
+        assert.equal(await response.text(), "hello from c1\n");
+      },
+    );
 
     await t.step(
       "an ExecSync past its timeout is DEADLINE_EXCEEDED and leaves nothing",
@@ -596,6 +628,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     }
     cri.close();
     await server.stop("SIGTERM");
+    await run("ip", ["link", "del", bridge]).catch(() => {});
     await run("umount", ["-l", `${shared}/sub`]).catch(() => {});
     await run("umount", ["-l", shared]).catch(() => {});
   }
@@ -618,6 +651,10 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     assert.deepEqual(mounts, [], "no mount");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/pods`)], [], "no pod dir or netns");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/containers`)], [], "no monitor dir");
+    assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/cni/results`)], [], "no CNI result");
+    const allocated = [...Deno.readDirSync(`${dir.path}/ipam/e2e`)].map((e) => e.name)
+      .filter((name) => /^\d+\.\d+\.\d+\.\d+$/.test(name));
+    assert.deepEqual(allocated, [], "no pod IP left allocated");
     const [lower, upper] = vmids;
     const cgroupRoot = cgroupOf(Deno.pid)?.v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
     const cgroups = [...Deno.readDirSync(cgroupRoot)].map((e) => e.name)

@@ -1,0 +1,180 @@
+/**
+ * The pod network through CNI (spec 1.0), as containerd's go-cni and CRI-O's ocicni drive it:
+ * one network from the conf dir, each pod attached as `eth0`; ADD through the chain with each
+ * plugin's result as the next one's `prevResult`, DEL in reverse; capability args only to the
+ * plugins that declare them; a result cache so DEL has what ADD returned.
+ */
+import { FailedPreconditionError } from "../../lib/errors.ts";
+import type {
+  CniRequest,
+  CniResult,
+  NetworkAttachment,
+  NetworkPlugin,
+  NetworkStatus,
+} from "./mod.ts";
+import { type NetworkConfigList, NetworkConfigLoader } from "./network_config.ts";
+import { type CniCommand, execPlugin, findPlugin } from "./plugin_exec.ts";
+import { ResultCache } from "./result_cache.ts";
+
+export interface CniOptions {
+  /** Where the network config is (the kubelet's old `--cni-conf-dir`, `/etc/cni/net.d`). */
+  confDir: string;
+  /** Where plugins are searched, in order (`/opt/cni/bin`, then Debian's `/usr/lib/cni`). */
+  binDirs: string[];
+  /** The result cache (libcni keeps it in `/var/lib/cni/results`). */
+  cacheDir: string;
+  /** Per plugin call; a plugin still running then is killed. */
+  timeoutMs?: number;
+}
+
+export const defaultCniConfDir = "/etc/cni/net.d";
+export const defaultCniBinDirs = ["/opt/cni/bin", "/usr/lib/cni"];
+
+const podInterface = "eth0";
+
+export class CniNetwork implements NetworkPlugin {
+  readonly #loader: NetworkConfigLoader;
+  readonly #cache: ResultCache;
+  readonly #timeoutMs: number;
+
+  constructor(readonly options: CniOptions) {
+    this.#loader = new NetworkConfigLoader(options.confDir);
+    this.#cache = new ResultCache(options.cacheDir);
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  /** The network config in use, or why there is none (or a plugin of it is missing). */
+  #config(): { config: NetworkConfigList } | { error: string } {
+    const loaded = this.#loader.current();
+    if ("error" in loaded) return loaded;
+    for (const plugin of loaded.config.plugins) {
+      if (findPlugin(plugin.type, this.options.binDirs) === undefined) {
+        return {
+          error:
+            `CNI plugin ${plugin.type} (network ${loaded.config.name}, ${loaded.config.file}) ` +
+            `not found in ${this.options.binDirs.join(":")}`,
+        };
+      }
+    }
+    return loaded;
+  }
+
+  status(): Promise<NetworkStatus> {
+    const current = this.#config();
+    return Promise.resolve(
+      "error" in current
+        ? {
+          ready: false,
+          reason: "NetworkPluginNotReady",
+          message: `Network plugin returns error: cni plugin not initialized: ${current.error}`,
+        }
+        : { ready: true, reason: "", message: "" },
+    );
+  }
+
+  networksFor(hostNetwork: boolean): NetworkAttachment[] {
+    if (hostNetwork) return [];
+    const current = this.#config();
+    if ("error" in current) {
+      throw new FailedPreconditionError(
+        `the pod network is not ready (NetworkReady is false): ${current.error}; ` +
+          "host-network pods still run",
+      );
+    }
+    return [{ name: current.config.name, ifname: podInterface }];
+  }
+
+  async add(request: CniRequest): Promise<CniResult> {
+    const current = this.#config();
+    if ("error" in current) throw new FailedPreconditionError(current.error);
+    const { config } = current;
+    if (config.name !== request.name) {
+      throw new FailedPreconditionError(
+        `the CNI network changed from ${request.name} to ${config.name} (${config.file}) ` +
+          "while the pod was being set up",
+      );
+    }
+    const args = cniArgs(request);
+    let result: Record<string, unknown> | undefined;
+    for (const plugin of config.plugins) {
+      result = await this.#run("ADD", plugin, config, request, args, result) ?? result;
+    }
+    const final = result ?? { cniVersion: config.cniVersion };
+    this.#cache.put({
+      kind: "cniCacheV1",
+      containerId: request.sandboxId,
+      ifName: request.ifname,
+      networkName: config.name,
+      config,
+      cniArgs: args,
+      result: final,
+    });
+    return { ips: [], ...final } as CniResult;
+  }
+
+  async del(request: CniRequest): Promise<void> {
+    const cached = this.#cache.get(request.name, request.sandboxId, request.ifname);
+    const loaded = this.#loader.current();
+    // The config the ADD used; without a cache entry, the current one if it is that network.
+    const config = cached?.config ??
+      ("config" in loaded && loaded.config.name === request.name ? loaded.config : undefined);
+    if (config === undefined) return; // nothing was added through a config we can still name
+    const args = cached?.cniArgs ?? cniArgs(request);
+    for (const plugin of [...config.plugins].reverse()) {
+      await this.#run("DEL", plugin, config, request, args, cached?.result);
+    }
+    this.#cache.delete(request.name, request.sandboxId, request.ifname);
+  }
+
+  #run(
+    command: CniCommand,
+    plugin: NetworkConfigList["plugins"][number],
+    list: NetworkConfigList,
+    request: CniRequest,
+    args: string,
+    prevResult: Record<string, unknown> | undefined,
+  ) {
+    const { capabilities, ...own } = plugin;
+    const runtimeConfig = runtimeConfigFor(capabilities, request.capabilityArgs ?? {});
+    return execPlugin({
+      command,
+      type: plugin.type,
+      containerId: request.sandboxId,
+      netns: request.netns,
+      ifname: request.ifname,
+      args,
+      config: {
+        ...own,
+        cniVersion: list.cniVersion,
+        name: list.name,
+        ...(prevResult === undefined ? {} : { prevResult }),
+        ...(runtimeConfig === undefined ? {} : { runtimeConfig }),
+      },
+      binDirs: this.options.binDirs,
+      timeoutMs: this.#timeoutMs,
+    });
+  }
+}
+
+/** `CNI_ARGS` as the kubelet's runtimes pass them. */
+function cniArgs(request: CniRequest): string {
+  const pod = request.pod;
+  return [
+    "IgnoreUnknown=1",
+    ...(pod === undefined ? [] : [
+      `K8S_POD_NAMESPACE=${pod.namespace}`,
+      `K8S_POD_NAME=${pod.name}`,
+      `K8S_POD_INFRA_CONTAINER_ID=${request.sandboxId}`,
+      `K8S_POD_UID=${pod.uid}`,
+    ]),
+  ].join(";");
+}
+
+/** Only what the plugin declared it can take (the spec's capability args). */
+function runtimeConfigFor(
+  capabilities: Record<string, boolean> | undefined,
+  args: Record<string, unknown>,
+): Record<string, unknown> | undefined {
+  const wanted = Object.entries(args).filter(([key]) => capabilities?.[key] === true);
+  return wanted.length === 0 ? undefined : Object.fromEntries(wanted);
+}

@@ -1,0 +1,163 @@
+/**
+ * The pod network through the real CNI reference plugins (Debian's containernetworking-plugins)
+ * in a real network namespace, on a bridge the test makes: a chained conflist (bridge with
+ * host-local, then tuning and bandwidth) proves prevResult and capability args; the result
+ * cache lets a new instance (a restarted pve-cri) DEL; the conf dir is read again when it
+ * changes; a plugin's error names it.
+ */
+import assert from "node:assert/strict";
+import { CniNetwork } from "../../../adapters/cni/cni_network.ts";
+import { CniPluginError } from "../../../adapters/cni/plugin_exec.ts";
+import { FailedPreconditionError } from "../../../lib/errors.ts";
+import { tempDir } from "../../_support/temp_dir.ts";
+
+const binDirs = ["/usr/lib/cni", "/opt/cni/bin"];
+
+function whyNot(): string | undefined {
+  if (Deno.uid() !== 0) return "needs root";
+  for (const plugin of ["bridge", "host-local", "tuning", "bandwidth"]) {
+    if (!binDirs.some((d) => exists(`${d}/${plugin}`))) {
+      return `CNI plugin ${plugin} missing (apt-get install containernetworking-plugins)`;
+    }
+  }
+  return undefined;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(tool: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(tool, { args }).output();
+  const dec = new TextDecoder();
+  if (code !== 0) throw new Error(`${tool} ${args.join(" ")}: ${dec.decode(stderr)}`);
+  return dec.decode(stdout);
+}
+
+const why = whyNot();
+
+Deno.test({
+  name: `CNI: a chained conflist ADDs and DELs a pod through the real plugins${
+    why === undefined ? "" : ` (skipped: ${why})`
+  }`,
+  ignore: why !== undefined,
+  async fn() {
+    using dir = tempDir("pve-cri-cni-");
+    const suffix = crypto.randomUUID().slice(0, 6);
+    const bridge = `pcni${suffix}`;
+    const octet = 100 + Math.floor(Math.random() * 150);
+    const confDir = `${dir.path}/net.d`;
+    Deno.mkdirSync(confDir);
+    const netns = `${dir.path}/netns`;
+    Deno.writeFileSync(netns, new Uint8Array());
+    await run("unshare", [`--net=${netns}`, "true"]);
+    const options = { confDir, binDirs, cacheDir: `${dir.path}/results` };
+    const cni = new CniNetwork(options);
+    const pod = { namespace: "e2e", name: "web", uid: "uid-1" };
+    const request = { sandboxId: `sb${suffix}`, netns, name: "podnet", ifname: "eth0", pod };
+    try {
+      // No config yet: not ready, and a pod on the pod network is refused; host network is not.
+      const before = await cni.status();
+      assert.equal(before.ready, false);
+      assert.equal(before.reason, "NetworkPluginNotReady");
+      assert.match(before.message, /no network config found/);
+      assert.throws(() => cni.networksFor(false), FailedPreconditionError);
+      assert.deepEqual(cni.networksFor(true), []);
+
+      // An agent writes its conflist later: ready without a restart.
+      Deno.writeTextFileSync(
+        `${confDir}/10-podnet.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: "podnet",
+          plugins: [
+            {
+              type: "bridge",
+              bridge,
+              isGateway: true,
+              ipam: {
+                type: "host-local",
+                ranges: [[{ subnet: `10.88.${octet}.0/24` }]],
+                dataDir: `${dir.path}/ipam`,
+              },
+            },
+            { type: "tuning", mtu: 1400 },
+            { type: "bandwidth", capabilities: { bandwidth: true } },
+          ],
+        }),
+      );
+      assert.deepEqual(await cni.status(), { ready: true, reason: "", message: "" });
+      assert.deepEqual(cni.networksFor(false), [{ name: "podnet", ifname: "eth0" }]);
+
+      const result = await cni.add({
+        ...request,
+        capabilityArgs: {
+          bandwidth: { ingressRate: 8_000_000, ingressBurst: 2 ** 31 - 1 },
+          portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }],
+        },
+      });
+      const address = result.ips[0]?.address;
+      assert.match(address ?? "", new RegExp(`^10\\.88\\.${octet}\\.\\d+/24$`));
+      const inside = await run("nsenter", [`--net=${netns}`, "ip", "-o", "addr", "show", "eth0"]);
+      assert.ok(inside.includes(address!), inside);
+      // tuning ran after bridge, on the interface bridge's result named: prevResult reached it.
+      const link = await run("nsenter", [`--net=${netns}`, "ip", "-o", "link", "show", "eth0"]);
+      assert.match(link, /mtu 1400/);
+      // bandwidth got its capability arg (portMappings it did not declare, so not that).
+      const hostVeth = (result.interfaces ?? [])
+        .find((i) => i.sandbox === undefined && i.name !== bridge)?.name;
+      assert.ok(hostVeth !== undefined, JSON.stringify(result.interfaces));
+      assert.match(await run("tc", ["qdisc", "show", "dev", hostVeth]), /tbf .*rate 8Mbit/);
+      assert.ok(exists(`${dir.path}/ipam/podnet/${address!.split("/")[0]}`), "IP allocated");
+
+      // A new instance, as after a restart: DEL from the cache (prevResult), in reverse order.
+      const restarted = new CniNetwork(options);
+      await restarted.del(request);
+      assert.equal(exists(`${dir.path}/ipam/podnet/${address!.split("/")[0]}`), false, "IP freed");
+      await assert.rejects(
+        run("nsenter", [`--net=${netns}`, "ip", "link", "show", "eth0"]),
+        /does not exist/,
+      );
+      assert.deepEqual([...Deno.readDirSync(`${dir.path}/results`)], [], "cache entry gone");
+      await restarted.del(request); // DEL of what is gone succeeds
+
+      // A plugin's error JSON becomes an error naming it.
+      Deno.writeTextFileSync(
+        `${confDir}/10-podnet.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: "podnet",
+          plugins: [{
+            type: "bridge",
+            bridge,
+            ipam: { type: "host-local", ranges: [[{ subnet: "not-a-subnet" }]] },
+          }],
+        }),
+      );
+      await assert.rejects(cni.add(request), (error: unknown) => {
+        assert.ok(error instanceof CniPluginError, String(error));
+        assert.match(error.message, /CNI plugin bridge ADD failed/);
+        return true;
+      });
+      // Its DEL reads the same broken config: an error too (the sandbox records the leak).
+      await assert.rejects(cni.del(request), /CNI plugin bridge DEL failed: invalid CIDR/);
+
+      // A plugin that is not installed: not ready, naming it.
+      Deno.writeTextFileSync(
+        `${confDir}/10-podnet.conflist`,
+        JSON.stringify({ cniVersion: "1.0.0", name: "podnet", plugins: [{ type: "nope" }] }),
+      );
+      const missing = await cni.status();
+      assert.equal(missing.ready, false);
+      assert.match(missing.message, /CNI plugin nope .* not found/);
+    } finally {
+      await run("umount", [netns]).catch(() => {});
+      await run("ip", ["link", "del", bridge]).catch(() => {});
+    }
+  },
+});
