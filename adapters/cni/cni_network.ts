@@ -36,6 +36,8 @@ export class CniNetwork implements NetworkPlugin {
   readonly #loader: NetworkConfigLoader;
   readonly #cache: ResultCache;
   readonly #timeoutMs: number;
+  /** Per loaded config: why a plugin cannot speak its cniVersion (VERSION), if one cannot. */
+  readonly #versions = new WeakMap<NetworkConfigList, Promise<string | undefined>>();
 
   constructor(readonly options: CniOptions) {
     this.#loader = new NetworkConfigLoader(options.confDir);
@@ -59,17 +61,45 @@ export class CniNetwork implements NetworkPlugin {
     return loaded;
   }
 
-  status(): Promise<NetworkStatus> {
+  async status(): Promise<NetworkStatus> {
     const current = this.#config();
-    return Promise.resolve(
-      "error" in current
-        ? {
-          ready: false,
-          reason: "NetworkPluginNotReady",
-          message: `Network plugin returns error: cni plugin not initialized: ${current.error}`,
+    const error = "error" in current ? current.error : await this.#versionError(current.config);
+    return error === undefined ? { ready: true, reason: "", message: "" } : {
+      ready: false,
+      reason: "NetworkPluginNotReady",
+      message: `Network plugin returns error: cni plugin not initialized: ${error}`,
+    };
+  }
+
+  /** Asks each plugin (VERSION) whether it speaks the list's cniVersion, once per config. */
+  #versionError(config: NetworkConfigList): Promise<string | undefined> {
+    let checked = this.#versions.get(config);
+    if (checked === undefined) {
+      checked = (async () => {
+        for (const plugin of config.plugins) {
+          const answer = await execPlugin({
+            command: "VERSION",
+            type: plugin.type,
+            containerId: "",
+            netns: "",
+            ifname: "",
+            args: "",
+            config: { cniVersion: config.cniVersion },
+            binDirs: this.options.binDirs,
+            timeoutMs: this.#timeoutMs,
+          }).catch((error: Error) => ({ error: error.message }));
+          if (answer !== undefined && "error" in answer) return String(answer.error);
+          const supported = answer?.supportedVersions;
+          if (Array.isArray(supported) && !supported.includes(config.cniVersion)) {
+            return `CNI plugin ${plugin.type} speaks ${supported.join(", ")}, not ` +
+              `${config.cniVersion} (network ${config.name}, ${config.file})`;
+          }
         }
-        : { ready: true, reason: "", message: "" },
-    );
+        return undefined;
+      })();
+      this.#versions.set(config, checked);
+    }
+    return checked;
   }
 
   networksFor(hostNetwork: boolean): NetworkAttachment[] {
@@ -88,6 +118,8 @@ export class CniNetwork implements NetworkPlugin {
     const current = this.#config();
     if ("error" in current) throw new FailedPreconditionError(current.error);
     const { config } = current;
+    const unsupported = await this.#versionError(config);
+    if (unsupported !== undefined) throw new FailedPreconditionError(unsupported);
     if (config.name !== request.name) {
       throw new FailedPreconditionError(
         `the CNI network changed from ${request.name} to ${config.name} (${config.file}) ` +

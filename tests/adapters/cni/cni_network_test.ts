@@ -147,6 +147,16 @@ Deno.test({
       // Its DEL reads the same broken config: an error too (the sandbox records the leak).
       await assert.rejects(cni.del(request), /CNI plugin bridge DEL failed: invalid CIDR/);
 
+      // A plugin that cannot speak the list's version (VERSION): not ready, naming it.
+      Deno.writeTextFileSync(
+        `${confDir}/10-podnet.conflist`,
+        JSON.stringify({ cniVersion: "9.9.9", name: "podnet", plugins: [{ type: "bridge" }] }),
+      );
+      const tooNew = await cni.status();
+      assert.equal(tooNew.ready, false);
+      assert.match(tooNew.message, /CNI plugin bridge speaks .*1\.0\.0, not 9\.9\.9/);
+      await assert.rejects(cni.add(request), /not 9\.9\.9/);
+
       // A plugin that is not installed: not ready, naming it.
       Deno.writeTextFileSync(
         `${confDir}/10-podnet.conflist`,
@@ -159,5 +169,51 @@ Deno.test({
       await run("umount", [netns]).catch(() => {});
       await run("ip", ["link", "del", bridge]).catch(() => {});
     }
+  },
+});
+
+Deno.test({
+  name: `CNI: a plugin past its timeout is killed and the ADD fails naming it${
+    why === undefined ? "" : ` (skipped: ${why})`
+  }`,
+  ignore: why !== undefined,
+  async fn() {
+    using dir = tempDir("pve-cri-cni-");
+    // A plugin of the test's own that never answers (it would hang the pod's setup).
+    const bin = `${dir.path}/bin`;
+    Deno.mkdirSync(bin);
+    Deno.writeTextFileSync(
+      `${bin}/stuck`,
+      `#!/bin/sh\n[ "$CNI_COMMAND" = VERSION ] && exec echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'\nexec sleep 300\n`,
+      { mode: 0o755 },
+    );
+    const confDir = `${dir.path}/net.d`;
+    Deno.mkdirSync(confDir);
+    Deno.writeTextFileSync(
+      `${confDir}/10-stuck.conflist`,
+      JSON.stringify({ cniVersion: "1.0.0", name: "stuck", plugins: [{ type: "stuck" }] }),
+    );
+    const cni = new CniNetwork({
+      confDir,
+      binDirs: [bin],
+      cacheDir: `${dir.path}/results`,
+      timeoutMs: 300,
+    });
+    const request = { sandboxId: "sb", netns: "/dev/null", name: "stuck", ifname: "eth0" };
+    await assert.rejects(cni.add(request), /CNI plugin stuck ADD failed: timed out after 300 ms/);
+    const left = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).filter((e) => {
+      try {
+        return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes("sleep");
+      } catch {
+        return false;
+      }
+    }).filter((e) => {
+      try {
+        return Deno.readTextFileSync(`/proc/${e.name}/environ`).includes("CNI_COMMAND=ADD");
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left, [], "the plugin is gone");
   },
 });
