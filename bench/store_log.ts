@@ -38,7 +38,7 @@ function sandboxEvents(i: number): NewEvent[] {
   return events;
 }
 
-/** A container with many create hooks that ran and exited: 100 events. */
+/** A container with many start hooks that ran and exited: 100 events. */
 function containerEvents(i: number): NewEvent[] {
   const hooks = Array.from({ length: 44 }, (_, h) => ({
     phase: "createContainer",
@@ -68,18 +68,18 @@ function containerEvents(i: number): NewEvent[] {
     },
     { type: "CtCreated", data: { vmid: 1000 + i } },
     { type: "CtConfigured", data: {} },
-  ];
-  for (const hook of hooks) {
-    events.push({ type: "HookStarted", data: { stage: "create", name: hook.name } });
-    events.push({ type: "HookFinished", data: { stage: "create", name: hook.name } });
-  }
-  events.push(
-    { type: "HooksCompleted", data: { stage: "create" } },
     { type: "ContainerStartRequested", data: {} },
     {
       type: "PveTaskStarted",
       data: { upid: `UPID:pve:0:0:0:vzstart:${1000 + i}:root@pam:`, operation: "start" },
     },
+  ];
+  // The start stage's hooks run once the CT runs, before the app.
+  for (const hook of hooks) {
+    events.push({ type: "HookStarted", data: { stage: "start", name: hook.name } });
+    events.push({ type: "HookFinished", data: { stage: "start", name: hook.name } });
+  }
+  events.push(
     { type: "ContainerStarted", data: { startedAt: 1_700_000_000_000 + i } },
     { type: "ContainerStopRequested", data: { timeoutSeconds: 10 } },
     {

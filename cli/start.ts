@@ -8,6 +8,8 @@
  *   --config FILE      the Proxmox node (for --backend proxmox), registries, images, CNI
  *   --cni-conf-dir DIR       the pod network's CNI config (default /etc/cni/net.d)
  *   --cni-bin-dir DIR[:DIR…] where CNI plugins are (default /opt/cni/bin:/usr/lib/cni)
+ *   --hooks-dir DIR    an OCI hooks.d dir, repeatable; replaces the defaults
+ *                      (/usr/share/containers/oci/hooks.d, then /etc/containers/oci/hooks.d)
  *
  * Prints one line on stdout when serving; JSON logs go to stderr (PVE_CRI_LOG sets the level).
  * SIGTERM or SIGINT: stop accepting, finish in-flight calls, close the log, remove the socket.
@@ -37,6 +39,7 @@ export interface StartArgs {
   config: string | undefined;
   cniConfDir?: string;
   cniBinDirs?: string[];
+  hooksDirs?: string[];
 }
 
 function isRoot(): boolean {
@@ -59,6 +62,7 @@ export function parseStartArgs(args: string[]): StartArgs {
       config: { type: "string" },
       "cni-conf-dir": { type: "string" },
       "cni-bin-dir": { type: "string" },
+      "hooks-dir": { type: "string", multiple: true },
     },
   });
   if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
@@ -79,6 +83,9 @@ export function parseStartArgs(args: string[]): StartArgs {
     ...(chosen.why === undefined ? {} : { why: chosen.why }),
     requestedBackend: requested,
     config: values.config,
+    ...(values["hooks-dir"] === undefined
+      ? {}
+      : { hooksDirs: values["hooks-dir"].map((d) => resolve(d)) }),
     ...(values["cni-conf-dir"] === undefined
       ? {}
       : { cniConfDir: resolve(values["cni-conf-dir"]) }),
@@ -114,6 +121,7 @@ export async function runStart(args: string[], out: Output): Promise<number> {
       ...(options.config === undefined ? {} : { configFile: options.config }),
       ...(options.cniConfDir === undefined ? {} : { cniConfDir: options.cniConfDir }),
       ...(options.cniBinDirs === undefined ? {} : { cniBinDirs: options.cniBinDirs }),
+      ...(options.hooksDirs === undefined ? {} : { hooksDirs: options.hooksDirs }),
       log,
       version,
     });

@@ -9,15 +9,23 @@ export type HookSpec = Infer<typeof hookSpec>;
 export type HookStage = Infer<typeof hookStage>;
 export type ResourceLimits = Infer<typeof resourceLimits>;
 
-/** Which stage each OCI hook phase runs in, as DESIGN §3 orders the container lifecycle. */
+/**
+ * Which stage each OCI hook phase runs in. A CT has no process until it starts, so every hook
+ * the runtime spec runs before the user's program (prestart, createRuntime, createContainer,
+ * startContainer) runs at StartContainer, once the CT's init runs in its namespaces and before
+ * the app is launched; poststart once the app runs; poststop once the CT is destroyed.
+ */
 export const stageOfPhase: Record<string, HookStage> = {
-  createRuntime: "create",
-  createContainer: "create",
   prestart: "start",
+  createRuntime: "start",
+  createContainer: "start",
   startContainer: "start",
   poststart: "poststart",
   poststop: "poststop",
 };
+
+/** The order of the `start` stage's phases, as runc runs them. */
+const phaseOrder = ["prestart", "createRuntime", "createContainer", "startContainer"];
 
 export interface ContainerContext {
   id: string;
@@ -39,6 +47,8 @@ export interface ContainerContext {
   warnings: string[];
   createdAt: number;
   startedAt: number | null;
+  /** The app's host pid while it runs (poststart hooks are given it). */
+  pid: number | null;
   finishedAt: number | null;
   exitCode: number | null;
   reason: string;
@@ -74,6 +84,7 @@ export function initialContainerContext(id: string): ContainerContext {
     warnings: [],
     createdAt: 0,
     startedAt: null,
+    pid: null,
     finishedAt: null,
     exitCode: null,
     reason: "",
@@ -90,7 +101,10 @@ export function initialContainerContext(id: string): ContainerContext {
 }
 
 export function hooksOfStage(context: ContainerContext, stage: HookStage): HookSpec[] {
-  return context.hooks.filter((h) => stageOfPhase[h.phase] === stage);
+  const rank = (h: HookSpec) => phaseOrder.indexOf(h.phase);
+  // A stable sort: within a phase, the hooks keep their files' order.
+  return context.hooks.filter((h) => stageOfPhase[h.phase] === stage)
+    .sort((a, b) => rank(a) - rank(b));
 }
 
 /** Exit code and reason containerd reports when a container could not start. */
@@ -163,12 +177,17 @@ export function evolveContainer(context: ContainerContext, event: DomainEvent): 
           lastError: failure(event),
         };
       }
-      return stage === "create" ? { ...next, lastError: failure(event) } : next;
+      return next;
     }
     case "HooksCompleted":
       return { ...context, hooksDone: [], hookInFlight: null };
     case "ContainerStarted":
-      return { ...context, task: null, startedAt: event.data.startedAt };
+      return {
+        ...context,
+        task: null,
+        startedAt: event.data.startedAt,
+        pid: event.data.pid ?? null,
+      };
     case "ContainerStartFailed":
       return {
         ...context,

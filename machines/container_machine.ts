@@ -1,5 +1,5 @@
 /**
- * The container lifecycle: image → VMID → CT → config → hooks → created → start → running →
+ * The container lifecycle: image → VMID → CT → config → created → start (hooks) → running →
  * stop (grace period, then kill) → exited → removed, with the rollback of a failed create.
  * Effects are names bound by the registry; their results come back as events.
  */
@@ -81,24 +81,8 @@ export const containerMachine = setup({
       entry: "configureCt",
       on: {
         MountsApplied: { actions: "record" },
-        CtConfigured: [
-          {
-            guard: { type: "hasHooks", params: { stage: "create" } },
-            target: "createHooks",
-            actions: "record",
-          },
-          { target: "created", actions: "record" },
-        ],
+        CtConfigured: { target: "created", actions: "record" },
         CtConfigureFailed: { target: "rollingBack", actions: "record" },
-      },
-    },
-    createHooks: {
-      entry: { type: "runHooks", params: { stage: "create" } },
-      on: {
-        HookStarted: { actions: "record" },
-        HookFinished: { actions: "record" },
-        HooksCompleted: { target: "created", actions: "record" },
-        HookFailed: { target: "rollingBack", actions: "record" },
       },
     },
     /** A create step failed: destroy whatever CT exists, then fail. */
@@ -115,30 +99,22 @@ export const containerMachine = setup({
       tags: ["settled"],
       on: {
         ...resourceUpdates,
-        ContainerStartRequested: [
-          {
-            guard: { type: "hasHooks", params: { stage: "start" } },
-            target: "prestartHooks",
-            actions: "record",
-          },
-          { target: "startingCt", actions: "record" },
-        ],
+        ContainerStartRequested: { target: "startingCt", actions: "record" },
         ContainerRemoveRequested: { target: "removing", actions: "record" },
       },
     },
-    prestartHooks: {
-      entry: { type: "runHooks", params: { stage: "start" } },
-      on: {
-        HookStarted: { actions: "record" },
-        HookFinished: { actions: "record" },
-        HooksCompleted: { target: "startingCt", actions: "record" },
-        HookFailed: { target: "exited", actions: "record" },
-      },
-    },
+    /**
+     * The CT starts (its init idles in its namespaces), the `start` stage's hooks run given
+     * that init, then the app is launched; a failed hook stops the CT (ContainerStartFailed).
+     */
     startingCt: {
       entry: "startCt",
       on: {
         PveTaskStarted: { actions: "record" },
+        HookStarted: { actions: "record" },
+        HookFinished: { actions: "record" },
+        HookFailed: { actions: "record" },
+        HooksCompleted: { actions: "record" },
         ContainerStarted: [
           {
             guard: { type: "hasHooks", params: { stage: "poststart" } },

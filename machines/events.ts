@@ -47,15 +47,26 @@ export const podMetadata = object({
   attempt: integer,
 });
 export const networkAttachment = object({ name: string, ifname: string });
-export const hookStage = literal("create", "start", "poststart", "poststop");
+/** When hooks run: `start` holds the OCI stages before the app (see container_context.ts). */
+export const hookStage = literal("start", "poststart", "poststop");
 export const hookSpec = object({
   /** The OCI phase: createRuntime, createContainer, prestart, startContainer, poststart, poststop. */
   phase: string,
   name: string,
   path: string,
   args: optional(array(string)),
+  env: optional(array(string)),
   timeoutSeconds: optional(integer),
 });
+/** How a hook run went: its exit (or signal), duration, output tails, whether it timed out. */
+const hookOutcome = {
+  exitCode: optional(integer),
+  signal: optional(string),
+  durationMs: optional(integer),
+  stdout: optional(string),
+  stderr: optional(string),
+  timedOut: optional(boolean),
+};
 const keyValue = object({ key: string, value: string });
 /** Limits in Proxmox's units: MiB, cores (0 = unlimited), shares. */
 export const resourceLimits = object({
@@ -310,20 +321,20 @@ export const catalog = {
   HookStarted: spec({
     kind: "container",
     version: 1,
-    doc: "An OCI hook is about to run",
-    shape: object({ stage: hookStage, name: string }),
+    doc: "An OCI hook is about to run, given this pid",
+    shape: object({ stage: hookStage, name: string, pid: optional(integer) }),
   }),
   HookFinished: spec({
     kind: "container",
     version: 1,
-    doc: "An OCI hook succeeded",
-    shape: object({ stage: hookStage, name: string }),
+    doc: "An OCI hook succeeded: its exit, duration and output tails",
+    shape: object({ stage: hookStage, name: string, ...hookOutcome }),
   }),
   HookFailed: spec({
     kind: "container",
     version: 1,
-    doc: "An OCI hook failed (fatal before start, a warning after)",
-    shape: object({ stage: hookStage, name: string, error: string }),
+    doc: "An OCI hook failed (fatal before the app starts, a warning after)",
+    shape: object({ stage: hookStage, name: string, error: string, ...hookOutcome }),
   }),
   HooksCompleted: spec({
     kind: "container",

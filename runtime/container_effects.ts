@@ -4,7 +4,12 @@
  * a task's UPID before waiting on it, and a resumed effect checks what Proxmox already did
  * before calling again. A CT is only ever touched when its description says it is ours.
  */
-import type { HookRunner } from "../adapters/hooks/mod.ts";
+import {
+  HookFailedError,
+  type HookOutcome,
+  type HookRunner,
+  type RunInContainer,
+} from "../adapters/hooks/mod.ts";
 import type { ExitStatus, NodeAdapter, ProcessSpec } from "../adapters/node/mod.ts";
 import {
   type ProxmoxApi,
@@ -25,7 +30,7 @@ import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts"
 import type { NewEvent } from "../machines/events.ts";
 import type { ContainerSpec, ImageSpec, ImageView, PodMetadata } from "./api.ts";
 import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
-import { mergeEnv } from "./container_env.ts";
+import { mergeEnv, processArgv } from "./container_env.ts";
 import { proxmoxLimits } from "./limits.ts";
 
 export interface SandboxFacts {
@@ -188,9 +193,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
   const processSpec = async (context: ContainerContext): Promise<ProcessSpec> => {
     const spec = specOf(context);
     const image = images.specOf(context.imageId ?? "");
-    const argv = spec.command.length > 0
-      ? [...spec.command, ...spec.args]
-      : [...image?.entrypoint ?? [], ...(spec.args.length > 0 ? spec.args : image?.cmd ?? [])];
+    const argv = processArgv(spec, image);
     return {
       containerId: context.id,
       vmid: context.vmid!,
@@ -234,15 +237,43 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     }
   };
 
-  const runHooks = async (input: Input): Promise<NewEvent> => {
-    const stage = input.params?.stage as HookStage;
-    const fatal = stage === "create" || stage === "start";
-    const state = { ociVersion: "1.0.2", id: input.stream, status: stage, pid: 0, bundle: "" };
+  /** The OCI state a hook reads on stdin. */
+  const ociState = (context: ContainerContext, status: string, pid?: number) => ({
+    ociVersion: "1.0.2",
+    id: context.id,
+    status,
+    ...(pid === undefined ? {} : { pid }),
+    bundle: node.processes?.bundleOf(context.id) ?? "",
+    annotations: specOf(context).annotations ?? {},
+  });
+
+  /**
+   * Runs the stage's hooks not yet done, each between HookStarted and HookFinished/HookFailed.
+   * A fatal stage stops at a failure and returns its HookFailed for the caller to act on.
+   */
+  const runStage = async (
+    input: Input,
+    stage: HookStage,
+    state: ReturnType<typeof ociState>,
+    inContainer?: RunInContainer,
+  ): Promise<NewEvent | undefined> => {
+    const fatal = stage === "start";
     for (const hook of hooksOfStage(input.context, stage)) {
       if (input.context.hooksDone.includes(hook.name)) continue;
-      await input.emit({ type: "HookStarted", data: { stage, name: hook.name } });
+      await input.emit({
+        type: "HookStarted",
+        data: { stage, name: hook.name, ...(state.pid === undefined ? {} : { pid: state.pid }) },
+      });
       try {
-        await hooks.run(hook, state, input.signal);
+        const outcome = await hooks.run(hook, state, {
+          signal: input.signal,
+          ...(state.bundle === "" ? {} : { cwd: state.bundle }),
+          ...(hook.phase === "startContainer" && inContainer !== undefined ? { inContainer } : {}),
+        });
+        await input.emit({
+          type: "HookFinished",
+          data: { stage, name: hook.name, ...outcomeData(outcome) },
+        });
       } catch (error) {
         const failed: NewEvent = {
           type: "HookFailed",
@@ -250,15 +281,63 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
             stage,
             name: hook.name,
             error: error instanceof Error ? error.message : String(error),
+            ...(error instanceof HookFailedError ? outcomeData(error.outcome) : {}),
           },
         };
         if (fatal) return failed;
+        log.warn("an OCI hook failed", { container_id: input.stream, hook: hook.name });
         await input.emit(failed);
-        continue;
       }
-      await input.emit({ type: "HookFinished", data: { stage, name: hook.name } });
     }
+    return undefined;
+  };
+
+  /** poststart (given the app's pid) and poststop: failures are warnings (OCI). */
+  const runHooks = async (input: Input): Promise<NewEvent> => {
+    const stage = input.params?.stage as HookStage;
+    const state = stage === "poststart"
+      ? ociState(input.context, "running", input.context.pid ?? undefined)
+      : ociState(input.context, "stopped");
+    await runStage(input, stage, state);
     return { type: "HooksCompleted", data: { stage } };
+  };
+
+  /**
+   * The `start` stage, once the CT runs and before the app: given the CT's init (in the
+   * container's namespaces); startContainer hooks run in the CT. A failure stops the CT.
+   */
+  const startHooks = async (input: Input): Promise<NewEvent | undefined> => {
+    if (hooksOfStage(input.context, "start").length === 0) return undefined;
+    const vmid = input.context.vmid!;
+    const processes = node.processes;
+    const initPid = await processes?.initPid(vmid);
+    const failed = await runStage(
+      input,
+      "start",
+      ociState(input.context, "created", initPid),
+      processes === undefined ? undefined : (request) =>
+        processes.exec({
+          vmid,
+          argv: request.argv,
+          env: request.env,
+          user: "",
+          workingDir: "",
+          timeoutSeconds: request.timeoutSeconds,
+          signal: request.signal,
+          stdin: request.stdin,
+        }),
+    );
+    if (failed === undefined) return undefined;
+    await input.emit(failed);
+    try {
+      await runTask(api, input, "stop", () => api.stopCt({ vmid }));
+    } catch (error) {
+      if (!(error instanceof PveNotRunningError)) throw error;
+    }
+    return {
+      type: "ContainerStartFailed",
+      data: { error: (failed.data as { error: string }).error, code: "FailedPrecondition" },
+    };
   };
 
   return {
@@ -370,6 +449,8 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
           if (!(error instanceof PveAlreadyRunningError)) throw error;
         }
       }
+      const hookFailure = await startHooks(input);
+      if (hookFailure !== undefined) return hookFailure;
       const processes = node.processes;
       const started = processes === undefined
         ? await node.processStarted!(vmid)
@@ -493,4 +574,16 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       reject(signal.reason);
     }, { once: true });
   });
+}
+
+/** A hook's outcome as its event records it. */
+function outcomeData(outcome: HookOutcome) {
+  return {
+    ...(outcome.exitCode === null ? {} : { exitCode: outcome.exitCode }),
+    ...(outcome.signal === null ? {} : { signal: outcome.signal }),
+    durationMs: outcome.durationMs,
+    stdout: outcome.stdout,
+    stderr: outcome.stderr,
+    timedOut: outcome.timedOut,
+  };
 }

@@ -14,6 +14,7 @@ import {
   RuntimeError,
 } from "../lib/errors.ts";
 import type { ProcessSupervisor } from "../adapters/node/mod.ts";
+import { type HookRunner, noHooks } from "../adapters/hooks/mod.ts";
 import type { Logger } from "../lib/log.ts";
 import * as commands from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
@@ -41,7 +42,7 @@ import type {
   SandboxSpec,
   SandboxView,
 } from "./api.ts";
-import { mergeEnv } from "./container_env.ts";
+import { mergeEnv, processArgv } from "./container_env.ts";
 import { CpuIntegrator } from "./cpu_integrator.ts";
 import { proxmoxLimits } from "./limits.ts";
 import type { ImageService } from "./images/image_service.ts";
@@ -62,6 +63,8 @@ export interface KernelRuntimeOptions {
   version: string;
   /** The real process plane; without it, exec and logs are not served. */
   processes?: ProcessSupervisor;
+  /** Which OCI hooks a new container gets (none by default). */
+  hooks?: HookRunner;
   /** New ids; random 64-hex ids by default, as containerd makes them. */
   newId?: () => string;
 }
@@ -71,6 +74,7 @@ type ContainerActor = StreamActor<ContainerContext, ContainerSummary>;
 
 export class KernelRuntime implements PodRuntime {
   readonly #processes: ProcessSupervisor | undefined;
+  readonly #hooks: HookRunner;
   readonly name = "pve-cri";
   readonly version: string;
   readonly #registry: Registry;
@@ -102,6 +106,7 @@ export class KernelRuntime implements PodRuntime {
     this.#log = options.log;
     this.#newId = options.newId ?? randomId;
     this.#processes = options.processes;
+    this.#hooks = options.hooks ?? noHooks;
     for (const actor of this.#registry.actors("sandbox")) {
       if (!machines.sandbox.isSettled(actor.value)) this.#abandoned.add(actor.stream);
     }
@@ -242,7 +247,12 @@ export class KernelRuntime implements PodRuntime {
         image: spec.image,
         resolvedImage: { imageId: image.id, template: image.volid },
         envs,
-        hooks: [],
+        // Chosen now, as CRI-O does: a hooks.d change later does not change this container.
+        hooks: this.#hooks.hooksFor({
+          annotations: spec.annotations,
+          command: processArgv(spec, this.#images.specOf(image.id))[0] ?? "",
+          hasBindMounts: spec.mounts.length > 0,
+        }),
         config,
       }, this.#options(call));
     } catch (error) {

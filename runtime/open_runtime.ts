@@ -11,6 +11,7 @@ import { FakeNode } from "../adapters/node/fake_node.ts";
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { dirname, join, resolve } from "node:path";
 import { CniNetwork } from "../adapters/cni/cni_network.ts";
+import { OciHooks } from "../adapters/hooks/oci_hooks.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
@@ -60,6 +61,8 @@ export interface OpenRuntimeOptions {
   /** `--cni-conf-dir` and `--cni-bin-dir`: over the config file's `cni`. */
   cniConfDir?: string;
   cniBinDirs?: string[];
+  /** `--hooks-dir` (repeatable): replaces the config file's `hooks.dirs`. */
+  hooksDirs?: string[];
   /** Replace adapters (tests). */
   node?: NodeAdapter;
   cni?: NetworkPlugin;
@@ -235,6 +238,11 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     binDirs: options.cniBinDirs ?? settings.cni.binDirs,
     cacheDir: join(stateDir, "node", "cni", "results"),
   }));
+  // The memory backend runs nothing on the node, hooks included.
+  const hooks = options.hooks ??
+    (options.backend === "memory"
+      ? noHooks
+      : new OciHooks(options.hooksDirs ?? settings.hooks.dirs, log.with({ component: "hooks" })));
   const content = ContentStore.open(join(stateDir, "content"));
   const hosts = new RegistryHosts(settings.registries);
   const sessions = new FetchSessions();
@@ -270,7 +278,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
       container: containerEffects({
         api,
         node,
-        hooks: options.hooks ?? noHooks,
+        hooks,
         images: {
           require: (reference) => imagesReady().require(reference),
           specOf: (imageId) => imagesReady().specOf(imageId),
@@ -330,6 +338,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     log,
     version: options.version,
     ...(node.processes === undefined ? {} : { processes: node.processes }),
+    hooks,
   });
   const stopCollecting = node.processes === undefined
     ? () => {}

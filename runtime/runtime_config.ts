@@ -14,7 +14,8 @@
  *   "images": { "pull": "pve-cri" },
  *   "lxc": { "lxcpath": "/var/lib/lxc", "pveConfigDir": "/etc/pve/lxc", "vmids": [100, 999999] },
  *   "rootfs": { "sizeGiB": 4 },
- *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"] }
+ *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"] },
+ *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
@@ -24,6 +25,7 @@ import { InvalidArgumentError } from "../lib/errors.ts";
 import { parseProxmoxConfig, type ProxmoxConfig } from "../adapters/proxmox/mod.ts";
 import { parseRegistrySettings, type RegistrySettings } from "../adapters/registry/mod.ts";
 import { defaultCniBinDirs, defaultCniConfDir } from "../adapters/cni/cni_network.ts";
+import { defaultHooksDirs } from "../adapters/hooks/hooks_dirs.ts";
 
 export type PullMode = "pve-cri" | "proxmox";
 
@@ -48,6 +50,8 @@ export interface RuntimeConfig {
   rootfs: { sizeGiB: number };
   /** The pod network's CNI config dir and plugin dirs (flags override them). */
   cni: { confDir: string; binDirs: string[] };
+  /** hooks.d directories, in order (a later one masks a file of the same name). */
+  hooks: { dirs: string[] };
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
@@ -57,6 +61,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   lxc: { lxcpath: "/var/lib/lxc", pveConfigDir: "/etc/pve/lxc", vmids: undefined },
   rootfs: { sizeGiB: 1 },
   cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs },
+  hooks: { dirs: defaultHooksDirs },
 };
 
 export function parseRuntimeConfig(text: string, source: string): RuntimeConfig {
@@ -109,6 +114,13 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
   ) {
     throw new InvalidArgumentError(`${source}: cni.binDirs must be a list of absolute paths`);
   }
+  const hooksDirs = ((c.hooks ?? {}) as Record<string, unknown>).dirs ?? defaultHooksDirs;
+  if (
+    !Array.isArray(hooksDirs) ||
+    hooksDirs.some((d) => typeof d !== "string" || !d.startsWith("/"))
+  ) {
+    throw new InvalidArgumentError(`${source}: hooks.dirs must be a list of absolute paths`);
+  }
   return {
     proxmox: c.url === undefined ? undefined : parseProxmoxConfig(text, source),
     registries: parseRegistrySettings(c.registries, source),
@@ -120,6 +132,7 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
     },
     rootfs: { sizeGiB },
     cni: { confDir, binDirs: binDirs as string[] },
+    hooks: { dirs: hooksDirs as string[] },
   };
 }
 

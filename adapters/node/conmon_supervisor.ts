@@ -359,10 +359,15 @@ export class ConmonSupervisor implements ProcessSupervisor {
         "--",
         ...this.#inWorkingDir(request.workingDir, request.argv),
       ],
-      stdin: "null",
+      stdin: request.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    if (request.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      // A program that does not read its stdin may close it first: that is fine.
+      writer.write(request.stdin).then(() => writer.close()).catch(() => {});
+    }
     let timedOut = false;
     const killTree = () => {
       // lxc-attach does not forward signals: kill what runs below it, then it exits 137.
@@ -393,6 +398,14 @@ export class ConmonSupervisor implements ProcessSupervisor {
       clearTimeout(timer);
       request.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  async initPid(vmid: number): Promise<number | undefined> {
+    return (await this.#o.lxc.info(String(vmid))).pid;
+  }
+
+  bundleOf(containerId: string): string {
+    return this.#dirOf(containerId);
   }
 
   async reopenLog(containerId: string): Promise<void> {

@@ -60,6 +60,8 @@ export interface ExecRequest {
   /** 0 = none. */
   timeoutSeconds: number;
   signal?: AbortSignal;
+  /** Written to the process's stdin, then closed (none: stdin is /dev/null). */
+  stdin?: Uint8Array;
 }
 
 export interface ExecResult {
@@ -98,6 +100,10 @@ export interface ProcessSupervisor {
   /** Called for every exit recorded from now on; returns the unsubscribe. */
   onExit(listener: (containerId: string, exit: ExitStatus) => void): () => void;
   exec(request: ExecRequest): Promise<ExecResult>;
+  /** The CT's init on the host while the CT runs (what hooks before the app are given). */
+  initPid(vmid: number): Promise<number | undefined>;
+  /** The container's directory on the node: the OCI bundle hooks are given and run in. */
+  bundleOf(containerId: string): string;
   reopenLog(containerId: string): Promise<void>;
   usage(vmid: number): Promise<CtUsage | undefined>;
   /** Removes what the container left on the node (include file, monitor dir, exit file). */

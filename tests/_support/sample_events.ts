@@ -15,7 +15,7 @@ import { lastAttached, nextNetwork, type SandboxContext } from "../../machines/s
 import type { ImageContext } from "../../machines/image_context.ts";
 import type { Random } from "./random.ts";
 
-const stages = ["create", "start", "poststart", "poststop"] as const;
+const stages = ["start", "poststart", "poststop"] as const;
 
 export function samplePayload(
   type: EventType,

@@ -76,8 +76,8 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
     emit: (e: never) => Promise<void>,
     signal: AbortSignal,
   ) => {
-    // Warnings only after the container started (OCI: poststart, poststop).
-    const fatal = stage === "create" || stage === "start";
+    // Warnings only after the app started (OCI: poststart, poststop).
+    const fatal = stage === "start";
     for (const hook of hooksOfStage(context, stage)) {
       if (context.hooksDone.includes(hook.name)) continue;
       await emit({ type: "HookStarted", data: { stage, name: hook.name } } as never);
@@ -195,6 +195,13 @@ export function stubEffects(world: StubWorld, options: StubOptions): AdapterEffe
           await pause(signal);
           mayFail(`start CT ${context.vmid}`);
           ct.running = true;
+        }
+        // The start stage's hooks run once the CT runs, before the app (as the real effect).
+        const hooks = await runHooks(context, "start", emit as never, signal);
+        if (hooks.type === "HookFailed") {
+          await emit(hooks as never);
+          ct.running = false;
+          return { type: "ContainerStartFailed", data: { error: "a start hook failed" } };
         }
         return {
           type: "ContainerStarted",
