@@ -267,7 +267,8 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       try {
         const outcome = await hooks.run(hook, state, {
           signal: input.signal,
-          ...(state.bundle === "" ? {} : { cwd: state.bundle }),
+          // After the CT is destroyed (poststop) its directory on the node is gone too.
+          ...(isDirectory(state.bundle) ? { cwd: state.bundle } : {}),
           ...(hook.phase === "startContainer" && inContainer !== undefined ? { inContainer } : {}),
         });
         await input.emit({
@@ -586,4 +587,13 @@ function outcomeData(outcome: HookOutcome) {
     stderr: outcome.stderr,
     timedOut: outcome.timedOut,
   };
+}
+
+function isDirectory(path: string): boolean {
+  if (path === "") return false;
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }

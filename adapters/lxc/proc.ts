@@ -33,6 +33,15 @@ export function parentOf(pid: number): number | undefined {
   return fields === undefined ? undefined : Number(fields[1]);
 }
 
+/** The process's command name (`comm`), or undefined when it is gone. */
+export function commandName(pid: number): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Running (not a zombie). */
 export function isAlive(pid: number): boolean {
   const fields = statFields(pid);

@@ -12,7 +12,7 @@ import { FailedPreconditionError, InternalError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LxcTools } from "../lxc/lxc_tools.ts";
 import { type DiskUsage, diskUsage } from "./disk_usage.ts";
-import { childrenOf, isAlive, processStartTime, processTree } from "../lxc/proc.ts";
+import { childrenOf, commandName, isAlive, processStartTime, processTree } from "../lxc/proc.ts";
 import { cgroupOf, cgroupUsage, oomEventsFile } from "./cgroups.ts";
 import { addIncludeLine, helperDir, writeIncludeFile } from "./ct_include.ts";
 import type {
@@ -255,7 +255,13 @@ export class ConmonSupervisor implements ProcessSupervisor {
   async #appPid(attachPid: number, waitMs = 1000): Promise<number> {
     const until = Date.now() + waitMs;
     for (;;) {
-      const child = childrenOf(attachPid)[0];
+      // lxc-attach (run from a memfd: `memfd:lxc-attac`) forks a short-lived copy of itself
+      // on the way in: the app is the child that exec'd something else.
+      const attach = commandName(attachPid);
+      const child = childrenOf(attachPid).find((pid) => {
+        const name = commandName(pid);
+        return name !== undefined && name !== attach && isAlive(pid);
+      });
       if (child !== undefined) return child;
       if (!isAlive(attachPid) || Date.now() > until) return attachPid;
       await sleep(2);

@@ -96,6 +96,63 @@ async function startSimProcess(dir: string, configFile: string, vmids: [number, 
   };
 }
 
+/**
+ * Hooks for the test's containers, chosen by annotation: one per OCI stage recording what it
+ * saw (the stage, the state's status and pid, whether that pid runs, whether the app started,
+ * the hostname it sees), and a createRuntime hook that fails.
+ */
+function writeRecordingHooks(hooksDir: string, hookbin: string): string {
+  Deno.mkdirSync(hooksDir, { recursive: true });
+  Deno.mkdirSync(hookbin, { recursive: true });
+  // busybox applets by name: the same script runs on the node and in the container.
+  Deno.writeTextFileSync(
+    `${hookbin}/record.sh`,
+    `#!/bin/sh
+state=$(busybox cat)
+pid=$(echo "$state" | busybox sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p')
+status=$(echo "$state" | busybox sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
+alive=no; [ -n "$pid" ] && [ -d "/proc/$pid" ] && alive=yes
+app=no; [ -e ${hookbin}/app-started ] && app=yes
+echo "stage=$1 status=$status pid=\${pid:-none} alive=$alive app=$app host=$(busybox hostname)" >> ${hookbin}/log
+`,
+    { mode: 0o755 },
+  );
+  Deno.writeTextFileSync(
+    `${hookbin}/fail.sh`,
+    "#!/bin/sh\necho 'no GPU here' >&2\nexit 3\n",
+    { mode: 0o755 },
+  );
+  const stages = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+  ];
+  stages.forEach((stage, i) => {
+    Deno.writeTextFileSync(
+      `${hooksDir}/1${i}-${stage}.json`,
+      JSON.stringify({
+        version: "1.0.0",
+        hook: { path: `${hookbin}/record.sh`, args: ["record.sh", stage] },
+        when: { annotations: { "^pve-cri\\.e2e/hooks$": "^record$" } },
+        stages: [stage],
+      }),
+    );
+  });
+  Deno.writeTextFileSync(
+    `${hooksDir}/20-fail.json`,
+    JSON.stringify({
+      version: "1.0.0",
+      hook: { path: `${hookbin}/fail.sh` },
+      when: { annotations: { "^pve-cri\\.e2e/hooks$": "^fail$" } },
+      stages: ["createRuntime"],
+    }),
+  );
+  return hooksDir;
+}
+
 for (const backend of ["lxc", "proxmox"] as const) {
   const how = backend === "lxc"
     ? "--backend lxc (the embedded simulator's LXC driver)"
@@ -142,10 +199,15 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     }),
   );
   const cni = { confDir: cniConfDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin"] };
+  const hooksDir = writeRecordingHooks(`${dir.path}/hooks.d`, `${dir.path}/hookbin`);
   const settings = backend === "lxc"
     ? { lxc: { vmids } }
     : JSON.parse(Deno.readTextFileSync(configFile));
-  Deno.writeTextFileSync(configFile, JSON.stringify({ ...settings, cni }), { mode: 0o600 });
+  Deno.writeTextFileSync(
+    configFile,
+    JSON.stringify({ ...settings, cni, hooks: { dirs: [hooksDir] } }),
+    { mode: 0o600 },
+  );
   await seedImage({ stateDir, backend, configFile, name: "busybox", image: busyboxImage() });
   const lxcpath = `${simDir}/lxc-containers`;
   const lxc = new LxcTools(lxcpath);
@@ -525,6 +587,72 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal((await statusOf(ignorer)).exit_code, 137);
       await rejectsWith(cri.runtime.ExecSync({ container_id: shell, cmd: ["true"] }), 9);
     });
+
+    await t.step("OCI hooks run at each stage against the process's life", async () => {
+      const hookbin = `${dir.path}/hookbin`;
+      const hooked = await create("hooked", [
+        "/bin/sh",
+        "-c",
+        `touch ${hookbin}/app-started; exec sleep 3600`,
+      ], {
+        annotations: { "pve-cri.e2e/hooks": "record" },
+        // The startContainer hook's path resolves in the container (OCI): it is mounted there.
+        mounts: [{ container_path: hookbin, host_path: hookbin }],
+      });
+      await cri.runtime.StartContainer({ container_id: hooked });
+      await cri.runtime.StopContainer({ container_id: hooked, timeout: 0 });
+      await cri.runtime.RemoveContainer({ container_id: hooked });
+      const lines = Deno.readTextFileSync(`${hookbin}/log`).trim().split("\n");
+      const fields = lines.map((line) =>
+        Object.fromEntries(line.split(" ").map((kv) => kv.split("=") as [string, string]))
+      );
+      assert.deepEqual(
+        fields.map((f) => f.stage),
+        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        lines.join("\n"),
+      );
+      const [prestart, createRuntime, createContainer, startContainer, poststart, poststop] =
+        fields;
+      for (const f of [prestart!, createRuntime!, createContainer!]) {
+        // On the node, given the CT's init: it runs, the app does not yet.
+        assert.deepEqual([f.status, f.alive, f.app, f.host], [
+          "created",
+          "yes",
+          "no",
+          Deno.hostname(),
+        ]);
+        assert.equal(f.pid, prestart!.pid);
+      }
+      // In the container's namespaces (its hostname), before the app.
+      assert.deepEqual([startContainer!.host, startContainer!.app], ["pod-a", "no"]);
+      // Given the app's pid, which runs.
+      assert.deepEqual([poststart!.status, poststart!.alive], ["running", "yes"]);
+      assert.notEqual(poststart!.pid, prestart!.pid);
+      // After the CT is gone: no pid.
+      assert.deepEqual([poststop!.status, poststop!.pid], ["stopped", "none"]);
+      assert.equal(
+        (await cri.runtime.ListContainers({ filter: { id: hooked } })).containers.length,
+        0,
+      );
+    });
+
+    await t.step(
+      "a failing createRuntime hook fails StartContainer; the CT is stopped",
+      async () => {
+        const doomed = await create("hook-fails", ["/bin/sh", "-c", "sleep 3600"], {
+          annotations: { "pve-cri.e2e/hooks": "fail" },
+        });
+        await rejectsWith(
+          cri.runtime.StartContainer({ container_id: doomed }),
+          9,
+          /createRuntime:20-fail\.json .* exited with 3: no GPU here/,
+        );
+        const st = await statusOf(doomed);
+        assert.equal(st.state, "CONTAINER_EXITED");
+        assert.equal(st.reason, "StartError");
+        assert.equal((await lxc.info(String(vmidOf(doomed)))).state, "STOPPED");
+      },
+    );
 
     await t.step("a missing binary: StartContainer fails naming it, nothing runs", async () => {
       const broken = await create("broken", ["/bin/nope"]);
