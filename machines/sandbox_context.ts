@@ -107,7 +107,8 @@ export function evolveSandbox(context: SandboxContext, event: DomainEvent): Sand
       return {
         ...context,
         attached: withoutNetwork(context.attached, event.data),
-        lastError: failure(event),
+        // In a rollback the cause stays the error; what the rollback left is a leak.
+        lastError: context.lastError ?? failure(event),
         leaks: [...context.leaks, `CNI attachment ${net}: ${event.data.error}`],
       };
     }
@@ -116,7 +117,7 @@ export function evolveSandbox(context: SandboxContext, event: DomainEvent): Sand
     case "NamespacesUnpinFailed":
       return {
         ...context,
-        lastError: failure(event),
+        lastError: context.lastError ?? failure(event),
         leaks: [...context.leaks, `pinned namespaces: ${event.data.error}`],
       };
     case "ContainerAdmitted": {

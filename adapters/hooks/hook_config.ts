@@ -47,10 +47,15 @@ export function parseHookConfig(text: string, file: string): HookConfig {
   if (typeof hook?.path !== "string" || !hook.path.startsWith("/")) {
     throw new Error("hook.path must be an absolute path");
   }
+  let info: Deno.FileInfo | undefined;
   try {
-    if (!Deno.statSync(hook.path).isFile) throw new Error();
+    info = Deno.statSync(hook.path);
   } catch {
-    throw new Error(`hook.path ${hook.path} is not a file`);
+    // reported below
+  }
+  if (info === undefined || !info.isFile) throw new Error(`hook.path ${hook.path} is not a file`);
+  if (((info.mode ?? 0) & 0o111) === 0) {
+    throw new Error(`hook.path ${hook.path} is not executable`);
   }
   const strings = (value: unknown, field: string): string[] => {
     if (value === undefined) return [];

@@ -119,7 +119,7 @@ echo "stage=$1 status=$status pid=\${pid:-none} alive=$alive app=$app host=$(bus
   );
   Deno.writeTextFileSync(
     `${hookbin}/fail.sh`,
-    "#!/bin/sh\necho 'no GPU here' >&2\nexit 3\n",
+    `#!/bin/sh\ntouch ${hookbin}/failed-$1\necho 'no GPU here' >&2\nexit 3\n`,
     { mode: 0o755 },
   );
   const stages = [
@@ -141,15 +141,17 @@ echo "stage=$1 status=$status pid=\${pid:-none} alive=$alive app=$app host=$(bus
       }),
     );
   });
-  Deno.writeTextFileSync(
-    `${hooksDir}/20-fail.json`,
-    JSON.stringify({
-      version: "1.0.0",
-      hook: { path: `${hookbin}/fail.sh` },
-      when: { annotations: { "^pve-cri\\.e2e/hooks$": "^fail$" } },
-      stages: ["createRuntime"],
-    }),
-  );
+  for (const stage of ["createRuntime", "poststop"]) {
+    Deno.writeTextFileSync(
+      `${hooksDir}/2${stage === "poststop" ? 1 : 0}-fail.json`,
+      JSON.stringify({
+        version: "1.0.0",
+        hook: { path: `${hookbin}/fail.sh`, args: ["fail.sh", stage] },
+        when: { annotations: { "^pve-cri\\.e2e/hooks$": `^fail-${stage}$` } },
+        stages: [stage],
+      }),
+    );
+  }
   return hooksDir;
 }
 
@@ -198,7 +200,10 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       }],
     }),
   );
-  const cni = { confDir: cniConfDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin"] };
+  // A bin dir of the test's own last, for a broken plugin.
+  const cniBin = `${dir.path}/cni-bin`;
+  Deno.mkdirSync(cniBin);
+  const cni = { confDir: cniConfDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin", cniBin] };
   const hooksDir = writeRecordingHooks(`${dir.path}/hooks.d`, `${dir.path}/hookbin`);
   const settings = backend === "lxc"
     ? { lxc: { vmids } }
@@ -339,6 +344,96 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         assert.equal(await response.text(), "hello from c1\n");
       },
     );
+
+    await t.step(
+      "a second pod reaches the first pod's IP; stopping it releases its IP, veth and CNI result",
+      async () => {
+        const podA = (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId })).status;
+        const podB = {
+          metadata: { name: "pod-b", uid: "pod-b-uid", namespace: "e2e", attempt: 0 },
+          hostname: "pod-b",
+          log_directory: `${dir.path}/logs/e2e_pod-b`,
+          linux: { security_context: { namespace_options: { network: "POD", pid: "CONTAINER" } } },
+        };
+        const podBId = (await cri.runtime.RunPodSandbox({ config: podB })).pod_sandbox_id;
+        const podBIp = (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podBId })).status
+          .network.ip;
+        assert.notEqual(podBIp, podA.network.ip);
+        const { container_id } = await cri.runtime.CreateContainer({
+          pod_sandbox_id: podBId,
+          config: {
+            metadata: { name: "client", attempt: 0 },
+            image: { image: "busybox" },
+            command: ["/bin/sleep", "3600"],
+            log_path: "client/0.log",
+            linux: {},
+          },
+          sandbox_config: podB,
+        });
+        await cri.runtime.StartContainer({ container_id });
+        const fetched = await exec(container_id, [
+          "wget",
+          "-q",
+          "-O",
+          "-",
+          `http://${podA.network.ip}:8080/`,
+        ]);
+        assert.equal(fetched.out, "hello from c1\n", fetched.err);
+
+        const cached = `${stateDir}/node/cni/results/e2e-${podBId}-eth0`;
+        const hostVeth = (JSON.parse(Deno.readTextFileSync(cached)).result.interfaces as {
+          name: string;
+          sandbox?: string;
+        }[]).find((i) => i.sandbox === undefined && i.name !== bridge)!.name;
+        assert.ok(Deno.statSync(`${dir.path}/ipam/e2e/${podBIp}`).isFile, "IP allocated");
+        await cri.runtime.StopPodSandbox({ pod_sandbox_id: podBId });
+        assert.throws(() => Deno.statSync(`${dir.path}/ipam/e2e/${podBIp}`), "IP released");
+        assert.throws(() => Deno.statSync(cached), "cached result removed");
+        assert.throws(() => Deno.statSync(`/sys/class/net/${hostVeth}`), "veth removed");
+        await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podBId });
+        await cri.runtime.RemovePodSandbox({ pod_sandbox_id: podBId }); // idempotent
+      },
+    );
+
+    await t.step("a broken CNI plugin fails RunPodSandbox clearly and leaves nothing", async () => {
+      // Lexically first, so it is the network now (read again without a restart).
+      Deno.writeTextFileSync(
+        `${cniBin}/broken`,
+        `#!/bin/sh\n[ "$CNI_COMMAND" = VERSION ] && exec echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'\n` +
+          `echo '{"cniVersion":"1.0.0","code":11,"msg":"no route to the fabric","details":"e2e"}'\nexit 1\n`,
+        { mode: 0o755 },
+      );
+      Deno.writeTextFileSync(
+        `${cniConfDir}/00-broken.conflist`,
+        JSON.stringify({ cniVersion: "1.0.0", name: "broken", plugins: [{ type: "broken" }] }),
+      );
+      const pods = () => [...Deno.readDirSync(`${stateDir}/node/pods`)].length;
+      const before = pods();
+      try {
+        const podC = {
+          metadata: { name: "pod-c", uid: "pod-c-uid", namespace: "e2e", attempt: 0 },
+          log_directory: `${dir.path}/logs/e2e_pod-c`,
+          linux: { security_context: { namespace_options: { network: "POD", pid: "CONTAINER" } } },
+        };
+        await rejectsWith(
+          cri.runtime.RunPodSandbox({ config: podC }),
+          13,
+          /CNI plugin broken ADD failed: no route to the fabric \(e2e\)/,
+        );
+        assert.equal(pods(), before, "no pod dir or pinned namespace left");
+        assert.deepEqual(
+          [...Deno.readDirSync(`${stateDir}/node/cni/results`)].filter((e) =>
+            e.name.startsWith("broken-")
+          ),
+          [],
+        );
+      } finally {
+        Deno.removeSync(`${cniConfDir}/00-broken.conflist`);
+      }
+      const ready = (await cri.runtime.Status({})).status.conditions
+        .find((c: CriMessage) => c.type === "NetworkReady");
+      assert.equal(ready.status, true, "back on the bridge network");
+    });
 
     await t.step(
       "an ExecSync past its timeout is DEADLINE_EXCEEDED and leaves nothing",
@@ -640,7 +735,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       "a failing createRuntime hook fails StartContainer; the CT is stopped",
       async () => {
         const doomed = await create("hook-fails", ["/bin/sh", "-c", "sleep 3600"], {
-          annotations: { "pve-cri.e2e/hooks": "fail" },
+          annotations: { "pve-cri.e2e/hooks": "fail-createRuntime" },
         });
         await rejectsWith(
           cri.runtime.StartContainer({ container_id: doomed }),
@@ -651,8 +746,21 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         assert.equal(st.state, "CONTAINER_EXITED");
         assert.equal(st.reason, "StartError");
         assert.equal((await lxc.info(String(vmidOf(doomed)))).state, "STOPPED");
+        assert.ok(Deno.statSync(`${dir.path}/hookbin/failed-createRuntime`).isFile, "it ran");
       },
     );
+
+    await t.step("a failing poststop hook is recorded, and the removal goes on", async () => {
+      const late = await create("hook-fails-late", ["/bin/sh", "-c", "sleep 3600"], {
+        annotations: { "pve-cri.e2e/hooks": "fail-poststop" },
+      });
+      await cri.runtime.StartContainer({ container_id: late });
+      await cri.runtime.StopContainer({ container_id: late, timeout: 0 });
+      await cri.runtime.RemoveContainer({ container_id: late });
+      assert.ok(Deno.statSync(`${dir.path}/hookbin/failed-poststop`).isFile, "it ran");
+      const left = await cri.runtime.ListContainers({ filter: { id: late } });
+      assert.equal(left.containers.length, 0);
+    });
 
     await t.step("a missing binary: StartContainer fails naming it, nothing runs", async () => {
       const broken = await create("broken", ["/bin/nope"]);

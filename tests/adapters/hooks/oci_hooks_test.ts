@@ -36,6 +36,11 @@ Deno.test("hooks.d: later dirs mask earlier files, lexical order, bad files skip
   hookFile(etc, "e.json", { ...valid(["prestart"]), when: {} });
   hookFile(etc, "f.json", { ...valid(["later"]) });
   hookFile(etc, "g.json", { ...valid(["prestart"]), when: { commands: ["("] } });
+  hookFile(etc, "h.json", { ...valid(["prestart"]), hook: { path: "bin/true" } });
+  Deno.writeTextFileSync(`${dir.path}/plain`, "#!/bin/sh\n", { mode: 0o644 });
+  hookFile(etc, "i.json", { ...valid(["prestart"]), hook: { path: `${dir.path}/plain` } });
+  hookFile(etc, "j.json", { ...valid(["prestart"]), hook: {} });
+  Deno.writeTextFileSync(`${etc}/k.json`, "{ not json");
   Deno.writeTextFileSync(`${etc}/notes.txt`, "not a hook");
   const { lines, log } = capturingLogger();
   const hooks = new OciHooks([usr, etc, `${dir.path}/missing`], log);
@@ -47,16 +52,23 @@ Deno.test("hooks.d: later dirs mask earlier files, lexical order, bad files skip
   const reasons = Object.fromEntries(
     lines.map((l) => [String(l.file).split("/").pop(), l.reason]),
   );
-  assert.deepEqual(Object.keys(reasons).sort(), ["c.json", "d.json", "e.json", "f.json", "g.json"]);
+  assert.deepEqual(
+    Object.keys(reasons).sort(),
+    ["c.json", "d.json", "e.json", "f.json", "g.json", "h.json", "i.json", "j.json", "k.json"],
+  );
   assert.match(String(reasons["c.json"]), /unsupported version/);
   assert.match(String(reasons["d.json"]), /not a file/);
   assert.match(String(reasons["e.json"]), /when must set/);
   assert.match(String(reasons["f.json"]), /unknown stage "later"/);
   assert.match(String(reasons["g.json"]), /bad regex/);
+  assert.match(String(reasons["h.json"]), /must be an absolute path/);
+  assert.match(String(reasons["i.json"]), /is not executable/);
+  assert.match(String(reasons["j.json"]), /hook\.path must be/);
+  assert.match(String(reasons["k.json"]), /JSON/);
 
   hookFile(etc, "0-new.json", valid(["createRuntime"]));
   assert.equal(hooks.hooksFor(target)[0]?.name, "createRuntime:0-new.json", "read again");
-  assert.equal(lines.length, 10, "bad files are reported once per change, not per container");
+  assert.equal(lines.length, 18, "bad files are reported once per change, not per container");
 });
 
 Deno.test("when: every condition set must match", () => {
