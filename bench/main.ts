@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
   cri: () => import("./cri.ts"),
   images: () => import("./images.ts"),
   lxc: () => import("./lxc.ts"),
+  cni: () => import("./cni.ts"),
 };
 
 const [prefix = "", suite] = Deno.args;
