@@ -269,6 +269,8 @@ export interface PodRuntime {
   sandbox(id: string): SandboxView | undefined;
   /** Extra detail for verbose status: state, event count, the containers' VMIDs. */
   sandboxInfo(id: string): Record<string, unknown>;
+  /** CNI CHECK of each of the sandbox's networks: `NAME/IFNAME` → "ok" or what is wrong. */
+  sandboxNetworkCheck(id: string): Promise<Record<string, string>>;
   sandboxes(): SandboxListItem[];
 
   createContainer(sandboxId: string, spec: ContainerSpec, call: CallInfo): Promise<ContainerView>;

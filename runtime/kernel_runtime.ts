@@ -221,6 +221,36 @@ export class KernelRuntime implements PodRuntime {
     };
   }
 
+  async sandboxNetworkCheck(id: string): Promise<Record<string, string>> {
+    const actor = this.#sandboxActor(id);
+    const check = this.#cni.check?.bind(this.#cni);
+    if (actor === undefined || check === undefined) return {};
+    const { context } = actor.state;
+    const spec = context.config as SandboxSpec;
+    const results: Record<string, string> = {};
+    for (const net of context.attached) {
+      try {
+        await check({
+          sandboxId: id,
+          netns: context.namespaces?.net ?? "",
+          name: net.name,
+          ifname: net.ifname,
+          pod: {
+            namespace: spec.metadata.namespace,
+            name: spec.metadata.name,
+            uid: spec.metadata.uid,
+          },
+        });
+        results[`${net.name}/${net.ifname}`] = "ok";
+      } catch (error) {
+        results[`${net.name}/${net.ifname}`] = error instanceof Error
+          ? error.message
+          : String(error);
+      }
+    }
+    return results;
+  }
+
   sandboxes(): SandboxListItem[] {
     const actors = this.#registry.actors("sandbox") as SandboxActor[];
     return actors.map((a) => itemOf(this.#sandboxItems, a, sandboxListItem));

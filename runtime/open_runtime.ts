@@ -12,6 +12,7 @@ import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { dirname, join, resolve } from "node:path";
 import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { OciHooks } from "../adapters/hooks/oci_hooks.ts";
+import { startCniGc } from "./cni_gc.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
@@ -340,6 +341,12 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     ...(node.processes === undefined ? {} : { processes: node.processes }),
     hooks,
   });
+  const stopCniGc = startCniGc(
+    registry,
+    cni,
+    settings.cni.gcIntervalSeconds * 1000,
+    log.with({ component: "cni" }),
+  );
   const stopCollecting = node.processes === undefined
     ? () => {}
     : collectExits(registry, node.processes, api, log.with({ component: "exits" }));
@@ -353,6 +360,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     simulator,
     async close() {
       stopCollecting();
+      stopCniGc();
       realNode?.close();
       registry.close();
       await Promise.race([registry.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);

@@ -14,7 +14,8 @@
  *   "images": { "pull": "pve-cri" },
  *   "lxc": { "lxcpath": "/var/lib/lxc", "pveConfigDir": "/etc/pve/lxc", "vmids": [100, 999999] },
  *   "rootfs": { "sizeGiB": 4 },
- *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"] },
+ *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"],
+ *            "gcIntervalSeconds": 600 },
  *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] }
  * }
  * ```
@@ -49,7 +50,7 @@ export interface RuntimeConfig {
   /** A new CT's root disk size. */
   rootfs: { sizeGiB: number };
   /** The pod network's CNI config dir and plugin dirs (flags override them). */
-  cni: { confDir: string; binDirs: string[] };
+  cni: { confDir: string; binDirs: string[]; gcIntervalSeconds: number };
   /** hooks.d directories, in order (a later one masks a file of the same name). */
   hooks: { dirs: string[] };
 }
@@ -60,7 +61,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   images: { pull: "pve-cri" },
   lxc: { lxcpath: "/var/lib/lxc", pveConfigDir: "/etc/pve/lxc", vmids: undefined },
   rootfs: { sizeGiB: 1 },
-  cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs },
+  cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs, gcIntervalSeconds: 600 },
   hooks: { dirs: defaultHooksDirs },
 };
 
@@ -114,6 +115,10 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
   ) {
     throw new InvalidArgumentError(`${source}: cni.binDirs must be a list of absolute paths`);
   }
+  const gcIntervalSeconds = cni.gcIntervalSeconds ?? 600;
+  if (typeof gcIntervalSeconds !== "number" || !(gcIntervalSeconds >= 1)) {
+    throw new InvalidArgumentError(`${source}: cni.gcIntervalSeconds must be at least 1`);
+  }
   const hooksDirs = ((c.hooks ?? {}) as Record<string, unknown>).dirs ?? defaultHooksDirs;
   if (
     !Array.isArray(hooksDirs) ||
@@ -131,7 +136,7 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
       vmids,
     },
     rootfs: { sizeGiB },
-    cni: { confDir, binDirs: binDirs as string[] },
+    cni: { confDir, binDirs: binDirs as string[], gcIntervalSeconds },
     hooks: { dirs: hooksDirs as string[] },
   };
 }

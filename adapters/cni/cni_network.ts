@@ -1,8 +1,9 @@
 /**
- * The pod network through CNI (spec 1.0), as containerd's go-cni and CRI-O's ocicni drive it:
- * one network from the conf dir, each pod attached as `eth0`; ADD through the chain with each
- * plugin's result as the next one's `prevResult`, DEL in reverse; capability args only to the
- * plugins that declare them; a result cache so DEL has what ADD returned.
+ * The pod network through CNI (spec 1.0 and 1.1), as containerd's go-cni and CRI-O's ocicni
+ * drive it: one network from the conf dir, each pod attached as `eth0`; ADD through the chain
+ * with each plugin's result as the next one's `prevResult`, DEL in reverse, CHECK in order;
+ * STATUS and GC for 1.1 networks; capability args only to the plugins that declare them; a
+ * result cache so DEL and CHECK have what ADD returned.
  */
 import { FailedPreconditionError } from "../../lib/errors.ts";
 import type {
@@ -12,7 +13,11 @@ import type {
   NetworkPlugin,
   NetworkStatus,
 } from "./mod.ts";
-import { type NetworkConfigList, NetworkConfigLoader } from "./network_config.ts";
+import {
+  type NetworkConfigList,
+  NetworkConfigLoader,
+  type PluginConfig,
+} from "./network_config.ts";
 import { type CniCommand, execPlugin, findPlugin } from "./plugin_exec.ts";
 import { ResultCache } from "./result_cache.ts";
 
@@ -63,7 +68,9 @@ export class CniNetwork implements NetworkPlugin {
 
   async status(): Promise<NetworkStatus> {
     const current = this.#config();
-    const error = "error" in current ? current.error : await this.#versionError(current.config);
+    const error = "error" in current
+      ? current.error
+      : await this.#versionError(current.config) ?? await this.#statusError(current.config);
     return error === undefined ? { ready: true, reason: "", message: "" } : {
       ready: false,
       reason: "NetworkPluginNotReady",
@@ -100,6 +107,57 @@ export class CniNetwork implements NetworkPlugin {
       this.#versions.set(config, checked);
     }
     return checked;
+  }
+
+  /** CNI 1.1 STATUS: each plugin says whether it can take an ADD now. */
+  async #statusError(config: NetworkConfigList): Promise<string | undefined> {
+    if (!atLeast(config.cniVersion, "1.1.0")) return undefined;
+    for (const plugin of config.plugins) {
+      try {
+        await this.#exec("STATUS", plugin, config, {});
+      } catch (error) {
+        return (error as Error).message;
+      }
+    }
+    return undefined;
+  }
+
+  async check(request: CniRequest): Promise<void> {
+    const cached = this.#cache.get(request.name, request.sandboxId, request.ifname);
+    if (cached === undefined) {
+      throw new FailedPreconditionError(
+        `no CNI result recorded for ${request.name}/${request.ifname} of sandbox ${request.sandboxId}`,
+      );
+    }
+    const { config } = cached;
+    // CHECK came with 0.4.0; a list may turn it off.
+    if (config.disableCheck === true || !atLeast(config.cniVersion, "0.4.0")) return;
+    for (const plugin of config.plugins) {
+      await this.#exec("CHECK", plugin, config, {
+        request: withCachedCapabilities(request, cached.capabilityArgs),
+        args: cached.cniArgs,
+        prevResult: cached.result,
+      });
+    }
+  }
+
+  async gc(valid: { sandboxId: string; ifname: string }[]): Promise<void> {
+    const current = this.#config();
+    if ("error" in current || !atLeast(current.config.cniVersion, "1.1.0")) return;
+    const { config } = current;
+    const attachments = valid.map((a) => ({ containerID: a.sandboxId, ifname: a.ifname }));
+    for (const plugin of config.plugins) {
+      await this.#exec("GC", plugin, config, {
+        extra: { "cni.dev/valid-attachments": attachments },
+      });
+    }
+    // What the plugins were told is gone is gone from the cache too (as libcni's GC does).
+    const keep = new Set(valid.map((a) => `${a.sandboxId}/${a.ifname}`));
+    for (const entry of this.#cache.list()) {
+      if (entry.networkName === config.name && !keep.has(`${entry.containerId}/${entry.ifName}`)) {
+        this.#cache.delete(entry.networkName, entry.containerId, entry.ifName);
+      }
+    }
   }
 
   networksFor(hostNetwork: boolean): NetworkAttachment[] {
@@ -139,6 +197,7 @@ export class CniNetwork implements NetworkPlugin {
       networkName: config.name,
       config,
       cniArgs: args,
+      ...(request.capabilityArgs === undefined ? {} : { capabilityArgs: request.capabilityArgs }),
       result: final,
     });
     return { ips: [], ...final } as CniResult;
@@ -152,40 +211,81 @@ export class CniNetwork implements NetworkPlugin {
       ("config" in loaded && loaded.config.name === request.name ? loaded.config : undefined);
     if (config === undefined) return; // nothing was added through a config we can still name
     const args = cached?.cniArgs ?? cniArgs(request);
+    const asAdded = withCachedCapabilities(request, cached?.capabilityArgs);
     for (const plugin of [...config.plugins].reverse()) {
-      await this.#run("DEL", plugin, config, request, args, cached?.result);
+      await this.#run("DEL", plugin, config, asAdded, args, cached?.result);
     }
     this.#cache.delete(request.name, request.sandboxId, request.ifname);
   }
 
   #run(
     command: CniCommand,
-    plugin: NetworkConfigList["plugins"][number],
+    plugin: PluginConfig,
     list: NetworkConfigList,
     request: CniRequest,
     args: string,
     prevResult: Record<string, unknown> | undefined,
   ) {
+    return this.#exec(command, plugin, list, {
+      request,
+      args,
+      ...(prevResult === undefined ? {} : { prevResult }),
+    });
+  }
+
+  /** One plugin call: its config with the list's name and version, and what the call adds. */
+  #exec(
+    command: CniCommand,
+    plugin: PluginConfig,
+    list: NetworkConfigList,
+    call: {
+      request?: CniRequest;
+      args?: string;
+      prevResult?: Record<string, unknown>;
+      extra?: Record<string, unknown>;
+    },
+  ) {
     const { capabilities, ...own } = plugin;
-    const runtimeConfig = runtimeConfigFor(capabilities, request.capabilityArgs ?? {});
+    const runtimeConfig = call.request === undefined
+      ? undefined
+      : runtimeConfigFor(capabilities, call.request.capabilityArgs ?? {});
     return execPlugin({
       command,
       type: plugin.type,
-      containerId: request.sandboxId,
-      netns: request.netns,
-      ifname: request.ifname,
-      args,
+      containerId: call.request?.sandboxId ?? "",
+      netns: call.request?.netns ?? "",
+      ifname: call.request?.ifname ?? "",
+      args: call.args ?? "",
       config: {
         ...own,
         cniVersion: list.cniVersion,
         name: list.name,
-        ...(prevResult === undefined ? {} : { prevResult }),
+        ...(call.prevResult === undefined ? {} : { prevResult: call.prevResult }),
         ...(runtimeConfig === undefined ? {} : { runtimeConfig }),
+        ...call.extra,
       },
       binDirs: this.options.binDirs,
       timeoutMs: this.#timeoutMs,
     });
   }
+}
+
+/** The request with the capability args its ADD had, when they were recorded. */
+function withCachedCapabilities(
+  request: CniRequest,
+  cached: Record<string, unknown> | undefined,
+): CniRequest {
+  return cached === undefined ? request : { ...request, capabilityArgs: cached };
+}
+
+/** `a` is version `b` or later (dotted numbers). */
+function atLeast(a: string, b: string): boolean {
+  const [x, y] = [a, b].map((v) => v.split(".").map(Number));
+  for (let i = 0; i < 3; i++) {
+    const d = (x![i] ?? 0) - (y![i] ?? 0);
+    if (d !== 0) return d > 0;
+  }
+  return true;
 }
 
 /** `CNI_ARGS` as the kubelet's runtimes pass them. */

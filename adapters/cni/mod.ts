@@ -39,4 +39,8 @@ export interface NetworkPlugin {
   add(request: CniRequest): Promise<CniResult>;
   /** Idempotent, as CNI requires: deleting what is gone succeeds. */
   del(request: CniRequest): Promise<void>;
+  /** CNI CHECK: is the attachment still as ADD made it? Rejects with the plugin's error. */
+  check?(request: CniRequest): Promise<void>;
+  /** CNI GC (1.1): plugins release what belongs to no attachment in `valid`. */
+  gc?(valid: { sandboxId: string; ifname: string }[]): Promise<void>;
 }

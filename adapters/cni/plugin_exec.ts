@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { concatBytes } from "../../lib/bytes.ts";
 import { FailedPreconditionError, RuntimeError } from "../../lib/errors.ts";
 
-export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION";
+export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION" | "STATUS" | "GC";
 
 export interface PluginCall {
   command: CniCommand;

@@ -13,6 +13,8 @@ export interface CachedAttachment {
   networkName: string;
   config: NetworkConfigList;
   cniArgs: string;
+  /** What ADD's plugins got as capability args: DEL and CHECK get the same (as libcni). */
+  capabilityArgs?: Record<string, unknown>;
   result: Record<string, unknown>;
 }
 

@@ -342,6 +342,12 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         assert.match(podIp, new RegExp(`^${subnet.replaceAll(".", "\\.")}\\.\\d+$`));
         const response = await fetch(`http://${podIp}:8080/`);
         assert.equal(await response.text(), "hello from c1\n");
+        // crictl inspectp: the CNI plugins (CHECK) find the attachment as they made it.
+        const verbose = await cri.runtime.PodSandboxStatus({
+          pod_sandbox_id: podId,
+          verbose: true,
+        });
+        assert.deepEqual(JSON.parse(verbose.info.info).networkCheck, { "e2e/eth0": "ok" });
       },
     );
 

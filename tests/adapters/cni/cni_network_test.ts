@@ -115,6 +115,9 @@ Deno.test({
       assert.match(await run("tc", ["qdisc", "show", "dev", hostVeth]), /tbf .*rate 8Mbit/);
       assert.ok(exists(`${dir.path}/ipam/podnet/${address!.split("/")[0]}`), "IP allocated");
 
+      // CHECK through the chain, with the cached result: the attachment is as ADD made it.
+      await cni.check(request);
+
       // A new instance, as after a restart: DEL from the cache (prevResult), in reverse order.
       const restarted = new CniNetwork(options);
       await restarted.del(request);
@@ -125,6 +128,13 @@ Deno.test({
       );
       assert.deepEqual([...Deno.readDirSync(`${dir.path}/results`)], [], "cache entry gone");
       await restarted.del(request); // DEL of what is gone succeeds
+
+      // An attachment whose interface went away behind CNI's back fails CHECK, naming the plugin.
+      const broken = { ...request, sandboxId: `sb2${suffix}` };
+      await cni.add(broken);
+      await run("nsenter", [`--net=${netns}`, "ip", "link", "del", "eth0"]);
+      await assert.rejects(cni.check(broken), /CNI plugin bridge CHECK failed/);
+      await cni.del(broken);
 
       // A plugin's error JSON becomes an error naming it.
       Deno.writeTextFileSync(
@@ -215,5 +225,64 @@ Deno.test({
       }
     });
     assert.deepEqual(left, [], "the plugin is gone");
+  },
+});
+
+Deno.test({
+  name: `CNI 1.1: STATUS decides NetworkReady, GC gets the valid attachments and the cache follows${
+    why === undefined ? "" : ` (skipped: ${why})`
+  }`,
+  ignore: why !== undefined,
+  async fn() {
+    using dir = tempDir("pve-cri-cni-");
+    // No 1.1 plugin ships in Debian yet: a plugin of the test's own speaks it.
+    const bin = `${dir.path}/bin`;
+    Deno.mkdirSync(bin);
+    Deno.writeTextFileSync(
+      `${bin}/eleven`,
+      `#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+STATUS) if [ -e ${dir.path}/down ]; then
+    echo '{"cniVersion":"1.1.0","code":50,"msg":"the agent is not running"}'; exit 1; fi ;;
+GC) cat > ${dir.path}/gc-stdin ;;
+ADD) cat > /dev/null; echo '{"cniVersion":"1.1.0","ips":[{"address":"10.88.9.2/24"}]}' ;;
+*) cat > /dev/null ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const confDir = `${dir.path}/net.d`;
+    Deno.mkdirSync(confDir);
+    Deno.writeTextFileSync(
+      `${confDir}/10-eleven.conflist`,
+      JSON.stringify({ cniVersion: "1.1.0", name: "eleven", plugins: [{ type: "eleven" }] }),
+    );
+    const cni = new CniNetwork({ confDir, binDirs: [bin], cacheDir: `${dir.path}/results` });
+    assert.equal((await cni.status()).ready, true);
+    Deno.writeFileSync(`${dir.path}/down`, new Uint8Array());
+    const down = await cni.status();
+    assert.equal(down.ready, false);
+    assert.match(down.message, /CNI plugin eleven STATUS failed: the agent is not running/);
+    Deno.removeSync(`${dir.path}/down`);
+    assert.equal((await cni.status()).ready, true, "STATUS is asked each time");
+
+    const request = (sandboxId: string) => ({
+      sandboxId,
+      netns: "/proc/self/ns/net",
+      name: "eleven",
+      ifname: "eth0",
+    });
+    await cni.add(request("sb1"));
+    await cni.add(request("sb2"));
+    await cni.gc([{ sandboxId: "sb1", ifname: "eth0" }]);
+    const sent = JSON.parse(Deno.readTextFileSync(`${dir.path}/gc-stdin`));
+    assert.deepEqual(sent["cni.dev/valid-attachments"], [{ containerID: "sb1", ifname: "eth0" }]);
+    assert.equal(sent.name, "eleven");
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir.path}/results`)].map((e) => e.name),
+      ["eleven-sb1-eth0"],
+      "the cache keeps only what is valid",
+    );
   },
 });
