@@ -194,7 +194,10 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         isGateway: true,
         ipam: {
           type: "host-local",
-          ranges: [[{ subnet: `${subnet}.0/24` }]],
+          // Dual stack: the pod gets an IPv4 address (primary) and an IPv6 one.
+          ranges: [[{ subnet: `${subnet}.0/24` }], [{
+            subnet: `fd88:${subnet.split(".")[2]}::/64`,
+          }]],
           dataDir: `${dir.path}/ipam`,
         },
       }],
@@ -340,6 +343,11 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         const { status } = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: podId });
         const podIp = status.network.ip;
         assert.match(podIp, new RegExp(`^${subnet.replaceAll(".", "\\.")}\\.\\d+$`));
+        assert.deepEqual(
+          status.network.additional_ips.map((a: CriMessage) => /^fd88:/.test(a.ip)),
+          [true],
+          "the IPv6 address comes second",
+        );
         const response = await fetch(`http://${podIp}:8080/`);
         assert.equal(await response.text(), "hello from c1\n");
         // crictl inspectp: the CNI plugins (CHECK) find the attachment as they made it.
@@ -895,7 +903,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/containers`)], [], "no monitor dir");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/cni/results`)], [], "no CNI result");
     const allocated = [...Deno.readDirSync(`${dir.path}/ipam/e2e`)].map((e) => e.name)
-      .filter((name) => /^\d+\.\d+\.\d+\.\d+$/.test(name));
+      .filter((name) => /^\d+\.\d+\.\d+\.\d+$|^[0-9a-f]*:[0-9a-f:]*$/.test(name));
     assert.deepEqual(allocated, [], "no pod IP left allocated");
     const [lower, upper] = vmids;
     const cgroupRoot = cgroupOf(Deno.pid)?.v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
