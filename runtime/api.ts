@@ -258,6 +258,8 @@ export interface PodRuntime {
   readonly version: string;
 
   readiness(): Promise<RuntimeReadiness>;
+  /** The node's pod CIDRs from the kubelet (UpdateRuntimeConfig), for CNI's `ipRanges`. */
+  setPodCidrs(cidrs: string[]): void;
 
   /** A full id, or a unique prefix of a live one; undefined when nothing matches. */
   resolveSandbox(idOrPrefix: string): string | undefined;

@@ -43,6 +43,7 @@ import type {
   SandboxView,
 } from "./api.ts";
 import { mergeEnv, processArgv } from "./container_env.ts";
+import type { PodCidrs } from "./pod_cidr.ts";
 import { CpuIntegrator } from "./cpu_integrator.ts";
 import { proxmoxLimits } from "./limits.ts";
 import type { ImageService } from "./images/image_service.ts";
@@ -65,6 +66,8 @@ export interface KernelRuntimeOptions {
   processes?: ProcessSupervisor;
   /** Which OCI hooks a new container gets (none by default). */
   hooks?: HookRunner;
+  /** Where the kubelet's pod CIDRs are kept (UpdateRuntimeConfig). */
+  podCidrs?: PodCidrs;
   /** New ids; random 64-hex ids by default, as containerd makes them. */
   newId?: () => string;
 }
@@ -75,6 +78,7 @@ type ContainerActor = StreamActor<ContainerContext, ContainerSummary>;
 export class KernelRuntime implements PodRuntime {
   readonly #processes: ProcessSupervisor | undefined;
   readonly #hooks: HookRunner;
+  readonly #podCidrs: PodCidrs | undefined;
   readonly name = "pve-cri";
   readonly version: string;
   readonly #registry: Registry;
@@ -107,6 +111,7 @@ export class KernelRuntime implements PodRuntime {
     this.#newId = options.newId ?? randomId;
     this.#processes = options.processes;
     this.#hooks = options.hooks ?? noHooks;
+    this.#podCidrs = options.podCidrs;
     for (const actor of this.#registry.actors("sandbox")) {
       if (!machines.sandbox.isSettled(actor.value)) this.#abandoned.add(actor.stream);
     }
@@ -205,6 +210,13 @@ export class KernelRuntime implements PodRuntime {
     if (actor === undefined) return undefined;
     const state = actor.state;
     return sandboxView(id, state.value, state.context);
+  }
+
+  setPodCidrs(cidrs: string[]): void {
+    if (this.#podCidrs === undefined) return;
+    if (cidrs.join(",") === this.#podCidrs.get().join(",")) return;
+    this.#podCidrs.set(cidrs);
+    this.#log.info("pod CIDRs from the kubelet", { pod_cidrs: cidrs.join(",") });
   }
 
   sandboxInfo(id: string): Record<string, unknown> {

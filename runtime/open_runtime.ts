@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { OciHooks } from "../adapters/hooks/oci_hooks.ts";
 import { startCniGc } from "./cni_gc.ts";
+import { PodCidrs } from "./pod_cidr.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
@@ -244,6 +245,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     (options.backend === "memory"
       ? noHooks
       : new OciHooks(options.hooksDirs ?? settings.hooks.dirs, log.with({ component: "hooks" })));
+  const podCidrs = new PodCidrs(join(stateDir, "node", "cni", "pod-cidrs.json"));
   const content = ContentStore.open(join(stateDir, "content"));
   const hosts = new RegistryHosts(settings.registries);
   const sessions = new FetchSessions();
@@ -275,7 +277,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     store,
     log: log.with({ component: "registry" }),
     effects: {
-      sandbox: sandboxEffects({ node, cni }),
+      sandbox: sandboxEffects({ node, cni, podCidrs: () => podCidrs.get() }),
       container: containerEffects({
         api,
         node,
@@ -340,6 +342,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
     version: options.version,
     ...(node.processes === undefined ? {} : { processes: node.processes }),
     hooks,
+    podCidrs,
   });
   const stopCniGc = startCniGc(
     registry,

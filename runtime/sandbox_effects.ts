@@ -7,9 +7,10 @@ import { InternalError } from "../lib/errors.ts";
 import type { SandboxSpec } from "./api.ts";
 
 export function sandboxEffects(
-  deps: { node: NodeAdapter; cni: NetworkPlugin },
+  deps: { node: NodeAdapter; cni: NetworkPlugin; podCidrs?: () => string[] },
 ): AdapterEffectHandlers["sandbox"] {
   const { node, cni } = deps;
+  const podCidrs = deps.podCidrs ?? (() => []);
   return {
     async pinNamespaces({ stream, context }) {
       const spec = context.config as SandboxSpec;
@@ -38,7 +39,7 @@ export function sandboxEffects(
         netns,
         ...net,
         pod: podOf(spec),
-        capabilityArgs: capabilityArgs(spec),
+        capabilityArgs: capabilityArgs(spec, podCidrs()),
       });
       return { type: "CniAdded", data: { ...net, result } };
     },
@@ -54,7 +55,7 @@ export function sandboxEffects(
         name: net.name,
         ifname: net.ifname,
         pod: podOf(spec),
-        capabilityArgs: capabilityArgs(spec),
+        capabilityArgs: capabilityArgs(spec, podCidrs()),
       });
       return { type: "CniDeleted", data: { name: net.name, ifname: net.ifname } };
     },
@@ -70,8 +71,10 @@ function podOf(spec: SandboxSpec) {
 }
 
 /** The CNI capability args a pod carries, in the conventions' names and units. */
-function capabilityArgs(spec: SandboxSpec): Record<string, unknown> {
+function capabilityArgs(spec: SandboxSpec, podCidrs: string[]): Record<string, unknown> {
   const args: Record<string, unknown> = {};
+  // The node's pod CIDRs (UpdateRuntimeConfig), one range set each, as containerd passes them.
+  if (podCidrs.length > 0) args.ipRanges = podCidrs.map((subnet) => [{ subnet }]);
   if (spec.portMappings.length > 0) {
     args.portMappings = spec.portMappings.map((p) => ({
       hostPort: p.hostPort,

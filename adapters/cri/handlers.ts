@@ -24,6 +24,7 @@ import { status } from "./methods/status.ts";
 import { stopContainer } from "./methods/stop_container.ts";
 import { stopPodSandbox } from "./methods/stop_pod_sandbox.ts";
 import { updateContainerResources } from "./methods/update_container_resources.ts";
+import { updateRuntimeConfig } from "./methods/update_runtime_config.ts";
 import { version } from "./methods/version.ts";
 import type { CriHandlers } from "./rpc.ts";
 
@@ -33,6 +34,7 @@ export function criHandlers(rt: PodRuntime): CriHandlers {
       Version: version(rt),
       Status: status(rt),
       RuntimeConfig: runtimeConfig(),
+      UpdateRuntimeConfig: updateRuntimeConfig(rt),
       RunPodSandbox: runPodSandbox(rt),
       StopPodSandbox: stopPodSandbox(rt),
       RemovePodSandbox: removePodSandbox(rt),

@@ -192,14 +192,9 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         type: "bridge",
         bridge,
         isGateway: true,
-        ipam: {
-          type: "host-local",
-          // Dual stack: the pod gets an IPv4 address (primary) and an IPv6 one.
-          ranges: [[{ subnet: `${subnet}.0/24` }], [{
-            subnet: `fd88:${subnet.split(".")[2]}::/64`,
-          }]],
-          dataDir: `${dir.path}/ipam`,
-        },
+        // The ranges come from the kubelet's pod CIDRs (UpdateRuntimeConfig) as `ipRanges`.
+        capabilities: { ipRanges: true },
+        ipam: { type: "host-local", dataDir: `${dir.path}/ipam` },
       }],
     }),
   );
@@ -236,6 +231,19 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   let podId = "";
   let hostPodId = "";
   try {
+    // As the kubelet does once it knows the node's pod CIDRs (dual stack: IPv4 first).
+    await rejectsWith(
+      cri.runtime.UpdateRuntimeConfig({
+        runtime_config: { network_config: { pod_cidr: "10.88.0.0/99" } },
+      }),
+      3,
+      /runtime_config\.network_config\.pod_cidr: "10\.88\.0\.0\/99" is not a CIDR/,
+    );
+    await cri.runtime.UpdateRuntimeConfig({
+      runtime_config: {
+        network_config: { pod_cidr: `${subnet}.0/24,fd88:${subnet.split(".")[2]}::/64` },
+      },
+    });
     const status = await cri.runtime.Status({});
     const network = status.status.conditions.find((c: CriMessage) => c.type === "NetworkReady");
     assert.equal(network.status, true, network.message);
