@@ -305,7 +305,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
 
   /**
    * The `start` stage, once the CT runs and before the app: given the CT's init (in the
-   * container's namespaces); startContainer hooks run in the CT. A failure stops the CT.
+   * container's namespaces); startContainer hooks run in the CT. A failure destroys the CT.
    */
   const startHooks = async (input: Input): Promise<NewEvent | undefined> => {
     if (hooksOfStage(input.context, "start").length === 0) return undefined;
@@ -330,11 +330,14 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     );
     if (failed === undefined) return undefined;
     await input.emit(failed);
+    // The CT goes at once (as the hook's stage would never have made it under runc); the
+    // container stays EXITED, as the CRI expects after a failed start, until it is removed.
     try {
-      await runTask(api, input, "stop", () => api.stopCt({ vmid }));
+      await runTask(api, input, "destroy", () => api.destroyCt({ vmid, force: true, purge: true }));
     } catch (error) {
-      if (!(error instanceof PveNotRunningError)) throw error;
+      if (!(error instanceof PveNotFoundError)) throw error;
     }
+    await processes?.release(input.context.id);
     return {
       type: "ContainerStartFailed",
       data: { error: (failed.data as { error: string }).error, code: "FailedPrecondition" },

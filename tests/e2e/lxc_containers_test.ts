@@ -99,7 +99,7 @@ async function startSimProcess(dir: string, configFile: string, vmids: [number, 
 /**
  * Hooks for the test's containers, chosen by annotation: one per OCI stage recording what it
  * saw (the stage, the state's status and pid, whether that pid runs, whether the app started,
- * the hostname it sees), and a createRuntime hook that fails.
+ * the hostname it sees), a prestart hook and a poststop hook that fail.
  */
 function writeRecordingHooks(hooksDir: string, hookbin: string): string {
   Deno.mkdirSync(hooksDir, { recursive: true });
@@ -141,7 +141,7 @@ echo "stage=$1 status=$status pid=\${pid:-none} alive=$alive app=$app host=$(bus
       }),
     );
   });
-  for (const stage of ["createRuntime", "poststop"]) {
+  for (const stage of ["prestart", "poststop"]) {
     Deno.writeTextFileSync(
       `${hooksDir}/2${stage === "poststop" ? 1 : 0}-fail.json`,
       JSON.stringify({
@@ -754,21 +754,29 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     });
 
     await t.step(
-      "a failing createRuntime hook fails StartContainer; the CT is stopped",
+      "a failing prestart hook fails StartContainer; the CT is destroyed",
       async () => {
         const doomed = await create("hook-fails", ["/bin/sh", "-c", "sleep 3600"], {
-          annotations: { "pve-cri.e2e/hooks": "fail-createRuntime" },
+          annotations: { "pve-cri.e2e/hooks": "fail-prestart" },
         });
         await rejectsWith(
           cri.runtime.StartContainer({ container_id: doomed }),
           9,
-          /createRuntime:20-fail\.json .* exited with 3: no GPU here/,
+          /prestart:20-fail\.json .* exited with 3: no GPU here/,
         );
         const st = await statusOf(doomed);
         assert.equal(st.state, "CONTAINER_EXITED");
         assert.equal(st.reason, "StartError");
-        assert.equal((await lxc.info(String(vmidOf(doomed)))).state, "STOPPED");
-        assert.ok(Deno.statSync(`${dir.path}/hookbin/failed-createRuntime`).isFile, "it ran");
+        assert.ok(Deno.statSync(`${dir.path}/hookbin/failed-prestart`).isFile, "it ran");
+        // The CT is destroyed at once; the container stays EXITED until it is removed.
+        assert.deepEqual(
+          [...Deno.readDirSync(`${simDir}/lxc`)].filter((e) =>
+            Deno.readTextFileSync(`${simDir}/lxc/${e.name}`).includes(doomed)
+          ),
+          [],
+          "no CT config left",
+        );
+        await cri.runtime.RemoveContainer({ container_id: doomed });
       },
     );
 

@@ -69,6 +69,13 @@ Deno.test({
       assert.throws(() => cni.networksFor(false), FailedPreconditionError);
       assert.deepEqual(cni.networksFor(true), []);
 
+      // A conflist that is not JSON is no network: not ready, naming the file and why.
+      Deno.writeTextFileSync(`${confDir}/05-broken.conflist`, "{ not json");
+      const unreadable = await cni.status();
+      assert.equal(unreadable.ready, false);
+      assert.match(unreadable.message, /no network config found .*05-broken\.conflist: .*JSON/);
+      Deno.removeSync(`${confDir}/05-broken.conflist`);
+
       // An agent writes its conflist later: ready without a restart.
       Deno.writeTextFileSync(
         `${confDir}/10-podnet.conflist`,
