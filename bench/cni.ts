@@ -8,15 +8,11 @@ import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { findPlugin } from "../adapters/cni/plugin_exec.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
+import { runTool } from "../adapters/node/run_tool.ts";
 
 const binDirs = ["/usr/lib/cni", "/opt/cni/bin"];
 const rounds = 40;
 const warmup = 5;
-
-async function run(tool: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(tool, { args, stdout: "null", stderr: "piped" }).output();
-  if (out.code !== 0) throw new Error(`${tool}: ${new TextDecoder().decode(out.stderr)}`);
-}
 
 /** The plugin exec'd by hand, as cnitool does: env, config on stdin, nothing else. */
 async function direct(
@@ -80,7 +76,7 @@ async function cniBench(context: BenchContext) {
   };
   const netns = `${dir.path}/netns`;
   Deno.writeFileSync(netns, new Uint8Array());
-  await run("unshare", [`--net=${netns}`, "true"]);
+  await runTool("unshare", [`--net=${netns}`, "true"]);
   const cni = new CniNetwork({ confDir, binDirs, cacheDir: `${dir.path}/results` });
   const samples = {
     add: [] as number[],
@@ -103,9 +99,9 @@ async function cniBench(context: BenchContext) {
       await timed(samples.ddel, i, () => direct("DEL", directConfig, `direct${i}`, netns));
     }
   } finally {
-    await run("umount", [netns]).catch(() => {});
+    await runTool("umount", [netns]).catch(() => {});
     for (const bridge of ["pcbcni0", "pcbcni1"]) {
-      await run("ip", ["link", "del", bridge]).catch(() => {});
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
     }
   }
   for (const list of Object.values(samples)) list.sort((a, b) => a - b);

@@ -11,6 +11,7 @@ import { startServer } from "../tests/_support/server_process.ts";
 import { seedImage } from "../tests/_support/test_image.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { missingNodeTools } from "../runtime/open_runtime.ts";
+import { runTool } from "../adapters/node/run_tool.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
 
 const steps = ["runp", "create", "start", "exec_sync", "stop", "rm", "stopp", "rmp"] as const;
@@ -305,7 +306,7 @@ function podNetwork(confDir: string, bridge: string, subnet: string) {
   return {
     settings: { confDir, binDirs: cniBinDirs },
     async remove() {
-      await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
     },
   };
 }

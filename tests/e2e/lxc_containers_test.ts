@@ -15,6 +15,7 @@ import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
 import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { seedImage } from "../_support/test_image.ts";
+import { runTool } from "../../adapters/node/run_tool.ts";
 
 function whyNot(): string | undefined {
   if (Deno.uid() !== 0) return "needs root";
@@ -28,11 +29,6 @@ const why = whyNot();
 function vmidRange(): [number, number] {
   const lower = 100_000 + Math.floor(Math.random() * 8000) * 100;
   return [lower, lower + 99];
-}
-
-async function run(tool: string, args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command(tool, { args, stderr: "piped" }).output();
-  if (code !== 0) throw new Error(`${tool} ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
 }
 
 const enc = new TextEncoder();
@@ -221,8 +217,8 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   // A shared mount of the test's own, for propagation into the pod's containers.
   const shared = `${dir.path}/shared`;
   Deno.mkdirSync(`${shared}/sub`, { recursive: true });
-  await run("mount", ["--bind", shared, shared]);
-  await run("mount", ["--make-shared", shared]);
+  await runTool("mount", ["--bind", shared, shared]);
+  await runTool("mount", ["--make-shared", shared]);
   const nodePortStart = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 
   let server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
@@ -520,7 +516,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     });
 
     await t.step("a host mount reaches a HOST_TO_CONTAINER mount, not a private one", async () => {
-      await run("mount", ["-t", "tmpfs", "-o", "size=1m", "pve-cri-e2e", `${shared}/sub`]);
+      await runTool("mount", ["-t", "tmpfs", "-o", "size=1m", "pve-cri-e2e", `${shared}/sub`]);
       Deno.writeTextFileSync(`${shared}/sub/late.txt`, "mounted after start\n");
       assert.equal(
         (await exec(ids.c2!, ["cat", "/prop/sub/late.txt"])).out,
@@ -894,9 +890,9 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     }
     cri.close();
     await server.stop("SIGTERM");
-    await run("ip", ["link", "del", bridge]).catch(() => {});
-    await run("umount", ["-l", `${shared}/sub`]).catch(() => {});
-    await run("umount", ["-l", shared]).catch(() => {});
+    await runTool("ip", ["link", "del", bridge]).catch(() => {});
+    await runTool("umount", ["-l", `${shared}/sub`]).catch(() => {});
+    await runTool("umount", ["-l", shared]).catch(() => {});
   }
 
   await t.step("nothing is left: CTs, processes, mounts, namespaces, cgroups, pod dirs", () => {

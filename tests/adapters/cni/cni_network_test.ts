@@ -10,6 +10,7 @@ import { CniNetwork } from "../../../adapters/cni/cni_network.ts";
 import { CniPluginError } from "../../../adapters/cni/plugin_exec.ts";
 import { FailedPreconditionError } from "../../../lib/errors.ts";
 import { tempDir } from "../../_support/temp_dir.ts";
+import { runTool } from "../../../adapters/node/run_tool.ts";
 
 const binDirs = ["/usr/lib/cni", "/opt/cni/bin"];
 
@@ -32,13 +33,6 @@ function exists(path: string): boolean {
   }
 }
 
-async function run(tool: string, args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command(tool, { args }).output();
-  const dec = new TextDecoder();
-  if (code !== 0) throw new Error(`${tool} ${args.join(" ")}: ${dec.decode(stderr)}`);
-  return dec.decode(stdout);
-}
-
 const why = whyNot();
 
 Deno.test({
@@ -55,7 +49,7 @@ Deno.test({
     Deno.mkdirSync(confDir);
     const netns = `${dir.path}/netns`;
     Deno.writeFileSync(netns, new Uint8Array());
-    await run("unshare", [`--net=${netns}`, "true"]);
+    await runTool("unshare", [`--net=${netns}`, "true"]);
     const options = { confDir, binDirs, cacheDir: `${dir.path}/results` };
     const cni = new CniNetwork(options);
     const pod = { namespace: "e2e", name: "web", uid: "uid-1" };
@@ -110,16 +104,23 @@ Deno.test({
       });
       const address = result.ips[0]?.address;
       assert.match(address ?? "", new RegExp(`^10\\.88\\.${octet}\\.\\d+/24$`));
-      const inside = await run("nsenter", [`--net=${netns}`, "ip", "-o", "addr", "show", "eth0"]);
+      const inside = await runTool("nsenter", [
+        `--net=${netns}`,
+        "ip",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+      ]);
       assert.ok(inside.includes(address!), inside);
       // tuning ran after bridge, on the interface bridge's result named: prevResult reached it.
-      const link = await run("nsenter", [`--net=${netns}`, "ip", "-o", "link", "show", "eth0"]);
+      const link = await runTool("nsenter", [`--net=${netns}`, "ip", "-o", "link", "show", "eth0"]);
       assert.match(link, /mtu 1400/);
       // bandwidth got its capability arg (portMappings it did not declare, so not that).
       const hostVeth = (result.interfaces ?? [])
         .find((i) => i.sandbox === undefined && i.name !== bridge)?.name;
       assert.ok(hostVeth !== undefined, JSON.stringify(result.interfaces));
-      assert.match(await run("tc", ["qdisc", "show", "dev", hostVeth]), /tbf .*rate 8Mbit/);
+      assert.match(await runTool("tc", ["qdisc", "show", "dev", hostVeth]), /tbf .*rate 8Mbit/);
       assert.ok(exists(`${dir.path}/ipam/podnet/${address!.split("/")[0]}`), "IP allocated");
 
       // CHECK through the chain, with the cached result: the attachment is as ADD made it.
@@ -130,7 +131,7 @@ Deno.test({
       await restarted.del(request);
       assert.equal(exists(`${dir.path}/ipam/podnet/${address!.split("/")[0]}`), false, "IP freed");
       await assert.rejects(
-        run("nsenter", [`--net=${netns}`, "ip", "link", "show", "eth0"]),
+        runTool("nsenter", [`--net=${netns}`, "ip", "link", "show", "eth0"]),
         /does not exist/,
       );
       assert.deepEqual([...Deno.readDirSync(`${dir.path}/results`)], [], "cache entry gone");
@@ -139,7 +140,7 @@ Deno.test({
       // An attachment whose interface went away behind CNI's back fails CHECK, naming the plugin.
       const broken = { ...request, sandboxId: `sb2${suffix}` };
       await cni.add(broken);
-      await run("nsenter", [`--net=${netns}`, "ip", "link", "del", "eth0"]);
+      await runTool("nsenter", [`--net=${netns}`, "ip", "link", "del", "eth0"]);
       await assert.rejects(cni.check(broken), /CNI plugin bridge CHECK failed/);
       await cni.del(broken);
 
@@ -183,8 +184,8 @@ Deno.test({
       assert.equal(missing.ready, false);
       assert.match(missing.message, /CNI plugin nope .* not found/);
     } finally {
-      await run("umount", [netns]).catch(() => {});
-      await run("ip", ["link", "del", bridge]).catch(() => {});
+      await runTool("umount", [netns]).catch(() => {});
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
     }
   },
 });
