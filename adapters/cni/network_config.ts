@@ -69,7 +69,10 @@ export function parseNetworkConfig(text: string, file: string): NetworkConfigLis
   const list = file.endsWith(".conflist")
     ? raw
     : { cniVersion: raw.cniVersion, name: raw.name, plugins: [raw] };
-  if (typeof list.name !== "string" || list.name === "") throw new Error('no "name"');
+  // The spec's form; it also names files in the result cache.
+  if (typeof list.name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(list.name)) {
+    throw new Error(`"name" ${JSON.stringify(list.name)} is not a valid network name`);
+  }
   if (typeof list.cniVersion !== "string") throw new Error('no "cniVersion"');
   const plugins = list.plugins;
   if (!Array.isArray(plugins) || plugins.length === 0) throw new Error('no "plugins"');

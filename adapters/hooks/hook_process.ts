@@ -17,9 +17,10 @@ export function runHookProcess(
 ): Promise<HookOutcome> {
   const started = performance.now();
   const args = hook.args ?? [];
+  // KEY=value entries only (the runtime spec's form); anything else is not an assignment.
   const env = Object.fromEntries(
-    (hook.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])
-      .filter(([k]) => k !== ""),
+    (hook.env ?? []).filter((e) => e.indexOf("=") > 0)
+      .map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
   );
   return new Promise((resolve, reject) => {
     let child;

@@ -124,7 +124,7 @@ esac
     name: "prestart:gpu.json",
     path: script,
     args: ["gpu-hook", "ok", "--verbose"],
-    env: ["ONLY=this"],
+    env: ["ONLY=this", "NOT-AN-ASSIGNMENT"],
   };
 
   const outcome = await hooks.run(hook, state, { signal, cwd: bundle });
