@@ -264,16 +264,13 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
         type: "HookStarted",
         data: { stage, name: hook.name, ...(state.pid === undefined ? {} : { pid: state.pid }) },
       });
+      let outcome: HookOutcome;
       try {
-        const outcome = await hooks.run(hook, state, {
+        outcome = await hooks.run(hook, state, {
           signal: input.signal,
           // After the CT is destroyed (poststop) its directory on the node is gone too.
           ...(isDirectory(state.bundle) ? { cwd: state.bundle } : {}),
           ...(hook.phase === "startContainer" && inContainer !== undefined ? { inContainer } : {}),
-        });
-        await input.emit({
-          type: "HookFinished",
-          data: { stage, name: hook.name, ...outcomeData(outcome) },
         });
       } catch (error) {
         const failed: NewEvent = {
@@ -288,7 +285,12 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
         if (fatal) return failed;
         log.warn("an OCI hook failed", { container_id: input.stream, hook: hook.name });
         await input.emit(failed);
+        continue;
       }
+      await input.emit({
+        type: "HookFinished",
+        data: { stage, name: hook.name, ...outcomeData(outcome) },
+      });
     }
     return undefined;
   };
@@ -330,7 +332,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     );
     if (failed === undefined) return undefined;
     await input.emit(failed);
-    // The CT goes at once (as the hook's stage would never have made it under runc); the
+    // The CT goes at once, since nothing of it is used again; the
     // container stays EXITED, as the CRI expects after a failed start, until it is removed.
     try {
       await runTask(api, input, "destroy", () => api.destroyCt({ vmid, force: true, purge: true }));
