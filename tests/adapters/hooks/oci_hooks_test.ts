@@ -110,6 +110,7 @@ echo "to stderr" >&2
 case "$1" in
   fail) echo "no GPU found" >&2; exit 3 ;;
   hang) sleep 300 & echo $! > ${dir.path}/child; sleep 300 ;;
+  big) head -c 10000 /dev/zero | tr '\\0' x ;;
 esac
 `,
     { mode: 0o755 },
@@ -138,6 +139,10 @@ esac
   assert.match(seen, /^env=ONLY=this $/m, "nothing of pve-cri's env is inherited");
   assert.match(seen, new RegExp(`^cwd=${bundle}$`, "m"));
   assert.deepEqual(JSON.parse(/^stdin=(.*)$/m.exec(seen)![1]!), state);
+
+  const big = await hooks.run({ ...hook, args: ["gpu-hook", "big"] }, state, { signal });
+  assert.equal(big.stdout.length, 4096, "only the tail of a long output is kept");
+  assert.match(big.stdout, /x{4000}$/);
 
   await assert.rejects(
     hooks.run({ ...hook, args: ["gpu-hook", "fail"] }, state, { signal }),
