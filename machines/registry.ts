@@ -37,6 +37,7 @@ import { type ContextOf, machines } from "./fold.ts";
 import { ownerEffects } from "./owner_effects.ts";
 import { projectionNames, type StreamDoc, summarize, type SummaryOf } from "./projections.ts";
 import { StreamActor } from "./stream_actor.ts";
+import type { CrashPoints } from "./crash_points.ts";
 
 export interface RegistryOptions {
   store: EventStore;
@@ -44,6 +45,8 @@ export interface RegistryOptions {
   effects: AdapterEffectHandlers;
   log?: Logger;
   clock?: () => number;
+  /** Crash injection (tests only): see crash_points.ts. */
+  crash?: CrashPoints;
 }
 
 /** An event the machine does not accept in the stream's current state. */
@@ -84,6 +87,7 @@ export class Registry {
   readonly log: Logger;
   readonly #handlers: EffectHandlers;
   readonly #clock: () => number;
+  readonly #crash: CrashPoints | undefined;
   readonly #actors = new Map<string, StreamActor>();
   readonly #idle = new Set<() => void>();
   #inFlight = 0;
@@ -104,6 +108,7 @@ export class Registry {
       if (missing.length > 0) throw new TypeError(`No ${kind} handler for ${missing.join(", ")}`);
     }
     this.#clock = options.clock ?? Date.now;
+    this.#crash = options.crash;
   }
 
   /** Loads every live stream from the projections and resumes those caught mid-step. */
@@ -179,6 +184,7 @@ export class Registry {
       }
       throw error;
     }
+    this.#crash?.committed(decisions.flatMap((d) => d.events.map((e) => e.type)));
     for (const { decision, effects } of planned) {
       const { actor } = decision;
       actor.pending--;
@@ -315,6 +321,7 @@ export class Registry {
       }
       return this.commit([{ actor, events, meta }]);
     };
+    this.#crash?.effectStarting(call.type);
     actor.inFlight++;
     this.#inFlight++;
     const run = async () => {

@@ -14,6 +14,7 @@ import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { OciHooks } from "../adapters/hooks/oci_hooks.ts";
 import { startCniGc } from "./cni_gc.ts";
 import { PodCidrs } from "./pod_cidr.ts";
+import { CrashPoints } from "../machines/crash_points.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
@@ -92,6 +93,12 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
       throw new FailedPreconditionError(`--backend ${options.backend}: ${missing}`);
     }
   }
+  // Test-only crash points (PVE_CRI_CRASH_AFTER, PVE_CRI_CRASH_BEFORE_EFFECT); off when unset.
+  // Read first: a misspelt point fails before anything is opened.
+  const crash = CrashPoints.fromEnv(
+    (name) => Deno.env.get(name),
+    options.log.with({ component: "crash" }),
+  );
   // The event log (container env values) and the simulator's credentials live here.
   Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lock = await StateDirLock.acquire(stateDir);
@@ -100,7 +107,7 @@ export async function openRuntime(options: OpenRuntimeOptions): Promise<OpenRunt
     throw new StateDirInUseError(stateDir, holder);
   }
   try {
-    return await openLocked(options, lock);
+    return await openLocked(options, lock, crash);
   } catch (error) {
     lock.release();
     throw error;
@@ -178,7 +185,11 @@ export class StateDirInUseError extends FailedPreconditionError {
   }
 }
 
-async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Promise<OpenRuntime> {
+async function openLocked(
+  options: OpenRuntimeOptions,
+  lock: StateDirLock,
+  crash: CrashPoints | undefined,
+): Promise<OpenRuntime> {
   const { stateDir, log } = options;
   const settings: RuntimeConfig = options.configFile === undefined
     ? defaultRuntimeConfig
@@ -276,6 +287,7 @@ async function openLocked(options: OpenRuntimeOptions, lock: StateDirLock): Prom
   const registry = opened.registry = Registry.open({
     store,
     log: log.with({ component: "registry" }),
+    ...(crash === undefined ? {} : { crash }),
     effects: {
       sandbox: sandboxEffects({ node, cni, podCidrs: () => podCidrs.get() }),
       container: containerEffects({

@@ -1,0 +1,136 @@
+/**
+ * Crash injection, the ground the crash-point matrix stands on: PVE_CRI_CRASH_AFTER kills the
+ * server right after the Nth commit of an event type, PVE_CRI_CRASH_BEFORE_EFFECT right before
+ * an effect starts; the log then ends exactly there, and a restart resumes from it. A point
+ * that names no event type or effect is refused at start.
+ */
+import assert from "node:assert/strict";
+import { bufferOutput } from "../../cli/output.ts";
+import { runReplay } from "../../cli/replay.ts";
+import { connect, type CriMessage } from "../_support/cri_client.ts";
+import { startServer, startTaskArgs } from "../_support/server_process.ts";
+import { tempDir } from "../_support/temp_dir.ts";
+import { seedImage } from "../_support/test_image.ts";
+
+function timeline(stateDir: string, kind: string): string[] {
+  const list = bufferOutput();
+  runReplay(["--state-dir", stateDir, "--json"], list);
+  const stream = JSON.parse(list.stdout.join("\n")).streams
+    .find((s: CriMessage) => s.kind === kind).stream;
+  const out = bufferOutput();
+  runReplay([stream, "--state-dir", stateDir, "--json"], out);
+  return JSON.parse(out.stdout.join("\n")).events.map((e: CriMessage) => e.type);
+}
+
+const pod = {
+  metadata: { name: "web", uid: "web-uid", namespace: "crash", attempt: 0 },
+  linux: {},
+};
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (let wait = 10;; wait = Math.min(wait * 2, 200)) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+Deno.test("PVE_CRI_CRASH_AFTER: the server dies right after the commit; a restart resumes from it", async () => {
+  using dir = tempDir();
+  const stateDir = `${dir.path}/state`;
+  const server = await startServer({
+    dir: dir.path,
+    env: { PVE_CRI_CRASH_AFTER: "NamespacesPinned" },
+  });
+  const cri = await connect(server.socket);
+  await assert.rejects(cri.runtime.RunPodSandbox({ config: pod }));
+  cri.close();
+  const status = await server.child.status;
+  assert.equal(status.signal, "SIGKILL");
+  assert.deepEqual(timeline(stateDir, "sandbox"), ["SandboxRequested", "NamespacesPinned"]);
+
+  await using restarted = await startServer({ dir: dir.path });
+  const again = await connect(restarted.socket);
+  try {
+    const ready = await until("the sandbox to resume", async () => {
+      const { items } = await again.runtime.ListPodSandbox({});
+      return items.find((p: CriMessage) => p.state === "SANDBOX_READY");
+    });
+    assert.equal(ready.metadata.name, "web");
+    assert.deepEqual(timeline(stateDir, "sandbox").slice(0, 3), [
+      "SandboxRequested",
+      "NamespacesPinned",
+      "CniAddStarted",
+    ]);
+  } finally {
+    again.close();
+  }
+});
+
+Deno.test("PVE_CRI_CRASH_BEFORE_EFFECT: the server dies before the effect's first step; a restart runs it", async () => {
+  using dir = tempDir();
+  const stateDir = `${dir.path}/state`;
+  await seedImage({ stateDir, name: "busybox" });
+  const server = await startServer({
+    dir: dir.path,
+    env: { PVE_CRI_CRASH_BEFORE_EFFECT: "createCt" },
+  });
+  const cri = await connect(server.socket);
+  const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config: pod });
+  await assert.rejects(cri.runtime.CreateContainer({
+    pod_sandbox_id,
+    config: { metadata: { name: "app" }, image: { image: "busybox" }, linux: {} },
+    sandbox_config: pod,
+  }));
+  cri.close();
+  assert.equal((await server.child.status).signal, "SIGKILL");
+  // Nothing of createCt happened: no Proxmox task was recorded.
+  assert.deepEqual(timeline(stateDir, "container"), [
+    "ContainerRequested",
+    "ImageResolved",
+    "VmidAllocated",
+  ]);
+
+  await using restarted = await startServer({ dir: dir.path });
+  const again = await connect(restarted.socket);
+  try {
+    const created = await until("the container to be created", async () => {
+      const { containers } = await again.runtime.ListContainers({});
+      return containers.find((c: CriMessage) => c.state === "CONTAINER_CREATED");
+    });
+    assert.equal(created.metadata.name, "app");
+  } finally {
+    again.close();
+  }
+});
+
+Deno.test("a crash point that names no event type or effect is refused at start", async () => {
+  using dir = tempDir();
+  for (
+    const [variable, value] of [
+      ["PVE_CRI_CRASH_AFTER", "NoSuchEvent"],
+      ["PVE_CRI_CRASH_BEFORE_EFFECT", "createCt:0"],
+    ]
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...startTaskArgs(),
+        "--socket",
+        `${dir.path}/cri.sock`,
+        "--state-dir",
+        `${dir.path}/state`,
+        "--http",
+        "off",
+        "--backend",
+        "memory",
+      ],
+      env: { [variable!]: value! },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    assert.match(new TextDecoder().decode(out.stderr), new RegExp(`${variable}="${value}"`));
+  }
+});
