@@ -322,6 +322,7 @@ export class Registry {
       return this.commit([{ actor, events, meta }]);
     };
     this.#crash?.effectStarting(call.type);
+    log.debug("effect started", { resumed });
     actor.inFlight++;
     this.#inFlight++;
     const run = async () => {

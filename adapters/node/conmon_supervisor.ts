@@ -126,6 +126,10 @@ export class ConmonSupervisor implements ProcessSupervisor {
     if (info.state !== "RUNNING" || info.pid === undefined) {
       throw new FailedPreconditionError(`CT ${spec.vmid} is not running`);
     }
+    // A start resumed after a crash: the process may run (or have run) under its monitor.
+    if (this.monitorAlive(spec.containerId) || this.exitOf(spec.containerId) !== undefined) {
+      return await this.#started(spec.containerId);
+    }
     const root = `/proc/${info.pid}/root`;
     const fail = async (message: string): Promise<never> => {
       await this.#o.lxc.kill(name);
@@ -224,17 +228,24 @@ export class ConmonSupervisor implements ProcessSupervisor {
       const text = new TextDecoder().decode(launched.stderr).trim();
       throw new InternalError(`conmon for container ${spec.containerId} failed: ${text}`);
     }
-    // The runtime writes lxc-attach's pid; an exit file first means it could not start.
+    return await this.#started(spec.containerId);
+  }
+
+  /** The runtime writes lxc-attach's pid; an exit file first means it could not start. */
+  async #started(containerId: string): Promise<{ pid: number; startedAt: number }> {
+    const pidFile = join(this.#dirOf(containerId), "attach.pid");
     const deadline = Date.now() + 10_000;
     for (let wait = 1;; wait = Math.min(wait * 2, 20)) {
-      const pid = Number(readText(join(dir, "attach.pid")));
+      const pid = Number(readText(pidFile));
       if (pid > 0) {
-        return { pid: await this.#appPid(pid), startedAt: processStartTime(pid) ?? Date.now() };
+        const startedAt = processStartTime(pid) ?? Deno.statSync(pidFile).mtime?.getTime() ??
+          Date.now();
+        return { pid: isAlive(pid) ? await this.#appPid(pid) : pid, startedAt };
       }
-      const exit = this.exitOf(spec.containerId);
+      const exit = this.exitOf(containerId);
       if (exit !== undefined) throw new StartError(`process exited at start (${exit.exitCode})`);
       if (Date.now() > deadline) {
-        throw new InternalError(`container ${spec.containerId}: conmon did not start the process`);
+        throw new InternalError(`container ${containerId}: conmon did not start the process`);
       }
       await sleep(wait);
     }

@@ -1,11 +1,12 @@
 /**
- * The crash-point matrix on the memory backend: a kubelet-like client drives a pod and a
- * container through their whole life (run, create, start, stop, remove, stop and remove the
- * pod), and pve-cri is SIGKILLed at every point the crash-free run passes — right after each
- * event type commits, right before each effect starts. The client does what the kubelet does:
- * it restarts nothing itself, but after the runtime comes back it looks at what exists and
- * retries. In the end nothing may be left (no pod, container or CT), the log must verify,
- * and every stream must be removed, as in the crash-free run. One line per point is printed.
+ * The crash-point matrix, on the memory backend and (as root) on real LXC with real CNI: a
+ * kubelet-like client drives a pod and a container through their whole life (run, create,
+ * start, stop, remove, stop and remove the pod), and pve-cri is SIGKILLed at every point the
+ * crash-free run passes — right after each event type commits, right before each effect
+ * starts. The client does what the kubelet does: it restarts nothing itself, but after the
+ * runtime comes back it looks at what exists and retries. In the end nothing may be left (no
+ * pod, container, CT, process, mount, pinned namespace, IP, veth or cgroup), the log must
+ * verify, and every stream must be removed, as in the crash-free run. One line per point.
  */
 import assert from "node:assert/strict";
 import { bufferOutput } from "../../cli/output.ts";
@@ -14,6 +15,10 @@ import { connect, type CriClient, type CriMessage } from "../_support/cri_client
 import { type ServerProcess, startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { seedImage } from "../_support/test_image.ts";
+import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
+import { cgroupOf } from "../../adapters/node/cgroups.ts";
+import { runTool } from "../../adapters/node/run_tool.ts";
+import { missingNodeTools } from "../../runtime/open_runtime.ts";
 
 const pod = {
   metadata: { name: "web", uid: "web-uid", namespace: "matrix", attempt: 0 },
@@ -38,10 +43,15 @@ class Runtime {
   cri!: CriClient;
   crashed = false;
 
-  constructor(readonly dir: string, readonly env: Record<string, string>) {}
+  constructor(readonly dir: string, readonly setup: Setup) {}
 
   async start(env: Record<string, string>) {
-    this.server = await startServer({ dir: this.dir, env });
+    this.server = await startServer({
+      dir: this.dir,
+      backend: this.setup.backend,
+      ...(this.setup.configFile === undefined ? {} : { config: this.setup.configFile }),
+      env,
+    });
     this.cri = await connect(this.server.socket);
   }
 
@@ -141,7 +151,7 @@ async function lifecycle(rt: Runtime): Promise<void> {
 
 /** What a finished run left behind; a clean one leaves nothing. */
 async function leftovers(rt: Runtime, stateDir: string): Promise<string[]> {
-  const problems: string[] = [];
+  const problems: string[] = rt.setup.leftovers(rt.server.child.pid);
   const pods = (await rt.cri.runtime.ListPodSandbox({})).items;
   if (pods.length > 0) problems.push(`${pods.length} pod(s) listed`);
   const containers = (await rt.cri.runtime.ListContainers({})).containers;
@@ -161,35 +171,50 @@ async function leftovers(rt: Runtime, stateDir: string): Promise<string[]> {
   return problems;
 }
 
+/** A backend to run the matrix on: its config and what it can leak on the node. */
+interface Setup {
+  backend: "memory" | "lxc";
+  configFile?: string;
+  /** Leaks on the node, beyond what the CRI and the log show (the server itself aside). */
+  leftovers(serverPid: number): string[];
+}
+
+type Prepare = (dir: string, stateDir: string, index: number) => Promise<Setup>;
+
+const memory: Prepare = async (_dir, stateDir) => {
+  await seedImage({ stateDir, name: "busybox" });
+  return { backend: "memory", leftovers: () => [] };
+};
+
 /**
  * The crash-free run: where it passes is where the matrix crashes — after every occurrence of
  * every event type, before every start of every effect (`NAME:N`).
  */
-async function crashPoints(): Promise<{ events: string[]; effects: string[] }> {
+async function crashPoints(prepare: Prepare): Promise<{ events: string[]; effects: string[] }> {
   using dir = tempDir("pve-cri-matrix-");
   const stateDir = `${dir.path}/state`;
-  await seedImage({ stateDir, name: "busybox" });
-  const rt = new Runtime(dir.path, {});
-  await rt.start({});
+  const rt = new Runtime(dir.path, await prepare(dir.path, stateDir, 0));
+  // Effect starts are in the debug log (an effect whose result lost a race leaves no event).
+  await rt.start({ PVE_CRI_LOG: "debug" });
+  let log: string;
   try {
     await lifecycle(rt);
     assert.deepEqual(await leftovers(rt, stateDir), [], "the crash-free run leaves nothing");
   } finally {
     await rt.close();
+    log = rt.server.stderr();
   }
   const events = new Map<string, number>();
   const effects = new Map<string, number>();
   const count = (map: Map<string, number>, name: string) => map.set(name, (map.get(name) ?? 0) + 1);
   const { json: list } = replayJson(stateDir);
   for (const stream of list.streams.filter((s: CriMessage) => s.kind !== "image")) {
-    let lastEffect: string | undefined;
-    for (const event of replayJson(stateDir, stream.stream).json.events) {
-      count(events, event.type);
-      // An effect's first event marks one start of it (an effect may emit several).
-      const effect = event.meta?.effect;
-      if (typeof effect === "string" && effect !== lastEffect) count(effects, effect);
-      lastEffect = typeof effect === "string" ? effect : undefined;
-    }
+    for (const event of replayJson(stateDir, stream.stream).json.events) count(events, event.type);
+  }
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (entry.msg === "effect started") count(effects, entry.effect);
   }
   const occurrences = (map: Map<string, number>) =>
     [...map].sort(([a], [b]) => a < b ? -1 : 1)
@@ -197,46 +222,155 @@ async function crashPoints(): Promise<{ events: string[]; effects: string[] }> {
   return { events: occurrences(events), effects: occurrences(effects) };
 }
 
+async function matrix(prepare: Prepare) {
+  const { events, effects } = await crashPoints(prepare);
+  const points = [
+    ...events.map((type) => ({ env: { PVE_CRI_CRASH_AFTER: type }, label: `after ${type}` })),
+    ...effects.map((name) => ({
+      env: { PVE_CRI_CRASH_BEFORE_EFFECT: name },
+      label: `before ${name}`,
+    })),
+  ];
+  const failures: string[] = [];
+  for (const [index, point] of points.entries()) {
+    using dir = tempDir("pve-cri-matrix-");
+    const stateDir = `${dir.path}/state`;
+    const rt = new Runtime(dir.path, await prepare(dir.path, stateDir, index + 1));
+    await rt.start(point.env);
+    let outcome: string;
+    try {
+      await lifecycle(rt);
+      const problems = await leftovers(rt, stateDir);
+      outcome = !rt.crashed
+        ? "not reached"
+        : problems.length === 0
+        ? "crashed, recovered, nothing left"
+        : `LEFT: ${problems.join("; ")}`;
+    } catch (error) {
+      outcome = `FAILED: ${(error as Error).message}`;
+    } finally {
+      await rt.close();
+    }
+    // The matrix is the test's report: one line per crash point.
+    // deno-lint-ignore no-console
+    console.log(`crash ${point.label.padEnd(40)} → ${outcome}`);
+    if (!outcome.startsWith("crashed, recovered")) failures.push(`${point.label}: ${outcome}`);
+  }
+  assert.deepEqual(failures, [], failures.join("\n"));
+}
+
 Deno.test({
   name:
     "crash matrix (memory backend): a crash at every event and effect of a pod's life loses and leaks nothing",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    const { events, effects } = await crashPoints();
-    const points = [
-      ...events.map((type) => ({ env: { PVE_CRI_CRASH_AFTER: type }, label: `after ${type}` })),
-      ...effects.map((name) => ({
-        env: { PVE_CRI_CRASH_BEFORE_EFFECT: name },
-        label: `before ${name}`,
-      })),
-    ];
-    const failures: string[] = [];
-    for (const point of points) {
-      using dir = tempDir("pve-cri-matrix-");
-      const stateDir = `${dir.path}/state`;
-      await seedImage({ stateDir, name: "busybox" });
-      const rt = new Runtime(dir.path, point.env);
-      await rt.start(point.env);
-      let outcome: string;
-      try {
-        await lifecycle(rt);
-        const problems = await leftovers(rt, stateDir);
-        outcome = !rt.crashed
-          ? "not reached"
-          : problems.length === 0
-          ? "crashed, recovered, nothing left"
-          : `LEFT: ${problems.join("; ")}`;
-      } catch (error) {
-        outcome = `FAILED: ${(error as Error).message}`;
-      } finally {
-        await rt.close();
-      }
-      // The matrix is the test's report: one line per crash point.
-      // deno-lint-ignore no-console
-      console.log(`crash ${point.label.padEnd(40)} → ${outcome}`);
-      if (!outcome.startsWith("crashed, recovered")) failures.push(`${point.label}: ${outcome}`);
+  fn: () => matrix(memory),
+});
+
+const whyNotLxc = Deno.uid() !== 0
+  ? "needs root"
+  : busyboxPath === undefined
+  ? "busybox-static is not installed"
+  : missingNodeTools() ?? (exists("/usr/lib/cni/bridge") ? undefined : "no CNI plugins");
+
+/** One pod network for the whole matrix; a VMID range and IP store of its own per run. */
+const bridge = `pcmx${crypto.randomUUID().slice(0, 6)}`;
+const vmidBase = 300_000 + Math.floor(Math.random() * 600) * 1000;
+
+const lxc: Prepare = async (dir, stateDir, index) => {
+  const vmids = [vmidBase + index * 10, vmidBase + index * 10 + 9];
+  const confDir = `${dir}/net.d`;
+  Deno.mkdirSync(confDir, { recursive: true });
+  Deno.writeTextFileSync(
+    `${confDir}/10-matrix.conflist`,
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "matrix",
+      plugins: [{
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: "10.88.231.0/24" }]],
+          dataDir: `${dir}/ipam`,
+        },
+      }],
+    }),
+  );
+  const configFile = `${dir}/config.json`;
+  Deno.writeTextFileSync(
+    configFile,
+    JSON.stringify({ lxc: { vmids }, cni: { confDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin"] } }),
+  );
+  await seedImage({ stateDir, backend: "lxc", configFile, name: "busybox", image: busyboxImage() });
+  const entries = (path: string) => {
+    try {
+      return [...Deno.readDirSync(path)].map((e) => e.name);
+    } catch {
+      return [];
     }
-    assert.deepEqual(failures, [], failures.join("\n"));
+  };
+  return {
+    backend: "lxc",
+    configFile,
+    leftovers(serverPid) {
+      const problems: string[] = [];
+      const cts = entries(`${stateDir}/proxmox/lxc-containers`);
+      if (cts.length > 0) problems.push(`LXC containers: ${cts.join(", ")}`);
+      const processes = entries("/proc").filter((p) => /^\d+$/.test(p) && Number(p) !== serverPid)
+        .filter((p) => {
+          try {
+            return Deno.readTextFileSync(`/proc/${p}/cmdline`).includes(stateDir);
+          } catch {
+            return false;
+          }
+        });
+      if (processes.length > 0) problems.push(`processes: ${processes.join(", ")}`);
+      const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+        .filter((l) => l.includes(stateDir));
+      if (mounts.length > 0) problems.push(`${mounts.length} mount(s)`);
+      for (const sub of ["node/pods", "node/containers", "node/cni/results"]) {
+        const left = entries(`${stateDir}/${sub}`);
+        if (left.length > 0) problems.push(`${sub}: ${left.join(", ")}`);
+      }
+      const ips = entries(`${dir}/ipam/matrix`).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n));
+      if (ips.length > 0) problems.push(`IPs allocated: ${ips.join(", ")}`);
+      const veths = entries(`/sys/class/net/${bridge}/brif`);
+      if (veths.length > 0) problems.push(`veths on the bridge: ${veths.join(", ")}`);
+      const cgroupRoot = cgroupOf(Deno.pid)?.v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+      const cgroups = entries(cgroupRoot).filter((name) => {
+        const vmid = Number(/^lxc\.(?:payload|monitor)\.(\d+)$/.exec(name)?.[1]);
+        return vmid >= vmids[0]! && vmid <= vmids[1]!;
+      });
+      if (cgroups.length > 0) problems.push(`cgroups: ${cgroups.join(", ")}`);
+      return problems;
+    },
+  };
+};
+
+Deno.test({
+  name:
+    `crash matrix (LXC backend): a crash at every event and effect of a pod's life loses and leaks nothing on the node${
+      whyNotLxc === undefined ? "" : ` (skipped: ${whyNotLxc})`
+    }`,
+  ignore: whyNotLxc !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    try {
+      await matrix(lxc);
+    } finally {
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
+    }
   },
 });
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

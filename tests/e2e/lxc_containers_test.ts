@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { cgroupOf } from "../../adapters/node/cgroups.ts";
 import { LxcTools } from "../../adapters/lxc/lxc_tools.ts";
+import { ConmonSupervisor } from "../../adapters/node/conmon_supervisor.ts";
+import { silentLogger } from "../../lib/log.ts";
 import { sharesToWeight } from "../../lib/cpu_weight.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
@@ -478,6 +480,39 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       const write = await exec(ids.c2!, ["touch", "/data/new"]);
       assert.notEqual(write.code, 0);
       assert.throws(() => Deno.statSync(`${hostData}/new`));
+    });
+
+    await t.step("a start resumed after a crash finds the process conmon runs", async () => {
+      // What a startCt resumed after a crash does: the same start again, on the same node dirs.
+      const supervisor = new ConmonSupervisor({
+        dir: `${stateDir}/node`,
+        podDir: (id) => `${stateDir}/node/pods/${id}`,
+        lxc,
+        pveConfigDir: `${simDir}/lxc`,
+        log: silentLogger,
+      });
+      const monitors = () =>
+        [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).filter((e) => {
+          try {
+            const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+            return cmd.startsWith("/usr/bin/conmon") && cmd.includes(ids.c2!);
+          } catch {
+            return false;
+          }
+        }).length;
+      assert.equal(monitors(), 1);
+      const again = await supervisor.start({
+        containerId: ids.c2!,
+        vmid: vmidOf(ids.c2!),
+        argv: ["/bin/sleep", "3600"],
+        env: [],
+        user: "",
+        workingDir: "",
+        logPath: `${logDir}/c2/0.log`,
+      });
+      supervisor.close();
+      assert.equal(monitors(), 1, "no second monitor, no second app");
+      assert.equal(Deno.readTextFileSync(`/proc/${again.pid}/comm`).trim(), "sleep");
     });
 
     await t.step("the memory and CPU limits are in the CT's cgroup", async () => {
