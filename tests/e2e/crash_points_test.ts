@@ -134,3 +134,46 @@ Deno.test("a crash point that names no event type or effect is refused at start"
     assert.match(new TextDecoder().decode(out.stderr), new RegExp(`${variable}="${value}"`));
   }
 });
+
+Deno.test("a double crash: killed again while recovering, the next restart still finishes the work", async () => {
+  using dir = tempDir();
+  const stateDir = `${dir.path}/state`;
+  await seedImage({ stateDir, name: "busybox" });
+  const first = await startServer({ dir: dir.path, env: { PVE_CRI_CRASH_AFTER: "CtCreated" } });
+  const cri = await connect(first.socket);
+  const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config: pod });
+  await assert.rejects(cri.runtime.CreateContainer({
+    pod_sandbox_id,
+    config: { metadata: { name: "app" }, image: { image: "busybox" }, linux: {} },
+    sandbox_config: pod,
+  }));
+  cri.close();
+  assert.equal((await first.child.status).signal, "SIGKILL");
+
+  // Recovery resumes configureCt at once; the second crash comes right after its event,
+  // before the restarted server got to serve.
+  await assert.rejects(
+    startServer({ dir: dir.path, env: { PVE_CRI_CRASH_AFTER: "CtConfigured" } }),
+    /crash injected.*after committing CtConfigured/s,
+  );
+  assert.deepEqual(timeline(stateDir, "container").slice(-2), ["CtCreated", "CtConfigured"]);
+
+  await using third = await startServer({ dir: dir.path });
+  const again = await connect(third.socket);
+  try {
+    const { containers } = await again.runtime.ListContainers({});
+    assert.deepEqual(containers.map((c: CriMessage) => [c.metadata.name, c.state]), [
+      ["app", "CONTAINER_CREATED"],
+    ]);
+    await again.runtime.StartContainer({ container_id: containers[0].id });
+    await again.runtime.StopPodSandbox({ pod_sandbox_id });
+    await again.runtime.RemovePodSandbox({ pod_sandbox_id });
+    assert.deepEqual(
+      [...Deno.readDirSync(`${stateDir}/proxmox/lxc`)],
+      [],
+      "no CT left after the pod is removed",
+    );
+  } finally {
+    again.close();
+  }
+});
