@@ -9,8 +9,9 @@ import { findPlugin } from "../adapters/cni/plugin_exec.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
 import { runTool } from "../adapters/node/run_tool.ts";
+import { bridgeNetwork, cniBinDirs } from "../tests/_support/cni_networks.ts";
 
-const binDirs = ["/usr/lib/cni", "/opt/cni/bin"];
+const binDirs = cniBinDirs;
 const rounds = 40;
 const warmup = 5;
 
@@ -49,20 +50,8 @@ async function cniBench(context: BenchContext) {
     return;
   }
   using dir = tempDir("pve-cri-bench-cni-");
-  const network = (name: string, bridge: string, subnet: string) => ({
-    cniVersion: "1.0.0",
-    name,
-    plugins: [{
-      type: "bridge",
-      bridge,
-      isGateway: true,
-      ipam: {
-        type: "host-local",
-        ranges: [[{ subnet }]],
-        dataDir: `${dir.path}/ipam`,
-      },
-    }],
-  });
+  const network = (name: string, bridge: string, subnet: string) =>
+    bridgeNetwork({ name, bridge, subnet, dataDir: `${dir.path}/ipam` });
   const confDir = `${dir.path}/net.d`;
   Deno.mkdirSync(confDir);
   Deno.writeTextFileSync(

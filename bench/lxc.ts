@@ -13,6 +13,9 @@ import { tempDir } from "../tests/_support/temp_dir.ts";
 import { missingNodeTools } from "../runtime/open_runtime.ts";
 import { runTool } from "../adapters/node/run_tool.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
+import { dirname } from "node:path";
+import { findPlugin } from "../adapters/cni/plugin_exec.ts";
+import { bridgeNetwork, cniBinDirs } from "../tests/_support/cni_networks.ts";
 
 const steps = ["runp", "create", "start", "exec_sync", "stop", "rm", "stopp", "rmp"] as const;
 type Step = (typeof steps)[number];
@@ -202,7 +205,7 @@ state = "${dir}/state"
   enable_cdi = false
 [plugins."io.containerd.grpc.v1.cri".cni]
   conf_dir = "${dir}/cni-conf"
-  bin_dir = "${cniBinDirs[0]}"
+  bin_dir = "${dirname(findPlugin("bridge", cniBinDirs) ?? "/usr/lib/cni/bridge")}"
 `,
   );
   const child = new Deno.Command(bin[0]!, {
@@ -288,20 +291,14 @@ function podNetwork(confDir: string, bridge: string, subnet: string) {
   Deno.mkdirSync(confDir, { recursive: true });
   Deno.writeTextFileSync(
     `${confDir}/10-bench.conflist`,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "bench",
-      plugins: [{
-        type: "bridge",
+    JSON.stringify(
+      bridgeNetwork({
+        name: "bench",
         bridge,
-        isGateway: true,
-        ipam: {
-          type: "host-local",
-          ranges: [[{ subnet: `${subnet}.0/24` }]],
-          dataDir: `${confDir}/../ipam-${bridge}`,
-        },
-      }],
-    }),
+        subnet: `${subnet}.0/24`,
+        dataDir: `${confDir}/../ipam-${bridge}`,
+      }),
+    ),
   );
   return {
     settings: { confDir, binDirs: cniBinDirs },
@@ -310,8 +307,6 @@ function podNetwork(confDir: string, bridge: string, subnet: string) {
     },
   };
 }
-
-const cniBinDirs = ["/usr/lib/cni", "/opt/cni/bin"];
 
 async function compare(
   context: BenchContext,

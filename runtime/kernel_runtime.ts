@@ -44,6 +44,7 @@ import type {
 } from "./api.ts";
 import { mergeEnv, processArgv } from "./container_env.ts";
 import type { PodCidrs } from "./pod_cidr.ts";
+import { podOf } from "./sandbox_effects.ts";
 import { CpuIntegrator } from "./cpu_integrator.ts";
 import { proxmoxLimits } from "./limits.ts";
 import type { ImageService } from "./images/image_service.ts";
@@ -247,11 +248,7 @@ export class KernelRuntime implements PodRuntime {
           netns: context.namespaces?.net ?? "",
           name: net.name,
           ifname: net.ifname,
-          pod: {
-            namespace: spec.metadata.namespace,
-            name: spec.metadata.name,
-            uid: spec.metadata.uid,
-          },
+          pod: podOf(spec),
         });
         results[`${net.name}/${net.ifname}`] = "ok";
       } catch (error) {

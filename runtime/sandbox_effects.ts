@@ -66,7 +66,8 @@ export function sandboxEffects(
   };
 }
 
-function podOf(spec: SandboxSpec) {
+/** The pod as CNI_ARGS names it. */
+export function podOf(spec: SandboxSpec) {
   return { namespace: spec.metadata.namespace, name: spec.metadata.name, uid: spec.metadata.uid };
 }
 

@@ -187,7 +187,11 @@ export class CniNetwork implements NetworkPlugin {
     const args = cniArgs(request);
     let result: Record<string, unknown> | undefined;
     for (const plugin of config.plugins) {
-      result = await this.#run("ADD", plugin, config, request, args, result) ?? result;
+      result = await this.#exec("ADD", plugin, config, {
+        request,
+        args,
+        ...(result === undefined ? {} : { prevResult: result }),
+      }) ?? result;
     }
     const final = result ?? { cniVersion: config.cniVersion };
     this.#cache.put({
@@ -213,24 +217,13 @@ export class CniNetwork implements NetworkPlugin {
     const args = cached?.cniArgs ?? cniArgs(request);
     const asAdded = withCachedCapabilities(request, cached?.capabilityArgs);
     for (const plugin of [...config.plugins].reverse()) {
-      await this.#run("DEL", plugin, config, asAdded, args, cached?.result);
+      await this.#exec("DEL", plugin, config, {
+        request: asAdded,
+        args,
+        ...(cached === undefined ? {} : { prevResult: cached.result }),
+      });
     }
     this.#cache.delete(request.name, request.sandboxId, request.ifname);
-  }
-
-  #run(
-    command: CniCommand,
-    plugin: PluginConfig,
-    list: NetworkConfigList,
-    request: CniRequest,
-    args: string,
-    prevResult: Record<string, unknown> | undefined,
-  ) {
-    return this.#exec(command, plugin, list, {
-      request,
-      args,
-      ...(prevResult === undefined ? {} : { prevResult }),
-    });
   }
 
   /** One plugin call: its config with the list's name and version, and what the call adds. */

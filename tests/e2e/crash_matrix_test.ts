@@ -19,6 +19,8 @@ import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
 import { cgroupOf } from "../../adapters/node/cgroups.ts";
 import { runTool } from "../../adapters/node/run_tool.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
+import { findPlugin } from "../../adapters/cni/plugin_exec.ts";
+import { bridgeNetwork, cniBinDirs } from "../_support/cni_networks.ts";
 
 const pod = {
   metadata: { name: "web", uid: "web-uid", namespace: "matrix", attempt: 0 },
@@ -271,7 +273,8 @@ const whyNotLxc = Deno.uid() !== 0
   ? "needs root"
   : busyboxPath === undefined
   ? "busybox-static is not installed"
-  : missingNodeTools() ?? (exists("/usr/lib/cni/bridge") ? undefined : "no CNI plugins");
+  : missingNodeTools() ??
+    (findPlugin("bridge", cniBinDirs) === undefined ? "no CNI plugins" : undefined);
 
 /** One pod network for the whole matrix; a VMID range and IP store of its own per run. */
 const bridge = `pcmx${crypto.randomUUID().slice(0, 6)}`;
@@ -283,25 +286,14 @@ const lxc: Prepare = async (dir, stateDir, index) => {
   Deno.mkdirSync(confDir, { recursive: true });
   Deno.writeTextFileSync(
     `${confDir}/10-matrix.conflist`,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "matrix",
-      plugins: [{
-        type: "bridge",
-        bridge,
-        isGateway: true,
-        ipam: {
-          type: "host-local",
-          ranges: [[{ subnet: "10.88.231.0/24" }]],
-          dataDir: `${dir}/ipam`,
-        },
-      }],
-    }),
+    JSON.stringify(
+      bridgeNetwork({ name: "matrix", bridge, subnet: "10.88.231.0/24", dataDir: `${dir}/ipam` }),
+    ),
   );
   const configFile = `${dir}/config.json`;
   Deno.writeTextFileSync(
     configFile,
-    JSON.stringify({ lxc: { vmids }, cni: { confDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin"] } }),
+    JSON.stringify({ lxc: { vmids }, cni: { confDir, binDirs: cniBinDirs } }),
   );
   await seedImage({ stateDir, backend: "lxc", configFile, name: "busybox", image: busyboxImage() });
   const entries = (path: string) => {
@@ -365,12 +357,3 @@ Deno.test({
     }
   },
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -11,6 +11,7 @@ import { connect, type CriMessage } from "../_support/cri_client.ts";
 import { startServer, startTaskArgs } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { seedImage } from "../_support/test_image.ts";
+import { until } from "../_support/until.ts";
 
 function timeline(stateDir: string, kind: string): string[] {
   const list = bufferOutput();
@@ -26,16 +27,6 @@ const pod = {
   metadata: { name: "web", uid: "web-uid", namespace: "crash", attempt: 0 },
   linux: {},
 };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (let wait = 10;; wait = Math.min(wait * 2, 200)) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, wait));
-  }
-}
 
 Deno.test("PVE_CRI_CRASH_AFTER: the server dies right after the commit; a restart resumes from it", async () => {
   using dir = tempDir();
@@ -57,7 +48,7 @@ Deno.test("PVE_CRI_CRASH_AFTER: the server dies right after the commit; a restar
     const ready = await until("the sandbox to resume", async () => {
       const { items } = await again.runtime.ListPodSandbox({});
       return items.find((p: CriMessage) => p.state === "SANDBOX_READY");
-    });
+    }, 30_000);
     assert.equal(ready.metadata.name, "web");
     assert.deepEqual(timeline(stateDir, "sandbox").slice(0, 3), [
       "SandboxRequested",
@@ -99,7 +90,7 @@ Deno.test("PVE_CRI_CRASH_BEFORE_EFFECT: the server dies before the effect's firs
     const created = await until("the container to be created", async () => {
       const { containers } = await again.runtime.ListContainers({});
       return containers.find((c: CriMessage) => c.state === "CONTAINER_CREATED");
-    });
+    }, 30_000);
     assert.equal(created.metadata.name, "app");
   } finally {
     again.close();

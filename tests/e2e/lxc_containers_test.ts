@@ -18,6 +18,8 @@ import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
 import { seedImage } from "../_support/test_image.ts";
 import { runTool } from "../../adapters/node/run_tool.ts";
+import { until } from "../_support/until.ts";
+import { bridgeNetwork, cniBinDirs } from "../_support/cni_networks.ts";
 
 function whyNot(): string | undefined {
   if (Deno.uid() !== 0) return "needs root";
@@ -35,16 +37,6 @@ function vmidRange(): [number, number] {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>) {
-  const deadline = Date.now() + 60_000;
-  for (let wait = 10;; wait = Math.min(wait * 2, 250)) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, wait));
-  }
-}
 
 async function rejectsWith(promise: Promise<unknown>, code: number, pattern?: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
@@ -183,23 +175,13 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   Deno.mkdirSync(cniConfDir);
   Deno.writeTextFileSync(
     `${cniConfDir}/10-e2e.conflist`,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "e2e",
-      plugins: [{
-        type: "bridge",
-        bridge,
-        isGateway: true,
-        // The ranges come from the kubelet's pod CIDRs (UpdateRuntimeConfig) as `ipRanges`.
-        capabilities: { ipRanges: true },
-        ipam: { type: "host-local", dataDir: `${dir.path}/ipam` },
-      }],
-    }),
+    // No subnet: the ranges come from the kubelet's pod CIDRs (UpdateRuntimeConfig).
+    JSON.stringify(bridgeNetwork({ name: "e2e", bridge, dataDir: `${dir.path}/ipam` })),
   );
   // A bin dir of the test's own last, for a broken plugin.
   const cniBin = `${dir.path}/cni-bin`;
   Deno.mkdirSync(cniBin);
-  const cni = { confDir: cniConfDir, binDirs: ["/usr/lib/cni", "/opt/cni/bin", cniBin] };
+  const cni = { confDir: cniConfDir, binDirs: [...cniBinDirs, cniBin] };
   const hooksDir = writeRecordingHooks(`${dir.path}/hooks.d`, `${dir.path}/hookbin`);
   const settings = backend === "lxc"
     ? { lxc: { vmids } }

@@ -7,17 +7,18 @@
  */
 import assert from "node:assert/strict";
 import { CniNetwork } from "../../../adapters/cni/cni_network.ts";
-import { CniPluginError } from "../../../adapters/cni/plugin_exec.ts";
+import { CniPluginError, findPlugin } from "../../../adapters/cni/plugin_exec.ts";
 import { FailedPreconditionError } from "../../../lib/errors.ts";
 import { tempDir } from "../../_support/temp_dir.ts";
 import { runTool } from "../../../adapters/node/run_tool.ts";
+import { cniBinDirs } from "../../_support/cni_networks.ts";
 
-const binDirs = ["/usr/lib/cni", "/opt/cni/bin"];
+const binDirs = cniBinDirs;
 
 function whyNot(): string | undefined {
   if (Deno.uid() !== 0) return "needs root";
   for (const plugin of ["bridge", "host-local", "tuning", "bandwidth"]) {
-    if (!binDirs.some((d) => exists(`${d}/${plugin}`))) {
+    if (findPlugin(plugin, binDirs) === undefined) {
       return `CNI plugin ${plugin} missing (apt-get install containernetworking-plugins)`;
     }
   }

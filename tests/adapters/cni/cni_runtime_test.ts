@@ -10,6 +10,7 @@ import { silentLogger } from "../../../lib/log.ts";
 import { openRuntime } from "../../../runtime/open_runtime.ts";
 import { sandboxSpec } from "../../_support/specs.ts";
 import { tempDir } from "../../_support/temp_dir.ts";
+import { until } from "../../_support/until.ts";
 
 const call = { meta: { method: "test" } };
 
@@ -33,16 +34,6 @@ exit 0
 `,
     { mode: 0o755 },
   );
-}
-
-async function until<T>(what: string, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (let wait = 10;; wait = Math.min(wait * 2, 200)) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, wait));
-  }
 }
 
 Deno.test("CNI in the runtime: capability args reach only the plugins that declare them; GC at startup and on its interval", async () => {
