@@ -122,10 +122,16 @@ export class Registry {
         if (!machines[kind].isSettled(actor.value)) resumable.push(actor);
       }
     }
-    for (const actor of resumable) {
-      registry.log.info("resuming stream", { stream: actor.stream, state: actor.value });
-      registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.value), true);
-    }
+    // Resumed once `open` has returned: an effect may reach other streams through the caller's
+    // handle on the registry, and every stream is loaded by then. Counted as work in flight.
+    registry.#inFlight++;
+    queueMicrotask(() => {
+      for (const actor of resumable) {
+        registry.log.info("resuming stream", { stream: actor.stream, state: actor.value });
+        registry.#runEffects(actor, machines[actor.kind].entryEffects(actor.value), true);
+      }
+      registry.#finishedOne();
+    });
     return registry;
   }
 
@@ -360,10 +366,13 @@ export class Registry {
       .finally(() => {
         actor.inFlight--;
         this.#releaseIfIdle(actor);
-        if (--this.#inFlight === 0) {
-          for (const resolve of this.#idle) resolve();
-          this.#idle.clear();
-        }
+        this.#finishedOne();
       });
+  }
+
+  #finishedOne(): void {
+    if (--this.#inFlight > 0) return;
+    for (const resolve of this.#idle) resolve();
+    this.#idle.clear();
   }
 }
