@@ -20,7 +20,7 @@ import { bridgeNetwork, cniBinDirs } from "../tests/_support/cni_networks.ts";
 const steps = ["runp", "create", "start", "exec_sync", "stop", "rm", "stopp", "rmp"] as const;
 type Step = (typeof steps)[number];
 const warmup = 2;
-const measured = 15;
+const measured = 25;
 const rssContainers = 5;
 
 type Samples = Map<Step, number[]>;
@@ -39,48 +39,62 @@ function podConfig(i: number, hostNetwork: boolean, logDir: string) {
   };
 }
 
-async function lifecycles(cri: CriClient, image: string, hostNetwork: boolean, logDir: string) {
-  const samples: Samples = new Map(steps.map((s) => [s, []]));
-  const timed = async <T>(step: Step, i: number, call: () => Promise<T>): Promise<T> => {
+/** One crictl-style lifecycle, its steps' times added to `samples` (after the warm-up). */
+async function lifecycle(
+  cri: CriClient,
+  image: string,
+  i: number,
+  logDir: string,
+  samples: Samples,
+): Promise<void> {
+  const timed = async <T>(step: Step, call: () => Promise<T>): Promise<T> => {
     const start = performance.now();
     const result = await call();
     if (i >= warmup) samples.get(step)!.push(performance.now() - start);
     return result;
   };
-  for (let i = 0; i < warmup + measured; i++) {
-    const config = podConfig(i, hostNetwork, logDir);
-    const { pod_sandbox_id } = await timed("runp", i, () => cri.runtime.RunPodSandbox({ config }));
-    const { container_id } = await timed("create", i, () =>
-      cri.runtime.CreateContainer({
-        pod_sandbox_id,
-        config: {
-          metadata: { name: "c", attempt: 0 },
-          image: { image },
-          command: ["/bin/sleep", "3600"],
-          log_path: "c/0.log",
-          linux: {},
-        },
-        sandbox_config: config,
-      }));
-    await timed("start", i, () => cri.runtime.StartContainer({ container_id }));
-    await timed(
-      "exec_sync",
-      i,
-      () => cri.runtime.ExecSync({ container_id, cmd: ["/bin/true"], timeout: 10 }),
-    );
-    await timed("stop", i, () => cri.runtime.StopContainer({ container_id, timeout: 10 }));
-    await timed("rm", i, () => cri.runtime.RemoveContainer({ container_id }));
-    await timed("stopp", i, () => cri.runtime.StopPodSandbox({ pod_sandbox_id }));
-    await timed("rmp", i, () => cri.runtime.RemovePodSandbox({ pod_sandbox_id }));
-  }
+  const config = podConfig(i, false, logDir);
+  const { pod_sandbox_id } = await timed("runp", () => cri.runtime.RunPodSandbox({ config }));
+  const { container_id } = await timed("create", () =>
+    cri.runtime.CreateContainer({
+      pod_sandbox_id,
+      config: {
+        metadata: { name: "c", attempt: 0 },
+        image: { image },
+        command: ["/bin/sleep", "3600"],
+        log_path: "c/0.log",
+        linux: {},
+      },
+      sandbox_config: config,
+    }));
+  await timed("start", () => cri.runtime.StartContainer({ container_id }));
+  await timed(
+    "exec_sync",
+    () => cri.runtime.ExecSync({ container_id, cmd: ["/bin/true"], timeout: 10 }),
+  );
+  await timed("stop", () => cri.runtime.StopContainer({ container_id, timeout: 10 }));
+  await timed("rm", () => cri.runtime.RemoveContainer({ container_id }));
+  await timed("stopp", () => cri.runtime.StopPodSandbox({ pod_sandbox_id }));
+  await timed("rmp", () => cri.runtime.RemovePodSandbox({ pod_sandbox_id }));
+}
+
+function emptySamples(): Samples {
+  return new Map(steps.map((s) => [s, []]));
+}
+
+function sortSamples(samples: Samples): Samples {
   for (const list of samples.values()) list.sort((a, b) => a - b);
   return samples;
 }
 
-/** Memory (MB) of host processes whose command line matches, summed: RSS and PSS. */
+/**
+ * Memory (MB) of host processes whose command line matches, summed: RSS, PSS, and USS (the
+ * pages only that process maps: what ending it frees).
+ */
 function memoryOf(match: (cmdline: string) => boolean): Memory {
   let rss = 0;
   let pss = 0;
+  let uss = 0;
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
@@ -91,16 +105,19 @@ function memoryOf(match: (cmdline: string) => boolean): Memory {
       // PSS shares a page among the processes mapping it: liblxc's pages are not counted thrice.
       const rollup = Deno.readTextFileSync(`/proc/${entry.name}/smaps_rollup`);
       pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      uss += Number(/^Private_Clean:\s+(\d+)/m.exec(rollup)?.[1] ?? 0) +
+        Number(/^Private_Dirty:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
     } catch {
       // gone
     }
   }
-  return { rss: rss / 1024, pss: pss / 1024 };
+  return { rss: rss / 1024, pss: pss / 1024, uss: uss / 1024 };
 }
 
 interface Memory {
   rss: number;
   pss: number;
+  uss: number;
 }
 
 /**
@@ -145,10 +162,11 @@ async function hostMemoryPerContainer(
   return {
     rss: (after.rss - before.rss) / rssContainers,
     pss: (after.pss - before.pss) / rssContainers,
+    uss: (after.uss - before.uss) / rssContainers,
   };
 }
 
-/** Host memory per container in both pod layouts, as `PREFIX.host_{rss,pss}_per_container…`. */
+/** Host memory per container in both layouts, as `PREFIX.host_{rss,pss,uss}_per_container…`. */
 async function emitMemory(
   context: BenchContext,
   prefix: string,
@@ -158,7 +176,7 @@ async function emitMemory(
   for (const layout of ["one pod", "a pod each"] as const) {
     const memory = await measure(layout);
     const suffix = layout === "one pod" ? "" : "_pod_each";
-    for (const kind of ["rss", "pss"] as const) {
+    for (const kind of ["rss", "pss", "uss"] as const) {
       context.emit({
         bench: `${prefix}.host_${kind}_per_container${suffix}`,
         value: round(memory[kind], 1),
@@ -322,89 +340,102 @@ async function compare(
     image: busyboxImage(),
   });
   const logDir = `${root}/logs`;
-  const ours: Samples = await (async () => {
-    await using server = await startServer({
-      dir: root,
-      stateDir,
-      backend: "lxc",
-      config: configFile,
-    });
-    const cri = await connect(server.socket);
-    try {
-      const samples = await lifecycles(cri, "busybox:1.36", false, logDir);
-      await emitMemory(
-        context,
-        "lxc",
-        "conmon, lxc-attach, the LXC monitor",
-        (layout) =>
-          hostMemoryPerContainer(
-            cri,
-            "busybox:1.36",
-            false,
-            logDir,
-            (cmd) => cmd.includes(stateDir) && !cmd.includes("main.ts"),
-            layout,
-          ),
-      );
-      return samples;
-    } finally {
-      cri.close();
-    }
-  })();
-  emitSteps(context, "lxc", ours);
-
-  // containerd, same client, same image (and a sleeping busybox as its pause image).
-  const peerDir = `${root}/containerd`;
-  Deno.mkdirSync(peerDir, { recursive: true });
-  const pause = "pve-cri.bench/pause:1";
-  const containerd = await startContainerd(peerDir, pause);
-  if (containerd === undefined) {
-    context.emit({
-      bench: "containerd.skipped",
-      value: 1,
-      unit: "",
-      reason: "containerd not installed",
-    });
-    return;
-  }
+  await using server = await startServer({
+    dir: root,
+    stateDir,
+    backend: "lxc",
+    config: configFile,
+  });
+  const cri = await connect(server.socket);
+  const peer = await startPeer(`${root}/containerd`);
   try {
-    const busybox = `${peerDir}/busybox.tar`;
-    Deno.writeFileSync(busybox, ociLayoutArchive(busyboxImage(), "docker.io/library/busybox:1.36"));
+    // Lifecycles alternate between the two runtimes, so the machine's noise falls on both.
+    const ours = emptySamples();
+    const theirs = emptySamples();
+    for (let i = 0; i < warmup + measured; i++) {
+      await lifecycle(cri, "busybox:1.36", i, `${logDir}/lxc`, ours);
+      if (peer !== undefined) await lifecycle(peer.cri, peer.image, i, `${logDir}/peer`, theirs);
+    }
+    emitSteps(context, "lxc", sortSamples(ours));
+    await emitMemory(
+      context,
+      "lxc",
+      "conmon, lxc-attach, the LXC monitor",
+      (layout) =>
+        hostMemoryPerContainer(
+          cri,
+          "busybox:1.36",
+          false,
+          logDir,
+          (cmd) => cmd.includes(stateDir) && !cmd.includes("main.ts"),
+          layout,
+        ),
+    );
+    if (peer === undefined) {
+      context.emit({
+        bench: "containerd.skipped",
+        value: 1,
+        unit: "",
+        reason: "containerd not installed",
+      });
+      return;
+    }
+    emitSteps(context, "containerd", sortSamples(theirs));
+    for (const step of steps) {
+      const a = percentile(ours.get(step)!, 50);
+      const b = percentile(theirs.get(step)!, 50);
+      context.emit({ bench: `lxc.${step}_vs_containerd`, value: round(a / b, 2), unit: "ratio" });
+    }
+    await emitMemory(
+      context,
+      "containerd",
+      "containerd-shim-runc-v2",
+      (layout) =>
+        hostMemoryPerContainer(
+          peer.cri,
+          peer.image,
+          false,
+          logDir,
+          (cmd) => cmd.includes("containerd-shim") && cmd.includes(peer.dir),
+          layout,
+        ),
+    );
+  } finally {
+    cri.close();
+    await peer?.stop();
+  }
+}
+
+/** containerd with the same image (and a sleeping busybox as its pause image), if installed. */
+async function startPeer(dir: string) {
+  Deno.mkdirSync(dir, { recursive: true });
+  const pause = "pve-cri.bench/pause:1";
+  const containerd = await startContainerd(dir, pause);
+  if (containerd === undefined) return undefined;
+  try {
+    const image = "docker.io/library/busybox:1.36";
+    const busybox = `${dir}/busybox.tar`;
+    Deno.writeFileSync(busybox, ociLayoutArchive(busyboxImage(), image));
     await containerd.import(busybox);
-    const pauseArchive = `${peerDir}/pause.tar`;
+    const pauseArchive = `${dir}/pause.tar`;
     Deno.writeFileSync(
       pauseArchive,
       ociLayoutArchive(busyboxImage({ Cmd: ["/bin/sleep", "2147483647"] }), pause),
     );
     await containerd.import(pauseArchive);
     const cri = await connect(containerd.socket);
-    try {
-      const theirs = await lifecycles(cri, "docker.io/library/busybox:1.36", false, logDir);
-      emitSteps(context, "containerd", theirs);
-      for (const step of steps) {
-        const a = percentile(ours.get(step)!, 50);
-        const b = percentile(theirs.get(step)!, 50);
-        context.emit({ bench: `lxc.${step}_vs_containerd`, value: round(a / b, 2), unit: "ratio" });
-      }
-      await emitMemory(
-        context,
-        "containerd",
-        "containerd-shim-runc-v2",
-        (layout) =>
-          hostMemoryPerContainer(
-            cri,
-            "docker.io/library/busybox:1.36",
-            false,
-            logDir,
-            (cmd) => cmd.includes("containerd-shim") && cmd.includes(peerDir),
-            layout,
-          ),
-      );
-    } finally {
-      cri.close();
-    }
-  } finally {
+    return {
+      dir,
+      image,
+      cri,
+      async stop() {
+        cri.close();
+        await containerd.stop();
+      },
+    };
+  } catch (error) {
     await containerd.stop();
+    throw error;
   }
 }
 
@@ -413,7 +444,7 @@ export const benchmarks: Benchmark[] = [{
     ...steps.flatMap((s) => [`lxc.${s}_p50`, `lxc.${s}_p90`, `lxc.${s}_vs_containerd`]),
     ...steps.map((s) => `containerd.${s}_p50`),
     ...["lxc", "containerd"].flatMap((side) =>
-      ["rss", "pss"].flatMap((kind) => [
+      ["rss", "pss", "uss"].flatMap((kind) => [
         `${side}.host_${kind}_per_container`,
         `${side}.host_${kind}_per_container_pod_each`,
       ])

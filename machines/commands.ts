@@ -220,21 +220,52 @@ export async function stopContainer(
 }
 
 /** Removes a container, killing it first if it runs; an unknown one is not an error. */
-export async function removeContainer(
+export function removeContainer(
   registry: Registry,
   id: string,
   options: CommandOptions = {},
 ): Promise<ContainerState | undefined> {
+  return remove(registry, id, options, (phase) => machines.container.isSettled(phase));
+}
+
+/** The states of a removal that is recorded and under way: the container is stopped. */
+export const removalUnderway: ReadonlySet<string> = new Set(["removing", "poststopHooks"]);
+
+/**
+ * RemoveContainer: records the removal and answers once the container is stopped and its
+ * removal under way (or failed); the CT's destroy finishes behind the answer, resumed after a
+ * crash like any effect, as containerd's snapshots go in its GC. A sandbox's removal waits for
+ * the end (removeContainer).
+ */
+export function requestContainerRemoval(
+  registry: Registry,
+  id: string,
+  options: CommandOptions = {},
+): Promise<ContainerState | undefined> {
+  return remove(
+    registry,
+    id,
+    options,
+    (phase) => removalUnderway.has(phase) || machines.container.isSettled(phase),
+  );
+}
+
+async function remove(
+  registry: Registry,
+  id: string,
+  options: CommandOptions,
+  done: (phase: string) => boolean,
+): Promise<ContainerState | undefined> {
   const actor = containerActor(registry, id);
   if (actor === undefined) return undefined;
   return await actor.enqueue(async () => {
-    const state = await settled(actor, options.signal) as ContainerState;
+    const state = await actor.until((s) => done(s.value), options.signal) as ContainerState;
     if (machines.container.isFinal(state.value)) return undefined;
     if (!["created", "running", "exited", "removeFailed"].includes(state.value)) return state;
     await registry.commit([
       { actor, events: [{ type: "ContainerRemoveRequested", data: {} }], meta: options.meta ?? {} },
     ]);
-    return await settled(actor, options.signal) as ContainerState;
+    return await actor.until((s) => done(s.value), options.signal) as ContainerState;
   });
 }
 

@@ -19,7 +19,12 @@ import {
   PveNotFoundError,
   PveNotRunningError,
 } from "../adapters/proxmox/mod.ts";
-import { InternalError, NotFoundError, ResourceExhaustedError } from "../lib/errors.ts";
+import {
+  errorMessage,
+  InternalError,
+  NotFoundError,
+  ResourceExhaustedError,
+} from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   type ContainerContext,
@@ -56,6 +61,11 @@ export interface ContainerEffectDeps {
   sandbox(id: string): SandboxFacts | undefined;
   /** VMIDs this runtime's containers hold (recorded in their streams). */
   vmidsInUse(): Set<number>;
+  /**
+   * Waits until the removals under way now have ended (their VMIDs are free again); false at
+   * once when there are none.
+   */
+  removalsEnded(signal: AbortSignal): Promise<boolean>;
   log: Logger;
   /** The CRI log file of a container ("" when it has none). */
   logPathOf(context: ContainerContext): string;
@@ -127,6 +137,17 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
    * call settles races with other clients of the cluster, and a clash makes it ask again.
    */
   const allocate = async (input: Input, clashed = false): Promise<number> => {
+    try {
+      return await allocateOnce(input, clashed);
+    } catch (error) {
+      // RemoveContainer answers before the CT is gone: a full range may be freeing up.
+      if (!(error instanceof ResourceExhaustedError)) throw error;
+      if (!(await deps.removalsEnded(input.signal))) throw error;
+      return await allocateOnce(input, true);
+    }
+  };
+
+  const allocateOnce = async (input: Input, clashed: boolean): Promise<number> => {
     range ??= api.vmidRange().catch((error) => {
       range = undefined;
       throw error;
@@ -346,6 +367,85 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     };
   };
 
+  /** Creates the CT from the image's template (or finds the one a crashed try made); its VMID. */
+  const createCt = async (input: Input): Promise<number> => {
+    const { context } = input;
+    if (await resumeTask(api, input, "create")) return context.vmid!;
+    const sandbox = deps.sandbox(context.sandboxId);
+    if (sandbox === undefined) throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
+    const identity = {
+      containerId: context.id,
+      sandboxId: context.sandboxId,
+      podUid: sandbox.metadata.uid,
+      podName: sandbox.metadata.name,
+      podNamespace: sandbox.metadata.namespace,
+      name: context.name,
+      attempt: context.attempt,
+    };
+    let vmid = context.vmid!;
+    for (let attempt = 0;; attempt++) {
+      // A create whose answer was lost (a crash) may have made the CT already; a fresh
+      // first try with a VMID this process just allocated cannot have.
+      const owner = attempt === 0 && !input.resumed ? undefined : await ownerOf(api, vmid);
+      if (owner === context.id) return vmid;
+      if (owner === undefined) {
+        try {
+          await runTask(api, input, "create", () =>
+            api.createCt({
+              vmid,
+              ostemplate: context.template!,
+              hostname: validHostname(sandbox.hostname) ?? `ct${vmid}`,
+              rootfs: `${deps.rootfs.storage}:${deps.rootfs.sizeGiB}`,
+              cmode: "console",
+              ostype: "unmanaged",
+              ...createLimits(specOf(context)),
+              tags: ctTags(identity),
+              description: ctDescription(identity),
+            }));
+          return vmid;
+        } catch (error) {
+          if (!(error instanceof PveAlreadyExistsError) || attempt >= 20) throw error;
+        }
+      }
+      // Another client of the cluster took this VMID first: record a new one, try again.
+      log.info("VMID taken, allocating another", { container_id: context.id, vmid });
+      vmid = await allocate(input, true);
+    }
+  };
+
+  /**
+   * What a new CT gets beyond its create call: with a process plane, the include that joins
+   * it to its pod and runs its idle init (MountsApplied); else the command and env as config.
+   */
+  const configure = async (context: ContainerContext, vmid: number): Promise<NewEvent[]> => {
+    const spec = specOf(context);
+    const processes = node.processes;
+    if (processes === undefined) {
+      const set: { env?: string[]; entrypoint?: string } = {};
+      if (context.envs.length > 0) set.env = mergeEnv(await imageEnv(context), context.envs);
+      if (spec.command.length > 0) {
+        // PVE 9.1 overwrites a create-time entrypoint with the image's, so it is set now.
+        set.entrypoint = [...spec.command, ...spec.args].map(shellQuote).join(" ");
+      }
+      if (set.env !== undefined || set.entrypoint !== undefined) {
+        await api.updateCtConfig({ vmid, set });
+      }
+      return [{ type: "CtConfigured", data: {} }];
+    }
+    // The app gets its env from lxc-attach: values (Secrets, often) stay out of /etc/pve,
+    // which every node of the cluster replicates. The CT's init idles; the app runs beside it.
+    const sandbox = deps.sandbox(context.sandboxId);
+    if (sandbox === undefined) throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
+    const applied = await processes.prepareCt({
+      containerId: context.id,
+      sandboxId: context.sandboxId,
+      vmid,
+      namespaces: sandbox.namespaces,
+      mounts: spec.mounts,
+    });
+    return [{ type: "MountsApplied", data: applied }, { type: "CtConfigured", data: {} }];
+  };
+
   return {
     // New streams record their image with the request; a stream written before that resumes here.
     resolveImage({ context }) {
@@ -361,87 +461,23 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     },
 
     async createCt(input) {
-      const { context } = input;
-      if (await resumeTask(api, input, "create")) {
-        return { type: "CtCreated", data: { vmid: context.vmid! } };
-      }
-      const sandbox = deps.sandbox(context.sandboxId);
-      if (sandbox === undefined) throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
-      const identity = {
-        containerId: context.id,
-        sandboxId: context.sandboxId,
-        podUid: sandbox.metadata.uid,
-        podName: sandbox.metadata.name,
-        podNamespace: sandbox.metadata.namespace,
-        name: context.name,
-        attempt: context.attempt,
-      };
-      let vmid = context.vmid!;
-      for (let attempt = 0;; attempt++) {
-        // A create whose answer was lost (a crash) may have made the CT already; a fresh
-        // first try with a VMID this process just allocated cannot have.
-        const owner = attempt === 0 && !input.resumed ? undefined : await ownerOf(api, vmid);
-        if (owner === context.id) return { type: "CtCreated", data: { vmid } };
-        if (owner === undefined) {
-          try {
-            await runTask(api, input, "create", () =>
-              api.createCt({
-                vmid,
-                ostemplate: context.template!,
-                hostname: validHostname(sandbox.hostname) ?? `ct${vmid}`,
-                rootfs: `${deps.rootfs.storage}:${deps.rootfs.sizeGiB}`,
-                cmode: "console",
-                ostype: "unmanaged",
-                ...createLimits(specOf(context)),
-                tags: ctTags(identity),
-                description: ctDescription(identity),
-              }));
-            return { type: "CtCreated", data: { vmid } };
-          } catch (error) {
-            if (!(error instanceof PveAlreadyExistsError) || attempt >= 20) throw error;
-          }
-        }
-        // Another client of the cluster took this VMID first: record a new one, try again.
-        log.info("VMID taken, allocating another", { container_id: context.id, vmid });
-        vmid = await allocate(input, true);
+      const vmid = await createCt(input);
+      const created: NewEvent = { type: "CtCreated", data: { vmid } };
+      // Configured at once, its events committed with CtCreated; on failure configureCt (the
+      // state CtCreated leads to) tries again and records why.
+      try {
+        return [created, ...(await configure(input.context, vmid))];
+      } catch (error) {
+        log.debug("configuring a new CT failed; configureCt retries", {
+          container_id: input.context.id,
+          error: errorMessage(error),
+        });
+        return created;
       }
     },
 
-    async configureCt({ context, emit }) {
-      const vmid = context.vmid!;
-      const spec = specOf(context);
-      const processes = node.processes;
-      const set: { env?: string[]; entrypoint?: string } = {};
-      // With a real process plane the app gets its env from lxc-attach: values (Secrets, often)
-      // stay out of /etc/pve, which every node of the cluster replicates.
-      if (processes === undefined && context.envs.length > 0) {
-        set.env = mergeEnv(await imageEnv(context), context.envs);
-      }
-      if (processes !== undefined) {
-        // The CT's init idles; the app runs beside it (see adapters/node/conmon_supervisor.ts).
-        set.entrypoint = processes.initCommand;
-      } else if (spec.command.length > 0) {
-        // PVE 9.1 overwrites a create-time entrypoint with the image's, so it is set now.
-        set.entrypoint = [...spec.command, ...spec.args].map(shellQuote).join(" ");
-      }
-      if (set.env !== undefined || set.entrypoint !== undefined) {
-        await api.updateCtConfig({ vmid, set });
-      }
-      if (processes !== undefined) {
-        const sandbox = deps.sandbox(context.sandboxId);
-        if (sandbox === undefined) {
-          throw new NotFoundError(`Sandbox "${context.sandboxId}" is gone`);
-        }
-        const applied = await processes.prepareCt({
-          containerId: context.id,
-          sandboxId: context.sandboxId,
-          vmid,
-          namespaces: sandbox.namespaces,
-          mounts: spec.mounts,
-        });
-        await emit({ type: "MountsApplied", data: applied });
-      }
-      return { type: "CtConfigured", data: {} };
+    async configureCt({ context }) {
+      return await configure(context, context.vmid!);
     },
 
     runHooks,
@@ -525,6 +561,8 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
     },
 
     async destroyCt(input) {
+      // RemoveContainer answers without waiting for the destroy: its answer leaves first.
+      await new Promise((resolve) => setTimeout(resolve, 0));
       const destroyed = await destroyCt(input);
       // What the process left on the node goes once the CT, whose config includes it, is gone.
       await node.processes?.release(input.context.id);

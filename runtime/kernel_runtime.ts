@@ -138,7 +138,8 @@ export class KernelRuntime implements PodRuntime {
   }
 
   resolveContainer(idOrPrefix: string): string | undefined {
-    return this.#registry.resolvePrefix(idOrPrefix, "container");
+    const id = this.#registry.resolvePrefix(idOrPrefix, "container");
+    return id === undefined ? undefined : this.#containerActor(id)?.stream;
   }
 
   async runPodSandbox(spec: SandboxSpec, call: CallInfo): Promise<SandboxView> {
@@ -224,7 +225,7 @@ export class KernelRuntime implements PodRuntime {
     const actor = this.#sandboxActor(id);
     if (actor === undefined) return {};
     const vmids = actor.state.context.containers
-      .map((c) => (this.#containerActor(c.id)?.summary.vmid ?? null))
+      .map((c) => (this.#anyContainerActor(c.id)?.summary.vmid ?? null))
       .filter((v): v is number => v !== null);
     return {
       state: actor.value,
@@ -279,21 +280,22 @@ export class KernelRuntime implements PodRuntime {
     const release = this.#images.hold(image.id);
     let state: commands.ContainerState;
     try {
-      state = await commands.createContainer(this.#registry, {
-        id,
-        sandboxId,
-        metadata: { name: spec.name, attempt: spec.attempt },
-        image: spec.image,
-        resolvedImage: { imageId: image.id, template: image.volid },
-        envs,
-        // Chosen now, as CRI-O does: a hooks.d change later does not change this container.
-        hooks: this.#hooks.hooksFor({
-          annotations: spec.annotations,
-          command: processArgv(spec, this.#images.specOf(image.id))[0] ?? "",
-          hasBindMounts: spec.mounts.length > 0,
-        }),
-        config,
-      }, this.#options(call));
+      state = await this.#retryAfterRemoval(call, () =>
+        commands.createContainer(this.#registry, {
+          id,
+          sandboxId,
+          metadata: { name: spec.name, attempt: spec.attempt },
+          image: spec.image,
+          resolvedImage: { imageId: image.id, template: image.volid },
+          envs,
+          // Chosen now, as CRI-O does: a hooks.d change later does not change this container.
+          hooks: this.#hooks.hooksFor({
+            annotations: spec.annotations,
+            command: processArgv(spec, this.#images.specOf(image.id))[0] ?? "",
+            hasBindMounts: spec.mounts.length > 0,
+          }),
+          config,
+        }, this.#options(call)));
     } catch (error) {
       if (error instanceof ProjectionKeyConflictError) {
         throw new AlreadyExistsError(
@@ -320,6 +322,24 @@ export class KernelRuntime implements PodRuntime {
     );
   }
 
+  /**
+   * Runs `create`; if the name it takes is held by a container whose removal is under way
+   * (gone for the CRI), waits for that removal to end and tries once more.
+   */
+  async #retryAfterRemoval<T>(call: CallInfo, create: () => Promise<T>): Promise<T> {
+    try {
+      return await create();
+    } catch (error) {
+      const holder = error instanceof ProjectionKeyConflictError
+        ? this.#anyContainerActor(error.holder)
+        : undefined;
+      if (holder === undefined || !commands.removalUnderway.has(holder.value)) throw error;
+      await holder.until((s) => !commands.removalUnderway.has(s.value), call.signal)
+        .catch(() => undefined); // closed: the stream ended
+      return await create();
+    }
+  }
+
   async startContainer(id: string, call: CallInfo): Promise<void> {
     const state = await commands.startContainer(this.#registry, id, this.#options(call));
     if (state.value === "exited" && state.context.reason === "StartError") {
@@ -344,7 +364,7 @@ export class KernelRuntime implements PodRuntime {
   }
 
   async removeContainer(id: string, call: CallInfo): Promise<void> {
-    const state = await commands.removeContainer(this.#registry, id, this.#options(call));
+    const state = await commands.requestContainerRemoval(this.#registry, id, this.#options(call));
     if (state?.value === "removeFailed") {
       throw stepFailure(state.context.lastError, `Removing container "${id}" failed`, {
         container_id: id,
@@ -394,7 +414,8 @@ export class KernelRuntime implements PodRuntime {
   }
 
   containers(): ContainerListItem[] {
-    const actors = this.#registry.actors("container") as ContainerActor[];
+    const actors = (this.#registry.actors("container") as ContainerActor[])
+      .filter((a) => !commands.removalUnderway.has(a.value));
     return actors.map((a) => itemOf(this.#containerItems, a, containerListItem));
   }
 
@@ -589,7 +610,13 @@ export class KernelRuntime implements PodRuntime {
     return actor;
   }
 
+  /** A container as the CRI sees it: one whose removal is under way is gone already. */
   #containerActor(id: string): ContainerActor | undefined {
+    const actor = this.#anyContainerActor(id);
+    return actor === undefined || commands.removalUnderway.has(actor.value) ? undefined : actor;
+  }
+
+  #anyContainerActor(id: string): ContainerActor | undefined {
     const actor = this.#registry.get(id);
     return actor?.kind === "container" ? actor as ContainerActor : undefined;
   }

@@ -19,7 +19,7 @@ import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../adapters/node/conmon_supervisor.ts";
 import { LxcNode } from "../adapters/node/lxc_node.ts";
 import type { ExitStatus, ProcessSupervisor } from "../adapters/node/mod.ts";
-import { observeContainerExit } from "../machines/commands.ts";
+import { observeContainerExit, removalUnderway } from "../machines/commands.ts";
 import { LxcDriver } from "../adapters/proxmox/sim/lxc_driver.ts";
 import { ContentStore } from "../adapters/oci/content_store.ts";
 import { nodePlatform } from "../adapters/oci/manifest.ts";
@@ -313,6 +313,15 @@ async function openLocked(
           }
           return held;
         },
+        removalsEnded: async (signal) => {
+          const underway = (opened.registry?.actors("container") ?? [])
+            .filter((actor) => removalUnderway.has(actor.value));
+          await Promise.all(underway.map((actor) =>
+            // A stream that ended has closed its actor: that is the end waited for too.
+            actor.until((s) => !removalUnderway.has(s.value), signal).catch(() => undefined)
+          ));
+          return underway.length > 0;
+        },
         log: log.with({ component: "effects" }),
       }),
       image: imageEffects({
@@ -342,6 +351,9 @@ async function openLocked(
     newId: randomId,
     containersUsing: (imageId) =>
       registry.actors("container")
+        // A container whose removal is under way no longer uses its image (its CT's root is
+        // its own, or holds the base it was cloned from).
+        .filter((a) => !removalUnderway.has(a.value))
         .filter((a) => (a.summary as ContainerSummary).imageId === imageId)
         .map((a) => a.stream),
   });

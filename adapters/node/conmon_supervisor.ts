@@ -25,6 +25,7 @@ import type {
   ProcessSupervisor,
 } from "./mod.ts";
 import { podFilesIn } from "./pod_files.ts";
+import { removeTree } from "../../lib/files.ts";
 import { findExecutable, resolveUser, UserError } from "./root_paths.ts";
 
 /** conmon calls `RUNTIME [runtime args] create --bundle B --pid-file P ID`. */
@@ -73,7 +74,6 @@ interface ContainerRecord {
 const maxExecOutput = 16 * 1024 * 1024;
 
 export class ConmonSupervisor implements ProcessSupervisor {
-  readonly initCommand = `/${helperDir}/init -P`;
   readonly #o: ConmonSupervisorOptions;
   readonly #disk = new Map<string, { at: number; usage: DiskUsage }>();
   readonly #conmon: string;
@@ -88,7 +88,7 @@ export class ConmonSupervisor implements ProcessSupervisor {
     this.#helpers = { init: options.catatonit ?? "/usr/bin/catatonit" };
     const shell = options.staticShell ?? "/bin/busybox";
     if (isStaticBusybox(shell)) this.#helpers.sh = shell;
-    for (const sub of ["exits", "exited"]) {
+    for (const sub of ["exits", "exited", "includes"]) {
       Deno.mkdirSync(join(options.dir, sub), { recursive: true, mode: 0o700 });
     }
   }
@@ -107,10 +107,10 @@ export class ConmonSupervisor implements ProcessSupervisor {
   }
 
   prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }> {
-    const dir = this.#dirOf(setup.containerId);
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const includeFile = join(dir, "lxc.conf");
+    // Flat, not in the container's directory: one inode fewer on the create path.
+    const includeFile = join(this.#o.dir, "includes", `${setup.containerId}.conf`);
     const mounts = writeIncludeFile(includeFile, {
+      init: `/${helperDir}/init -P`,
       namespaces: setup.namespaces,
       mounts: setup.mounts,
       podFiles: podFilesIn(this.#o.podDir(setup.sandboxId)),
@@ -465,12 +465,15 @@ export class ConmonSupervisor implements ProcessSupervisor {
     return usage;
   }
 
-  release(containerId: string): Promise<void> {
-    removeIfExists(this.#dirOf(containerId));
-    removeIfExists(join(this.#o.dir, "exits", containerId));
-    removeIfExists(join(this.#o.dir, "exited", containerId));
+  async release(containerId: string): Promise<void> {
+    // Off the event loop: a removal runs behind RemoveContainer's answer, beside other calls.
+    await Promise.all([
+      removeTree(this.#dirOf(containerId)),
+      removeTree(join(this.#o.dir, "includes", `${containerId}.conf`)),
+      removeTree(join(this.#o.dir, "exits", containerId)),
+      removeTree(join(this.#o.dir, "exited", containerId)),
+    ]);
     this.#reported.delete(containerId);
-    return Promise.resolve();
   }
 
   close(): void {

@@ -42,6 +42,8 @@ export function checkMount(mount: Mount, index: number): void {
 }
 
 export interface IncludeInput {
+  /** The CT's init command line. */
+  init: string;
   namespaces: Record<string, string>;
   mounts: Mount[];
   podFiles: PodFiles;
@@ -50,7 +52,9 @@ export interface IncludeInput {
 }
 
 export function includeLines(input: IncludeInput): LxcConfigLine[] {
-  const lines: LxcConfigLine[] = [];
+  // PVE generates `lxc.init.cmd` from the CT's entrypoint (PVE 9.1 sets the image's) before
+  // the raw lines: the include's comes later and wins, with no API call to change it.
+  const lines: LxcConfigLine[] = [["lxc.init.cmd", input.init]];
   for (const kind of ["net", "ipc", "uts"]) {
     const path = input.namespaces[kind];
     if (path !== undefined) lines.push([`lxc.namespace.share.${kind}`, path]);
@@ -94,7 +98,9 @@ export function includeLines(input: IncludeInput): LxcConfigLine[] {
 export function writeIncludeFile(path: string, input: IncludeInput): number {
   const lines = includeLines(input);
   Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeAtomic(path, lxcConfigText(lines));
+  // Not atomic: nothing starts the CT before its configuration step has ended, and a step cut
+  // short writes the file again.
+  Deno.writeTextFileSync(path, lxcConfigText(lines), { mode: 0o640 });
   return lines.filter(([key]) => key === "lxc.mount.entry").length;
 }
 
@@ -110,6 +116,17 @@ export function addIncludeLine(pveConfigDir: string, vmid: number, includeFile: 
   const section = lines.findIndex((l) => l.startsWith("["));
   const main = section === -1 ? lines : lines.slice(0, section);
   if (main.includes(line)) return;
+  if (section === -1) {
+    // A new CT has no snapshot sections: one appended write, which a killed process cannot
+    // tear, and no temporary file (creating one costs more than everything else here).
+    const file = Deno.openSync(path, { append: true });
+    try {
+      file.writeSync(new TextEncoder().encode(`${text.endsWith("\n") ? "" : "\n"}${line}\n`));
+    } finally {
+      file.close();
+    }
+    return;
+  }
   while (main.length > 0 && main[main.length - 1] === "") main.pop();
   const rest = section === -1 ? [] : ["", ...lines.slice(section)];
   writeAtomic(path, [...main, line, ...rest].join("\n") + (section === -1 ? "\n" : ""));

@@ -84,9 +84,10 @@ export interface CtUsage {
  * under a monitor that outlives pve-cri, and signals it itself.
  */
 export interface ProcessSupervisor {
-  /** The CT's `entrypoint`: an idle init (the app runs beside it). */
-  readonly initCommand: string;
-  /** Writes what the CT needs to join its pod and adds it to the CT's config. */
+  /**
+   * Writes what the CT needs to join its pod and run an idle init (the app runs beside it),
+   * and adds it to the CT's config.
+   */
   prepareCt(setup: CtSetup): Promise<{ includeFile: string; mounts: number }>;
   start(spec: ProcessSpec): Promise<{ pid: number; startedAt: number }>;
   /** Sends a signal to the app (never its monitor); a process already gone is fine. */

@@ -109,7 +109,7 @@ export function samplePayload(
     PveTaskFailed: { operation: "create", error: "task failed" },
     CtCreated: { vmid: c.vmid ?? 100 },
     CtConfigured: {},
-    MountsApplied: { includeFile: "/var/lib/pve-cri/node/containers/c1/lxc.conf", mounts: 3 },
+    MountsApplied: { includeFile: "/var/lib/pve-cri/node/includes/c1.conf", mounts: 3 },
     CtConfigureFailed: { error: "config failed" },
     HookStarted: { stage, name: hook },
     HookFinished: { stage, name: hook },

@@ -233,8 +233,11 @@ async function matrix(prepare: Prepare) {
       label: `before ${name}`,
     })),
   ];
+  // PVE_CRI_MATRIX_ONLY=TEXT runs the points whose label holds TEXT (when chasing one).
+  const only = Deno.env.get("PVE_CRI_MATRIX_ONLY");
   const failures: string[] = [];
   for (const [index, point] of points.entries()) {
+    if (only !== undefined && !point.label.includes(only)) continue;
     using dir = tempDir("pve-cri-matrix-");
     const stateDir = `${dir.path}/state`;
     const rt = new Runtime(dir.path, await prepare(dir.path, stateDir, index + 1));
@@ -250,6 +253,9 @@ async function matrix(prepare: Prepare) {
         : `LEFT: ${problems.join("; ")}`;
     } catch (error) {
       outcome = `FAILED: ${(error as Error).message}`;
+      // Chasing one point: its server log tells why.
+      // deno-lint-ignore no-console
+      if (only !== undefined) console.error(rt.server.stderr());
     } finally {
       await rt.close();
     }
@@ -322,7 +328,7 @@ const lxc: Prepare = async (dir, stateDir, index) => {
       const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
         .filter((l) => l.includes(stateDir));
       if (mounts.length > 0) problems.push(`${mounts.length} mount(s)`);
-      for (const sub of ["node/pods", "node/containers", "node/cni/results"]) {
+      for (const sub of ["node/pods", "node/containers", "node/includes", "node/cni/results"]) {
         const left = entries(`${stateDir}/${sub}`);
         if (left.length > 0) problems.push(`${sub}: ${left.join(", ")}`);
       }

@@ -732,7 +732,11 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       await cri.runtime.StartContainer({ container_id: hooked });
       await cri.runtime.StopContainer({ container_id: hooked, timeout: 0 });
       await cri.runtime.RemoveContainer({ container_id: hooked });
-      const lines = Deno.readTextFileSync(`${hookbin}/log`).trim().split("\n");
+      // RemoveContainer answers once the removal is under way; poststop follows the CT's destroy.
+      const lines = await until("the poststop hook", () => {
+        const lines = Deno.readTextFileSync(`${hookbin}/log`).trim().split("\n");
+        return lines.at(-1)?.startsWith("stage=poststop") ? lines : undefined;
+      });
       const fields = lines.map((line) =>
         Object.fromEntries(line.split(" ").map((kv) => kv.split("=") as [string, string]))
       );
@@ -800,7 +804,13 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       await cri.runtime.StartContainer({ container_id: late });
       await cri.runtime.StopContainer({ container_id: late, timeout: 0 });
       await cri.runtime.RemoveContainer({ container_id: late });
-      assert.ok(Deno.statSync(`${dir.path}/hookbin/failed-poststop`).isFile, "it ran");
+      await until("the poststop hook", () => {
+        try {
+          return Deno.statSync(`${dir.path}/hookbin/failed-poststop`).isFile || undefined;
+        } catch {
+          return undefined;
+        }
+      });
       const left = await cri.runtime.ListContainers({ filter: { id: late } });
       assert.equal(left.containers.length, 0);
     });
@@ -930,6 +940,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
     assert.deepEqual(mounts, [], "no mount");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/pods`)], [], "no pod dir or netns");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/containers`)], [], "no monitor dir");
+    assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/includes`)], [], "no include file");
     assert.deepEqual([...Deno.readDirSync(`${stateDir}/node/cni/results`)], [], "no CNI result");
     const allocated = [...Deno.readDirSync(`${dir.path}/ipam/e2e`)].map((e) => e.name)
       .filter((name) => /^\d+\.\d+\.\d+\.\d+$|^[0-9a-f]*:[0-9a-f:]*$/.test(name));

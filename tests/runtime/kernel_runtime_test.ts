@@ -158,3 +158,35 @@ Deno.test("VMIDs stay in the cluster's next-id range; a full range is ResourceEx
     await rt.close();
   }
 });
+
+Deno.test("RemoveContainer answers once the removal is under way: gone for the CRI, its name free, the CT destroyed behind it", async () => {
+  using dir = tempDir();
+  const rt = await openMemoryRuntime(dir.path);
+  try {
+    await importTestImage(rt, dir.path);
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const first = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
+    const events: string[] = [];
+    const unsubscribe = rt.runtime.onContainerEvent((e) => {
+      if (e.containerId === first.id) events.push(e.type);
+    });
+    // The destroy task runs a while after Proxmox accepted it.
+    rt.simulator!.faults.add({ method: "DELETE", path: "/nodes/*/lxc/*", taskDelayMs: 300 });
+    await rt.runtime.removeContainer(first.id, call);
+    assert.equal(rt.runtime.container(first.id), undefined);
+    assert.equal(rt.runtime.resolveContainer(first.id), undefined);
+    assert.deepEqual(rt.runtime.containers().map((c) => c.id), []);
+    assert.deepEqual(events, ["CONTAINER_DELETED_EVENT"]);
+    assert.equal((await rt.api.ctStatus({ vmid: first.vmid! })).status, "stopped", "not gone yet");
+    // A second RemoveContainer is fine; the same name waits for the removal, then is free.
+    await rt.runtime.removeContainer(first.id, call);
+    const second = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
+    assert.notEqual(second.id, first.id);
+    await assert.rejects(rt.api.ctStatus({ vmid: first.vmid! }), /does not exist/);
+    assert.equal(rt.registry.get(first.id), undefined, "the stream ended removed");
+    assert.deepEqual(events, ["CONTAINER_DELETED_EVENT"], "reported once");
+    unsubscribe();
+  } finally {
+    await rt.close();
+  }
+});

@@ -1,26 +1,67 @@
 /**
- * Each template unpacked once into a base volume, and each CT's root a copy of it: what a
- * linked clone from a template CT is on PVE's ZFS, LVM-thin or btrfs storage, so a CT's create
- * costs a copy, not a decompress and unpack. (A real node's `pct create` from an archive
- * unpacks every time.) A base volume goes when its template file is gone.
+ * Each template unpacked once into a read-only base volume that CTs are linked clones of: a
+ * CT's root is an overlay of its own on the base, as a linked clone of a template CT is a
+ * copy-on-write snapshot on PVE's ZFS, LVM-thin or btrfs storage. A create records which base
+ * the CT is cloned from — one appended line, no copy, no unpack (a real node's `pct create`
+ * from an archive unpacks every time). A base goes once its template is gone and no CT is
+ * cloned from it: looked at when a clone is released and before a new base is unpacked.
  */
-import { lchownSync, lutimesSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { unpackOciArchive } from "../../oci/unpack_layers.ts";
 import type { TaskLog } from "./driver.ts";
 import { pathExists, removeIfExists } from "./files.ts";
+import { Journal } from "./journal.ts";
+
+interface CloneEntry {
+  vmid: number;
+  /** The base root the CT is cloned from; null once released. */
+  base: string | null;
+}
 
 export class BaseVolumes {
-  constructor(readonly dir: string) {}
+  readonly #clones = new Map<number, string>();
+  readonly #journal: Journal<CloneEntry>;
 
-  /** Fills `rootfs` (absent) with the template's files. */
-  async cloneInto(templatePath: string, rootfs: string, log: TaskLog): Promise<void> {
-    this.#prune();
-    const base = await this.#baseOf(templatePath, log);
-    Deno.mkdirSync(dirname(rootfs), { recursive: true });
-    copyTree(base, rootfs);
+  constructor(readonly dir: string) {
+    if (dir.includes(":")) {
+      throw new TypeError(`base volume dir has a ':' LXC cannot parse: ${dir}`);
+    }
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.#journal = new Journal(join(dir, "clones.jsonl"));
+    for (const entry of this.#journal.read()) {
+      if (entry.base === null) this.#clones.delete(entry.vmid);
+      else this.#clones.set(entry.vmid, entry.base);
+    }
   }
 
+  /** Records the CT as a clone of the template's base (unpacked on first use); the base. */
+  async clone(vmid: number, templatePath: string, log: TaskLog): Promise<string> {
+    const base = await this.#baseOf(templatePath, log);
+    this.#clones.set(vmid, base);
+    this.#journal.append({ vmid, base });
+    return base;
+  }
+
+  /** The base root a CT is cloned from; undefined for one that is not a clone. */
+  baseOf(vmid: number): string | undefined {
+    return this.#clones.get(vmid);
+  }
+
+  /** The CT is gone: its base may go too. */
+  release(vmid: number): void {
+    if (!this.#clones.delete(vmid)) return;
+    this.#journal.append({ vmid, base: null });
+    if (this.#journal.lines > 4 * (this.#clones.size + 100)) {
+      this.#journal.rewrite([...this.#clones].map(([vmid, base]) => ({ vmid, base })));
+    }
+    this.prune();
+  }
+
+  close(): void {
+    this.#journal.close();
+  }
+
+  /** The unpacked root of a template, made on first use; never written to after. */
   async #baseOf(templatePath: string, log: TaskLog): Promise<string> {
     const info = Deno.statSync(templatePath);
     const key = `${basename(templatePath).replace(/[^A-Za-z0-9._-]/g, "_")}-${info.size}-` +
@@ -28,8 +69,8 @@ export class BaseVolumes {
     const base = join(this.dir, key);
     const rootfs = join(base, "rootfs");
     if (pathExists(rootfs)) return rootfs;
+    this.prune();
     log.log(`extracting archive '${templatePath}'`);
-    Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Unpacked aside and renamed into place: a concurrent create of the same template, or a
     // crash half way, never leaves a half base behind the name.
     const scratch = Deno.makeTempDirSync({ dir: this.dir, prefix: ".unpack-" });
@@ -52,15 +93,14 @@ export class BaseVolumes {
     return rootfs;
   }
 
-  /** Drops base volumes whose template was removed, and scratch left by a crash. */
-  #prune(): void {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(this.dir)];
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
+  /**
+   * Drops base volumes whose template was removed and that no CT is cloned from, and scratch
+   * left by a crash.
+   */
+  prune(): void {
+    const used = new Set(this.#clones.values());
+    for (const entry of Deno.readDirSync(this.dir)) {
+      if (!entry.isDirectory) continue;
       const path = join(this.dir, entry.name);
       if (entry.name.startsWith(".unpack-")) {
         // Another create may be unpacking right now: only an old one is a crash's.
@@ -74,42 +114,7 @@ export class BaseVolumes {
       } catch {
         continue;
       }
-      if (!pathExists(source)) removeIfExists(path, true);
+      if (!pathExists(source) && !used.has(join(path, "rootfs"))) removeIfExists(path, true);
     }
   }
-}
-
-/**
- * Copies a tree as unpacking made it: owners, modes, times, symlinks, hard links (once).
- * In process: for an image's few hundred entries a `cp -a` costs more to spawn than to run.
- */
-function copyTree(from: string, to: string): void {
-  const linked = new Map<string, string>();
-  const dirs: [string, Deno.FileInfo][] = [];
-  const copy = (src: string, dst: string, info: Deno.FileInfo) => {
-    if (info.isDirectory) {
-      Deno.mkdirSync(dst);
-      for (const entry of Deno.readDirSync(src)) {
-        copy(join(src, entry.name), join(dst, entry.name), Deno.lstatSync(join(src, entry.name)));
-      }
-      dirs.push([dst, info]); // times last: filling a directory changes its mtime
-      return;
-    }
-    const key = `${info.dev}:${info.ino}`;
-    const first = (info.nlink ?? 1) > 1 ? linked.get(key) : undefined;
-    if (first !== undefined) return Deno.linkSync(first, dst);
-    if (info.isSymlink) Deno.symlinkSync(Deno.readLinkSync(src), dst);
-    else Deno.copyFileSync(src, dst);
-    if ((info.nlink ?? 1) > 1) linked.set(key, dst);
-    keepMetadata(dst, info);
-  };
-  copy(from, to, Deno.lstatSync(from));
-  for (const [dir, info] of dirs) keepMetadata(dir, info);
-}
-
-function keepMetadata(path: string, info: Deno.FileInfo): void {
-  lchownSync(path, info.uid ?? 0, info.gid ?? 0);
-  if (!info.isSymlink) Deno.chmodSync(path, (info.mode ?? 0o644) & 0o7777);
-  const mtime = info.mtime ?? new Date(0);
-  lutimesSync(path, mtime, mtime);
 }

@@ -1,6 +1,7 @@
 /**
- * CTs as real LXC containers, named by VMID, in an lxcpath of the simulator's own. Create
- * unpacks the OCI template into `<lxcpath>/<vmid>/rootfs`; start writes the LXC config from
+ * CTs as real LXC containers, named by VMID, in an lxcpath of the simulator's own. A CT's root
+ * is an overlay: the OCI template unpacked once (base_volumes.ts) below, `<lxcpath>/<vmid>/rootfs`
+ * (what the CT writes) above, mounted by LXC at start; start writes the LXC config from
  * the CT's (as PVE regenerates it before every start) and runs `lxc-start -F` detached from
  * the simulator, so CTs outlive it as they outlive pveproxy; stop is `lxc-stop`.
  */
@@ -13,7 +14,8 @@ import { LxcTools } from "../../lxc/lxc_tools.ts";
 import { isAlive, processStartTime } from "../../lxc/proc.ts";
 import { BaseVolumes } from "./base_volumes.ts";
 import type { CtCreateSpec, CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
-import { pathExists, readTextIfExists, removeIfExists, writeFileAtomic } from "./files.ts";
+import { removeTree } from "../../../lib/files.ts";
+import { pathExists, readTextIfExists, writeFileAtomic } from "./files.ts";
 
 export interface LxcDriverOptions {
   /** The driver's own lxcpath (absolute: LXC's tools break on a relative one). */
@@ -33,6 +35,8 @@ export class LxcDriver implements CtDriver {
 
   constructor(options: LxcDriverOptions) {
     if (!options.lxcpath.startsWith("/")) throw new TypeError("lxcpath must be absolute");
+    // An overlay rootfs path is `overlay:LOWER:UPPER`.
+    if (options.lxcpath.includes(":")) throw new TypeError("lxcpath must not contain ':'");
     Deno.mkdirSync(options.lxcpath, { recursive: true, mode: 0o700 });
     this.lxc = new LxcTools(options.lxcpath);
     this.#startTimeout = options.startTimeoutSeconds ?? 30;
@@ -45,6 +49,7 @@ export class LxcDriver implements CtDriver {
     return this.lxc.lxcpath;
   }
 
+  /** What the CT wrote: the upper layer of its root. */
   rootfsOf(vmid: number): string {
     return join(this.lxcpath, String(vmid), "rootfs");
   }
@@ -54,10 +59,26 @@ export class LxcDriver implements CtDriver {
     if (pathExists(dir)) {
       // A create run again after a crash starts from an empty volume.
       await this.#kill(String(spec.vmid));
-      removeIfExists(dir, true);
+      await removeTree(dir);
     }
-    Deno.mkdirSync(dir, { mode: 0o700 });
-    await this.#bases.cloneInto(spec.templatePath, this.rootfsOf(spec.vmid), spec.log);
+    // Its directories are made when it first starts: a create records the clone, no more.
+    await this.#bases.clone(spec.vmid, spec.templatePath, spec.log);
+  }
+
+  /** The CT's directory and the upper layer of its root, made on its first start. */
+  #makeDirs(vmid: number): void {
+    const upper = this.rootfsOf(vmid);
+    if (pathExists(upper)) return;
+    Deno.mkdirSync(join(this.lxcpath, String(vmid)), { recursive: true, mode: 0o700 });
+    const base = this.#bases.baseOf(vmid);
+    // The merged root takes its owner and mode from the upper layer's top directory.
+    const top = base === undefined ? undefined : Deno.statSync(base);
+    const mode = (top?.mode ?? 0o755) & 0o7777;
+    Deno.mkdirSync(upper, { mode });
+    Deno.chmodSync(upper, mode); // past the umask
+    if (top !== undefined && (top.uid !== 0 || top.gid !== 0)) {
+      Deno.chownSync(upper, top.uid, top.gid);
+    }
   }
 
   /**
@@ -79,6 +100,7 @@ export class LxcDriver implements CtDriver {
   async start(spec: CtRunSpec, log: TaskLog): Promise<void> {
     const name = String(spec.vmid);
     const dir = join(this.lxcpath, name);
+    this.#makeDirs(spec.vmid);
     Deno.writeTextFileSync(join(dir, "config"), lxcConfigText(this.#configOf(spec)));
     const consoleFd = openSync(join(dir, "console.log"), "a", 0o600);
     let exited: Promise<number | null>;
@@ -146,8 +168,9 @@ export class LxcDriver implements CtDriver {
   async destroy(vmid: number, log: TaskLog): Promise<void> {
     const name = String(vmid);
     await this.#kill(name);
-    removeIfExists(join(this.lxcpath, name), true);
+    await removeTree(join(this.lxcpath, name));
     log.log(`removed ${this.rootfsOf(vmid)}`);
+    this.#bases.release(vmid);
   }
 
   async status(vmid: number): Promise<CtRuntimeStatus> {
@@ -159,7 +182,14 @@ export class LxcDriver implements CtDriver {
   }
 
   close(): Promise<void> {
+    this.#bases.close();
     return Promise.resolve();
+  }
+
+  #rootfsPath(vmid: number): string {
+    const base = this.#bases.baseOf(vmid);
+    const upper = this.rootfsOf(vmid);
+    return base === undefined ? `dir:${upper}` : `overlay:${base}:${upper}`;
   }
 
   /** The LXC config PVE would generate from the CT's: limits, identity, init, raw lines last. */
@@ -169,7 +199,7 @@ export class LxcDriver implements CtDriver {
     const lines: LxcConfigLine[] = [
       ["lxc.arch", "amd64"],
       ["lxc.uts.name", spec.hostname],
-      ["lxc.rootfs.path", `dir:${this.rootfsOf(spec.vmid)}`],
+      ["lxc.rootfs.path", this.#rootfsPath(spec.vmid)],
       ["lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"],
       ["lxc.autodev", "1"],
       ["lxc.tty.max", "0"],
