@@ -140,7 +140,7 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     });
     http = options.http === null ? undefined : await startInspectionServer({
       listen: options.http,
-      views: inspectionViews(opened.runtime, opened.registry),
+      views: inspectionViews(opened.runtime, opened.registry, opened.reconciler),
       log,
     });
   } catch (error) {

@@ -7,17 +7,26 @@ import { foldStream, isStreamKind, machines } from "../machines/fold.ts";
 import { redactContext, redactPayload } from "../machines/redact.ts";
 import type { Registry } from "../machines/registry.ts";
 import type { PodRuntime } from "./api.ts";
+import type { Reconciler } from "./reconciler.ts";
 
 export interface InspectionViews {
   health(): { ok: boolean } & Record<string, unknown>;
   sandboxes(): unknown[];
   containers(): unknown[];
   stream(idOrPrefix: string): unknown | undefined;
+  drift(): Promise<unknown>;
+  reconcile(): Promise<unknown>;
 }
 
-export function inspectionViews(runtime: PodRuntime, registry: Registry): InspectionViews {
+export function inspectionViews(
+  runtime: PodRuntime,
+  registry: Registry,
+  reconciler: Reconciler,
+): InspectionViews {
   const store = registry.store;
   return {
+    drift: async () => ({ drift: await reconciler.run({ repair: false }) }),
+    reconcile: async () => ({ drift: await reconciler.run({ repair: true }) }),
     health: () => ({
       ok: !registry.closed,
       sandboxes: registry.actors("sandbox").length,

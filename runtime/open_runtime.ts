@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { CniNetwork } from "../adapters/cni/cni_network.ts";
 import { OciHooks } from "../adapters/hooks/oci_hooks.ts";
 import { startCniGc } from "./cni_gc.ts";
+import { Reconciler, startReconciler } from "./reconciler.ts";
 import { PodCidrs } from "./pod_cidr.ts";
 import { CrashPoints } from "../machines/crash_points.ts";
 import { missingLxcTools } from "../adapters/lxc/lxc_tools.ts";
@@ -81,6 +82,8 @@ export interface OpenRuntime {
   api: ProxmoxApi;
   images: ImageService;
   simulator: Simulator | undefined;
+  /** The log against Proxmox and the node (runs at startup and every interval). */
+  reconciler: Reconciler;
   /** Stops effects, closes the log and Proxmox connections, stops the embedded simulator. */
   close(): Promise<void>;
 }
@@ -377,6 +380,19 @@ async function openLocked(
   const stopCollecting = node.processes === undefined
     ? () => {}
     : collectExits(registry, node.processes, api, log.with({ component: "exits" }));
+  const reconcileLog = log.with({ component: "reconcile" });
+  const reconciler = new Reconciler({
+    api,
+    registry,
+    node,
+    log: reconcileLog,
+    orphanGraceMs: settings.reconcile.orphanGraceSeconds * 1000,
+  });
+  const stopReconciling = startReconciler(
+    reconciler,
+    settings.reconcile.intervalSeconds * 1000,
+    reconcileLog,
+  );
   return {
     runtime,
     lock,
@@ -385,7 +401,9 @@ async function openLocked(
     api,
     images,
     simulator,
+    reconciler,
     async close() {
+      stopReconciling();
       stopCollecting();
       stopCniGc();
       realNode?.close();

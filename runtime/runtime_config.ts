@@ -16,7 +16,8 @@
  *   "rootfs": { "sizeGiB": 4 },
  *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"],
  *            "gcIntervalSeconds": 600 },
- *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] }
+ *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] },
+ *   "reconcile": { "intervalSeconds": 30, "orphanGraceSeconds": 300 }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
@@ -53,6 +54,11 @@ export interface RuntimeConfig {
   cni: { confDir: string; binDirs: string[]; gcIntervalSeconds: number };
   /** hooks.d directories, in order (a later one masks a file of the same name). */
   hooks: { dirs: string[] };
+  /**
+   * How often the log is reconciled with Proxmox and the node (0: at startup only), and how
+   * long a CT of pve-cri's that no stream knows is left before it is destroyed.
+   */
+  reconcile: { intervalSeconds: number; orphanGraceSeconds: number };
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
@@ -63,6 +69,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   rootfs: { sizeGiB: 1 },
   cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs, gcIntervalSeconds: 600 },
   hooks: { dirs: defaultHooksDirs },
+  reconcile: { intervalSeconds: 30, orphanGraceSeconds: 300 },
 };
 
 export function parseRuntimeConfig(text: string, source: string): RuntimeConfig {
@@ -126,6 +133,14 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
   ) {
     throw new InvalidArgumentError(`${source}: hooks.dirs must be a list of absolute paths`);
   }
+  const reconcile = (c.reconcile ?? {}) as Record<string, unknown>;
+  const seconds = (key: string, fallback: number): number => {
+    const value = reconcile[key] ?? fallback;
+    if (typeof value !== "number" || !(value >= 0)) {
+      throw new InvalidArgumentError(`${source}: reconcile.${key} must be a number ≥ 0`);
+    }
+    return value;
+  };
   return {
     proxmox: c.url === undefined ? undefined : parseProxmoxConfig(text, source),
     registries: parseRegistrySettings(c.registries, source),
@@ -138,6 +153,10 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
     rootfs: { sizeGiB },
     cni: { confDir, binDirs: binDirs as string[], gcIntervalSeconds },
     hooks: { dirs: hooksDirs as string[] },
+    reconcile: {
+      intervalSeconds: seconds("intervalSeconds", 30),
+      orphanGraceSeconds: seconds("orphanGraceSeconds", 300),
+    },
   };
 }
 

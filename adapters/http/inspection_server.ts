@@ -17,6 +17,10 @@ export interface InspectionViews {
   containers(): unknown[];
   /** GET /v1/streams/{id}: events and current state of one stream; undefined → 404. */
   stream(idOrPrefix: string): unknown | undefined;
+  /** GET /v1/drift: the log against Proxmox and the node, nothing changed. */
+  drift(): Promise<unknown>;
+  /** POST /v1/reconcile: a reconciliation pass now, repairing pve-cri's own leaks. */
+  reconcile(): Promise<unknown>;
 }
 
 export interface InspectionServerOptions {
@@ -44,17 +48,18 @@ export function startInspectionServer(options: InspectionServerOptions): Promise
   const { views, log } = options;
   const address = parseListenAddress(options.listen);
 
-  const handle = (request: Request): Response => {
+  const handle = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     const route = routeOf(path, views);
     if (route === undefined) return json(404, { error: `Not found: "${path}"` });
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return json(405, { error: `Method ${request.method} not allowed: use GET` }, {
-        allow: "GET, HEAD",
-      });
+    const allowed = route.post ? ["POST"] : ["GET", "HEAD"];
+    if (!allowed.includes(request.method)) {
+      return json(405, {
+        error: `Method ${request.method} not allowed: use ${allowed[0]}`,
+      }, { allow: allowed.join(", ") });
     }
     try {
-      return route();
+      return await route.view();
     } catch (error) {
       // The message helps the operator; the stack stays in our logs only.
       log.error("Inspection view failed", { path, error: errorMessage(error) });
@@ -81,9 +86,9 @@ export function startInspectionServer(options: InspectionServerOptions): Promise
           log.error("Inspection request failed", { error: errorMessage(error) });
           return json(500, { error: "Internal error" });
         },
-      }, (request) => {
+      }, async (request) => {
         const started = performance.now();
-        const response = handle(request);
+        const response = await handle(request);
         log.debug("Inspection request", {
           method: request.method,
           path: new URL(request.url).pathname,
@@ -106,34 +111,48 @@ export function startInspectionServer(options: InspectionServerOptions): Promise
   });
 }
 
+interface Route {
+  view: () => Response | Promise<Response>;
+  /** Changes something: POST only. */
+  post?: boolean;
+}
+
 /** The view for a path, or undefined when no route matches. */
-function routeOf(path: string, views: InspectionViews): (() => Response) | undefined {
+function routeOf(path: string, views: InspectionViews): Route | undefined {
   switch (path) {
     case "/healthz":
-      return () => {
-        const health = views.health();
-        return json(health.ok ? 200 : 503, health);
+      return {
+        view: () => {
+          const health = views.health();
+          return json(health.ok ? 200 : 503, health);
+        },
       };
     case "/v1/sandboxes":
-      return () => json(200, views.sandboxes());
+      return { view: () => json(200, views.sandboxes()) };
     case "/v1/containers":
-      return () => json(200, views.containers());
+      return { view: () => json(200, views.containers()) };
+    case "/v1/drift":
+      return { view: async () => json(200, await views.drift()) };
+    case "/v1/reconcile":
+      return { view: async () => json(200, await views.reconcile()), post: true };
   }
   if (!path.startsWith(STREAM_PREFIX) || path.length === STREAM_PREFIX.length) return undefined;
   const raw = path.slice(STREAM_PREFIX.length);
   if (raw.includes("/")) return undefined;
-  return () => {
-    let id: string;
-    try {
-      id = decodeURIComponent(raw);
-    } catch {
-      return json(400, { error: `Malformed stream id: "${raw}"` });
-    }
-    const stream = views.stream(id);
-    return stream === undefined
-      ? json(404, { error: `Stream "${id}" not found` })
-      : json(200, stream);
-  };
+  return { view: () => streamView(views, raw) };
+}
+
+function streamView(views: InspectionViews, raw: string): Response {
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    return json(400, { error: `Malformed stream id: "${raw}"` });
+  }
+  const stream = views.stream(id);
+  return stream === undefined
+    ? json(404, { error: `Stream "${id}" not found` })
+    : json(200, stream);
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {

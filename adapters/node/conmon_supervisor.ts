@@ -465,6 +465,20 @@ export class ConmonSupervisor implements ProcessSupervisor {
     return usage;
   }
 
+  containersOnNode(): string[] {
+    const ids = new Set<string>();
+    for (const sub of ["containers", "includes", "exits", "exited"]) {
+      try {
+        for (const entry of Deno.readDirSync(join(this.#o.dir, sub))) {
+          ids.add(entry.name.replace(/\.conf$/, ""));
+        }
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+    return [...ids];
+  }
+
   async release(containerId: string): Promise<void> {
     // Off the event loop: a removal runs behind RemoveContainer's answer, beside other calls.
     await Promise.all([

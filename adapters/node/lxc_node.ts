@@ -47,6 +47,10 @@ export class LxcNode implements NodeAdapter {
     return { paths };
   }
 
+  podsOnNode(): string[] {
+    return [...Deno.readDirSync(join(this.#dir, "pods"))].map((e) => e.name);
+  }
+
   async unpinNamespaces(sandboxId: string, paths: Record<string, string> | null): Promise<void> {
     const dir = this.podDir(sandboxId);
     await unpinPodNamespaces(join(dir, "ns"), paths);

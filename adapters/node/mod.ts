@@ -107,6 +107,8 @@ export interface ProcessSupervisor {
   bundleOf(containerId: string): string;
   reopenLog(containerId: string): Promise<void>;
   usage(vmid: number): Promise<CtUsage | undefined>;
+  /** Containers that have anything on the node (include file, monitor dir, exit files). */
+  containersOnNode(): string[];
   /** Removes what the container left on the node (include file, monitor dir, exit file). */
   release(containerId: string): Promise<void>;
 }
@@ -114,7 +116,12 @@ export interface ProcessSupervisor {
 export interface NodeAdapter {
   /** Pins new namespaces for a sandbox; idempotent for the same sandbox id. */
   pinNamespaces(sandboxId: string, pod: PodSetup): Promise<PinnedNamespaces>;
-  /** Releases them and the pod's files; idempotent (already released is fine). */
+  /** Sandboxes that have pinned namespaces or pod files on the node. */
+  podsOnNode?(): string[];
+  /**
+   * Releases them and the pod's files; idempotent (already released is fine). Null paths:
+   * whatever is pinned in the pod's directory.
+   */
   unpinNamespaces(sandboxId: string, paths: Record<string, string> | null): Promise<void>;
   /** The real process plane; absent in the memory stand-in, whose CT init is the app. */
   readonly processes?: ProcessSupervisor;

@@ -90,7 +90,8 @@ export async function unpinPodNamespaces(
   dir: string,
   paths: Record<string, string> | null,
 ): Promise<void> {
-  for (const path of Object.values(paths ?? {})) {
+  // Unknown paths (a pod the log lost): whatever is pinned in the directory.
+  for (const path of Object.values(paths ?? pinnedIn(dir))) {
     // Detached, as CRI-O's namespace manager does: a CT still stopping may hold it a moment.
     if (isMountPoint(path)) await runTool("umount", ["-l", path]);
     try {
@@ -103,6 +104,15 @@ export async function unpinPodNamespaces(
     Deno.removeSync(dir);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+function pinnedIn(dir: string): Record<string, string> {
+  try {
+    return Object.fromEntries([...Deno.readDirSync(dir)].map((e) => [e.name, join(dir, e.name)]));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw error;
   }
 }
 

@@ -17,6 +17,8 @@ const views = (overrides: Partial<InspectionViews> = {}): InspectionViews => ({
   ) => (sandbox.id.startsWith(id)
     ? { id: sandbox.id, events: [{ type: "SandboxRequested" }] }
     : undefined),
+  drift: () => Promise.resolve({ drift: [{ kind: "missing CT", subject: "101" }] }),
+  reconcile: () => Promise.resolve({ drift: [{ kind: "missing CT", repaired: "no" }] }),
   ...overrides,
 });
 
@@ -105,6 +107,31 @@ Deno.test("the inspection endpoint answers 404, 405, 503 and 500 as JSON errors"
     const head = await get(`${server.url}/v1/sandboxes`, { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(head.body, undefined);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("drift is a GET; a reconciliation pass changes things, so it is a POST", async () => {
+  let passes = 0;
+  const server = await startInspectionServer({
+    listen: "127.0.0.1:0",
+    views: views({
+      reconcile: () => Promise.resolve({ drift: [], pass: ++passes }),
+    }),
+    log: silentLogger,
+  });
+  try {
+    const drift = await get(`${server.url}/v1/drift`);
+    assert.equal(drift.status, 200);
+    assert.deepEqual(drift.body, { drift: [{ kind: "missing CT", subject: "101" }] });
+    const wrong = await get(`${server.url}/v1/reconcile`);
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST");
+    assert.equal(passes, 0, "a GET runs no pass");
+    const ran = await get(`${server.url}/v1/reconcile`, { method: "POST" });
+    assert.equal(ran.status, 200);
+    assert.deepEqual(ran.body, { drift: [], pass: 1 });
   } finally {
     await server.close();
   }

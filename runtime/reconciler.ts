@@ -1,0 +1,231 @@
+/**
+ * Reconciliation: what the event log says against what Proxmox and the node have. Run at
+ * startup, every `reconcile.intervalSeconds` and on demand (HTTP); each difference is reported,
+ * and the ones that are pve-cri's own leaks are repaired:
+ *
+ * - a CT tagged `pve-cri` whose description names no live container (a stream lost with an old
+ *   backup of the log, or a removal that died with its record) is destroyed once it has been
+ *   seen for the grace period; a CT without pve-cri's tag and identity is never touched;
+ * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
+ *   container or pod no stream knows is released;
+ * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
+ *   reported (the process plane reports the exits it sees; the kubelet removes the rest).
+ */
+import type { NodeAdapter } from "../adapters/node/mod.ts";
+import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
+import { errorMessage } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import type { ContainerContext } from "../machines/container_context.ts";
+import type { Registry } from "../machines/registry.ts";
+import { identityOf, ownerTag } from "./ct_identity.ts";
+
+export type DriftKind =
+  | "unexpected CT"
+  | "missing CT"
+  | "CT state"
+  | "leaked container state"
+  | "leaked pod state";
+
+export interface Drift {
+  kind: DriftKind;
+  /** The VMID, or the container or sandbox id. */
+  subject: string;
+  detail: string;
+  /** What this run did about it, if anything. */
+  repaired?: string;
+}
+
+export interface ReconcilerDeps {
+  api: ProxmoxApi;
+  registry: Registry;
+  node: NodeAdapter;
+  log: Logger;
+  /** How long a CT that no stream knows is left alone before it is destroyed. */
+  orphanGraceMs: number;
+  now?: () => number;
+}
+
+/** Stream states in which the container's CT exists. */
+const withCt = new Set(["created", "startingCt", "running", "stopping", "killing", "exited"]);
+/** What the CT's status should be in the states a container rests in. */
+const ctStatusOf: Record<string, string> = {
+  created: "stopped",
+  running: "running",
+  exited: "stopped",
+};
+
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly #now: () => number;
+  /** Orphan CTs: VMID → when first seen. */
+  readonly #orphans = new Map<number, number>();
+  #running: Promise<Drift[]> | undefined;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** One pass; with `repair`, pve-cri's own leaks are removed. Concurrent calls share a pass. */
+  run(options: { repair: boolean }): Promise<Drift[]> {
+    if (this.#running !== undefined && options.repair) return this.#running;
+    const pass = this.#pass(options.repair).finally(() => {
+      if (this.#running === pass) this.#running = undefined;
+    });
+    if (options.repair) this.#running = pass;
+    return pass;
+  }
+
+  async #pass(repair: boolean): Promise<Drift[]> {
+    const { api, registry, node, log } = this.#deps;
+    const drift: Drift[] = [];
+    // Proxmox first, then the log: a CT made meanwhile has its stream already.
+    const cts = await api.listCts();
+    const containers = registry.actors("container").map((actor) => ({
+      id: actor.stream,
+      state: actor.value,
+      vmid: (actor.state.context as ContainerContext).vmid,
+    }));
+    const liveIds = new Set(containers.map((c) => c.id));
+    const byVmid = new Map(containers.filter((c) => c.vmid !== null).map((c) => [c.vmid!, c]));
+    const seen = new Set<number>();
+    for (const ct of cts) {
+      seen.add(ct.vmid);
+      const owner = byVmid.get(ct.vmid);
+      if (owner !== undefined) {
+        const expected = ctStatusOf[owner.state];
+        if (expected !== undefined && expected !== ct.status) {
+          drift.push({
+            kind: "CT state",
+            subject: String(ct.vmid),
+            detail: `container ${owner.id} is ${owner.state}, its CT is ${ct.status}`,
+          });
+        }
+        continue;
+      }
+      if (!(ct.tags ?? "").split(/[;, ]/).includes(ownerTag)) continue;
+      drift.push(await this.#orphan(ct.vmid, repair));
+    }
+    for (const vmid of this.#orphans.keys()) if (!seen.has(vmid)) this.#orphans.delete(vmid);
+    for (const c of containers) {
+      if (c.vmid === null || !withCt.has(c.state) || seen.has(c.vmid)) continue;
+      drift.push({
+        kind: "missing CT",
+        subject: String(c.vmid),
+        detail: `container ${c.id} is ${c.state}, Proxmox has no CT ${c.vmid}`,
+      });
+    }
+    const processes = node.processes;
+    for (const id of processes?.containersOnNode() ?? []) {
+      if (liveIds.has(id)) continue;
+      const item: Drift = {
+        kind: "leaked container state",
+        subject: id,
+        detail: "include file, monitor dir or exit file of a container no stream knows",
+      };
+      // A monitor still running belongs to a CT that is an orphan: that CT goes first.
+      if (repair && !processes!.monitorAlive(id)) {
+        await processes!.release(id);
+        item.repaired = "released";
+      }
+      drift.push(item);
+    }
+    const sandboxes = new Set(registry.actors("sandbox").map((a) => a.stream));
+    for (const id of node.podsOnNode?.() ?? []) {
+      if (sandboxes.has(id)) continue;
+      const item: Drift = {
+        kind: "leaked pod state",
+        subject: id,
+        detail: "pinned namespaces or pod files of a sandbox no stream knows",
+      };
+      if (repair) {
+        await node.unpinNamespaces(id, null);
+        item.repaired = "unpinned and removed";
+      }
+      drift.push(item);
+    }
+    for (const item of drift) {
+      log[item.repaired === undefined ? "info" : "warn"]("reconciliation", { ...item });
+    }
+    return drift;
+  }
+
+  /** A CT tagged as pve-cri's that no live stream holds. */
+  async #orphan(vmid: number, repair: boolean): Promise<Drift> {
+    const { api, registry } = this.#deps;
+    const subject = String(vmid);
+    let description: string | undefined;
+    try {
+      description = (await api.ctConfig({ vmid })).description;
+    } catch (error) {
+      if (error instanceof PveNotFoundError) {
+        return { kind: "unexpected CT", subject, detail: "gone while looked at" };
+      }
+      throw error;
+    }
+    const identity = identityOf(description);
+    if (identity === undefined) {
+      return {
+        kind: "unexpected CT",
+        subject,
+        detail: `tagged ${ownerTag} but its description names no container: left alone`,
+      };
+    }
+    // Asked now, not from the pass's start: a stream made meanwhile owns its CT.
+    if (registry.get(identity.containerId) !== undefined) {
+      return {
+        kind: "unexpected CT",
+        subject,
+        detail: `names container ${identity.containerId}, which holds another VMID: left alone`,
+      };
+    }
+    const now = this.#now();
+    const first = this.#orphans.get(vmid) ?? now;
+    this.#orphans.set(vmid, first);
+    const detail = `pve-cri's CT for ${identity.podNamespace}/${identity.podName} ` +
+      `container ${identity.name} (${identity.containerId}), which no stream knows`;
+    const left = first + this.#deps.orphanGraceMs - now;
+    if (!repair || left > 0) {
+      return {
+        kind: "unexpected CT",
+        subject,
+        detail: `${detail}; destroyed after ${Math.ceil(Math.max(0, left) / 1000)} s more`,
+      };
+    }
+    try {
+      await api.waitForTask(await api.destroyCt({ vmid, force: true, purge: true }));
+      await this.#deps.node.processes?.release(identity.containerId);
+      this.#orphans.delete(vmid);
+      return { kind: "unexpected CT", subject, detail, repaired: "destroyed" };
+    } catch (error) {
+      return {
+        kind: "unexpected CT",
+        subject,
+        detail: `${detail}; destroying it failed: ${errorMessage(error)}`,
+      };
+    }
+  }
+}
+
+/** Runs a repairing pass now and every `intervalMs`; returns the stop. */
+export function startReconciler(
+  reconciler: Reconciler,
+  intervalMs: number,
+  log: Logger,
+): () => void {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const pass = async () => {
+    try {
+      await reconciler.run({ repair: true });
+    } catch (error) {
+      log.warn("reconciliation failed", { error: errorMessage(error) });
+    }
+    if (!stopped && intervalMs > 0) timer = setTimeout(pass, intervalMs);
+  };
+  void pass();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * Reconciliation against what Proxmox and the node really have: orphan CTs of pve-cri's go
+ * after their grace period, CTs that are not pve-cri's are never touched, a vanished or
+ * diverging CT is reported, and node state no stream knows is released.
+ */
+import assert from "node:assert/strict";
+import { FakeNode } from "../../adapters/node/fake_node.ts";
+import { LxcNode } from "../../adapters/node/lxc_node.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { openRuntime } from "../../runtime/open_runtime.ts";
+import { ctDescription } from "../../runtime/ct_identity.ts";
+import { type Drift, Reconciler } from "../../runtime/reconciler.ts";
+import { containerSpec, sandboxSpec } from "../_support/specs.ts";
+import { tempDir } from "../_support/temp_dir.ts";
+import { testImageName, writeArchive } from "../_support/test_image.ts";
+
+const call = { meta: { method: "test" } };
+
+async function openMemoryRuntime(dir: string) {
+  const rt = await openRuntime({
+    stateDir: `${dir}/state`,
+    backend: "memory",
+    log: silentLogger,
+    version: "test",
+  });
+  await rt.runtime.importImage(writeArchive(dir), call, { name: testImageName });
+  return rt;
+}
+
+const about = (drift: Drift[], subject: string) => drift.filter((d) => d.subject === subject);
+
+Deno.test("reconciliation: an orphan CT of pve-cri's goes after its grace, others are left; a vanished or stopped CT is reported", async () => {
+  using dir = tempDir();
+  const rt = await openMemoryRuntime(dir.path);
+  try {
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const gone = await rt.runtime.createContainer(pod.id, containerSpec("gone"), call);
+    const runs = await rt.runtime.createContainer(pod.id, containerSpec("runs"), call);
+    await rt.runtime.startContainer(runs.id, call);
+    const template = (await rt.runtime.images())[0]!.volid!;
+    const make = async (vmid: number, extra: Record<string, unknown>) =>
+      await rt.api.waitForTask(
+        await rt.api.createCt({ vmid, ostemplate: template, rootfs: "local-lvm:1", ...extra }),
+      );
+    // Behind pve-cri's back: a CT of its own that no stream knows (an old backup of the log),
+    // one with its tag but no identity, one of somebody else's; a CT destroyed, one stopped.
+    const identity = {
+      containerId: "f".repeat(64),
+      sandboxId: pod.id,
+      podUid: "uid",
+      podName: "web",
+      podNamespace: "default",
+      name: "lost",
+      attempt: 0,
+    };
+    await make(900, { tags: ["pve-cri"], description: ctDescription(identity) });
+    await make(901, { tags: ["pve-cri"], description: "made by hand" });
+    await make(902, { description: ctDescription(identity) });
+    await rt.api.waitForTask(await rt.api.destroyCt({ vmid: gone.vmid!, force: true }));
+    await rt.api.waitForTask(await rt.api.stopCt({ vmid: runs.vmid! }));
+
+    let now = 1_000_000;
+    const reconciler = new Reconciler({
+      api: rt.api,
+      registry: rt.registry,
+      node: new FakeNode(),
+      log: silentLogger,
+      orphanGraceMs: 60_000,
+      now: () => now,
+    });
+    const seen = await reconciler.run({ repair: true });
+    assert.match(about(seen, "900")[0]!.detail, /lost .*no stream knows; destroyed after 60 s/);
+    assert.equal(about(seen, "900")[0]!.repaired, undefined, "not within the grace period");
+    assert.match(about(seen, "901")[0]!.detail, /names no container: left alone/);
+    assert.deepEqual(about(seen, "902"), [], "not tagged as pve-cri's: not even looked at");
+    assert.deepEqual(about(seen, String(gone.vmid)).map((d) => d.kind), ["missing CT"]);
+    assert.deepEqual(about(seen, String(runs.vmid)).map((d) => [d.kind, d.detail]), [
+      ["CT state", `container ${runs.id} is running, its CT is stopped`],
+    ]);
+
+    now += 60_000;
+    const report = await reconciler.run({ repair: false });
+    assert.equal(about(report, "900")[0]!.repaired, undefined, "a report changes nothing");
+    assert.equal((await rt.api.ctStatus({ vmid: 900 })).status, "stopped");
+
+    const repaired = await reconciler.run({ repair: true });
+    assert.equal(about(repaired, "900")[0]!.repaired, "destroyed");
+    await assert.rejects(rt.api.ctStatus({ vmid: 900 }), /does not exist/);
+    for (const vmid of [901, 902]) {
+      assert.equal((await rt.api.ctStatus({ vmid })).status, "stopped", `CT ${vmid} is kept`);
+    }
+    assert.deepEqual(about(await reconciler.run({ repair: true }), "900"), []);
+  } finally {
+    await rt.close();
+  }
+});
+
+const whyNotRoot = Deno.uid() !== 0 ? "needs root" : undefined;
+
+Deno.test({
+  name: `reconciliation: node state of a pod or container no stream knows is released${
+    whyNotRoot === undefined ? "" : ` (skipped: ${whyNotRoot})`
+  }`,
+  ignore: whyNotRoot !== undefined,
+  async fn() {
+    using dir = tempDir();
+    const rt = await openMemoryRuntime(dir.path);
+    const node = new LxcNode({
+      dir: `${dir.path}/node`,
+      lxcpath: `${dir.path}/lxc`,
+      pveConfigDir: `${dir.path}/pve`,
+      log: silentLogger,
+    });
+    try {
+      // What a crash of an older pve-cri, or a restored log, leaves: pinned namespaces and pod
+      // files, an include file and an exit record, of streams this log does not have.
+      const pinned = await node.pinNamespaces("lost-pod", {
+        hostname: "lost",
+        dns: null,
+        hostNetwork: false,
+        hostIpc: false,
+        sysctls: {},
+      });
+      Deno.writeTextFileSync(`${dir.path}/node/includes/lost-ctr.conf`, "lxc.init.cmd = x\n");
+      Deno.writeTextFileSync(`${dir.path}/node/exited/lost-ctr`, "0");
+      const reconciler = new Reconciler({
+        api: rt.api,
+        registry: rt.registry,
+        node,
+        log: silentLogger,
+        orphanGraceMs: 0,
+      });
+      const drift = await reconciler.run({ repair: true });
+      assert.deepEqual(
+        drift.map((d) => [d.kind, d.subject, d.repaired]).sort(),
+        [
+          ["leaked container state", "lost-ctr", "released"],
+          ["leaked pod state", "lost-pod", "unpinned and removed"],
+        ],
+      );
+      const mounts = Deno.readTextFileSync("/proc/self/mountinfo");
+      for (const path of Object.values(pinned.paths)) assert.ok(!mounts.includes(path), path);
+      assert.deepEqual(node.podsOnNode(), []);
+      assert.deepEqual(node.processes.containersOnNode(), []);
+      assert.deepEqual(await reconciler.run({ repair: true }), []);
+    } finally {
+      node.close();
+      await rt.close();
+    }
+  },
+});
