@@ -2,23 +2,31 @@
  * pve-cri's command line: `start` serves CRI, `replay` diagnoses the event log, `images`
  * manages the node's images.
  */
-import { runImages } from "./cli/images.ts";
 import { consoleOutput } from "./cli/output.ts";
-import { runReplay } from "./cli/replay.ts";
-import { runStart } from "./cli/start.ts";
 
 const [command, ...args] = Deno.args;
 
+// Each command loads what it needs (a start never loads the images client's gRPC library).
 switch (command) {
-  case "replay":
+  case "replay": {
+    if (args.includes("--drift")) {
+      const { runDrift } = await import("./cli/replay_drift.ts");
+      Deno.exit(await runDrift(args, consoleOutput));
+    }
+    const { runReplay } = await import("./cli/replay.ts");
     Deno.exit(runReplay(args, consoleOutput));
     break;
-  case "start":
+  }
+  case "start": {
+    const { runStart } = await import("./cli/start.ts");
     Deno.exit(await runStart(args, consoleOutput));
     break;
-  case "images":
+  }
+  case "images": {
+    const { runImages } = await import("./cli/images.ts");
     Deno.exit(await runImages(args, consoleOutput));
     break;
+  }
   default:
     consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start, replay or images`);
     Deno.exit(2);

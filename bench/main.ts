@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
   images: () => import("./images.ts"),
   lxc: () => import("./lxc.ts"),
   cni: () => import("./cni.ts"),
+  recovery: () => import("./recovery.ts"),
 };
 
 const [prefix = "", suite] = Deno.args;

@@ -5,6 +5,8 @@
  *   replay ID|PREFIX            the stream's timeline: time, seq, event, state after
  *   replay [ID] --at SEQ|TIME   the state(s) at that point of the log
  *   replay --verify             re-fold everything; list illegal or unknown events (exit 1)
+ *   replay --drift              the running server's drift against Proxmox and the node
+ *                               (replay_drift.ts; exit 1 when there is any)
  *   --json  --state-dir DIR  --busy-timeout MS
  *
  * Exit status: 0 fine, 1 verify found problems, 2 the log could not be read (or bad usage).
@@ -20,7 +22,8 @@ import type { Output } from "./output.ts";
 export class UsageError extends Error {}
 
 const usage = `Usage: deno task replay [ID|PREFIX] [--at SEQ|ISO-TIME] [--verify] [--json]
-                         [--state-dir DIR] [--busy-timeout MS]`;
+                         [--state-dir DIR] [--busy-timeout MS]
+       deno task replay --drift [--json] [--state-dir DIR] [--http URL]`;
 
 export interface ReplayArgs {
   stream: string | undefined;

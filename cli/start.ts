@@ -150,7 +150,11 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     return 1;
   }
   // `deno task images` finds the server of this state dir here.
-  opened.lock.announce({ socket: resolve(options.socket), pid: Deno.pid });
+  opened.lock.announce({
+    socket: resolve(options.socket),
+    pid: Deno.pid,
+    ...(http === undefined ? {} : { http: http.url }),
+  });
   const backend = options.why === undefined
     ? options.backend
     : `${options.backend}: ${options.why}`;

@@ -10,6 +10,8 @@ import { join } from "node:path";
 export interface ServerInfo {
   socket: string;
   pid: number;
+  /** The state-inspection endpoint, when the server has one. */
+  http?: string;
 }
 
 export class StateDirLock {

@@ -6,11 +6,13 @@
  * starts. The client does what the kubelet does: it restarts nothing itself, but after the
  * runtime comes back it looks at what exists and retries. In the end nothing may be left (no
  * pod, container, CT, process, mount, pinned namespace, IP, veth or cgroup), the log must
- * verify, and every stream must be removed, as in the crash-free run. One line per point.
+ * verify, `replay --drift` must find nothing, and every stream must be removed, as in the
+ * crash-free run. One line per point.
  */
 import assert from "node:assert/strict";
 import { bufferOutput } from "../../cli/output.ts";
 import { runReplay } from "../../cli/replay.ts";
+import { runDrift } from "../../cli/replay_drift.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
 import { type ServerProcess, startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
@@ -52,6 +54,8 @@ class Runtime {
       dir: this.dir,
       backend: this.setup.backend,
       ...(this.setup.configFile === undefined ? {} : { config: this.setup.configFile }),
+      // For `replay --drift`, which asks the server through it.
+      http: "127.0.0.1:0",
       env,
     });
     this.cri = await connect(this.server.socket);
@@ -169,6 +173,10 @@ async function leftovers(rt: Runtime, stateDir: string): Promise<string[]> {
   const verify = bufferOutput();
   if (runReplay(["--state-dir", stateDir, "--verify"], verify) !== 0) {
     problems.push(`replay --verify: ${verify.stdout.join(" ")}`);
+  }
+  const drift = bufferOutput();
+  if (await runDrift(["--drift", "--state-dir", stateDir], drift) !== 0) {
+    problems.push(`replay --drift: ${[...drift.stdout, ...drift.stderr].join(" ")}`);
   }
   return problems;
 }

@@ -3,8 +3,6 @@
  * (`pve-root-ca.pem`) signing the node certificate (`pve-ssl.pem`). Kept in the state dir, so
  * a restarted simulator serves the same certificate and pinned fingerprints stay valid.
  */
-import "reflect-metadata"; // @peculiar/x509 resolves its ASN.1 codecs through tsyringe
-import * as x509 from "@peculiar/x509";
 import { join } from "node:path";
 import { readTextIfExists, writeFileAtomic } from "./files.ts";
 
@@ -44,6 +42,9 @@ export async function loadOrCreatePki(
 }
 
 async function createPki(names: { node: string; hosts: readonly string[] }): Promise<NodePki> {
+  // Loaded only to make the identity (once per state dir): it costs ~0.1 s of every start.
+  await import("reflect-metadata"); // @peculiar/x509 resolves its ASN.1 codecs through tsyringe
+  const x509 = await import("@peculiar/x509");
   const now = Date.now();
   const caKeys = await crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
@@ -100,7 +101,9 @@ async function createPki(names: { node: string; hosts: readonly string[] }): Pro
 
 /** SHA-256 over the DER of a PEM certificate, as `AA:BB:…`. */
 export async function certificateFingerprint(certPem: string): Promise<string> {
-  const der = new x509.X509Certificate(certPem).rawData;
+  const body = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/.exec(certPem)?.[1];
+  if (body === undefined) throw new TypeError("not a PEM certificate");
+  const der = Uint8Array.from(atob(body.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
   return [...digest].map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
 }
