@@ -55,15 +55,7 @@ export function stopPodSandbox(
   id: string,
   options: CommandOptions = {},
 ): Promise<SandboxState | undefined> {
-  return onSandbox(
-    registry,
-    id,
-    options,
-    (state) =>
-      state.value === "ready" || state.value === "stopFailed"
-        ? { type: "SandboxStopRequested", data: {} }
-        : undefined,
-  );
+  return onSandbox(registry, id, options, "SandboxStopRequested");
 }
 
 /** Stops (if needed) and removes the sandbox and its containers. */
@@ -72,35 +64,23 @@ export function removePodSandbox(
   id: string,
   options: CommandOptions = {},
 ): Promise<SandboxState | undefined> {
-  return onSandbox(
-    registry,
-    id,
-    options,
-    (state) =>
-      ["ready", "stopFailed", "notready"].includes(state.value)
-        ? { type: "SandboxRemoveRequested", data: {} }
-        : undefined,
-  );
+  return onSandbox(registry, id, options, "SandboxRemoveRequested");
 }
 
 async function onSandbox(
   registry: Registry,
   id: string,
   options: CommandOptions,
-  decide: (
-    state: SandboxState,
-  ) =>
-    | { type: "SandboxStopRequested" | "SandboxRemoveRequested"; data: Record<never, never> }
-    | undefined,
+  type: "SandboxStopRequested" | "SandboxRemoveRequested",
 ): Promise<SandboxState | undefined> {
   const actor = registry.get(id) as StreamActor<SandboxContext> | undefined;
   if (actor?.kind !== "sandbox") return undefined;
   return await actor.enqueue(async () => {
     const state = await settled(actor, options.signal) as SandboxState;
     if (machines.sandbox.isFinal(state.value)) return undefined;
-    const event = decide(state);
-    if (event === undefined) return state;
-    await registry.commit([{ actor, events: [event], meta: options.meta ?? {} }]);
+    // Where the machine takes the request (a stopped sandbox takes no stop: nothing to do).
+    if (!machines.sandbox.eventsOf(state.value).includes(type)) return state;
+    await registry.commit([{ actor, events: [{ type, data: {} }], meta: options.meta ?? {} }]);
     return await settled(actor, options.signal) as SandboxState;
   });
 }
@@ -291,6 +271,26 @@ export async function observeContainerExit(
     actor,
     events: [{ type: "ContainerExited", data: exit }],
     meta: { cause: "node" },
+  }]);
+  return true;
+}
+
+/**
+ * Reconciliation found a ready sandbox's pinned namespaces gone: recorded (it is NotReady).
+ * A sandbox in any other state is not changed.
+ */
+export async function observeNamespacesLost(
+  registry: Registry,
+  id: string,
+  missing: string[],
+): Promise<boolean> {
+  const actor = registry.get(id);
+  if (actor?.kind !== "sandbox") return false;
+  if (!machines.sandbox.eventsOf(actor.value).includes("NamespacesLost")) return false;
+  await registry.commit([{
+    actor,
+    events: [{ type: "NamespacesLost", data: { missing } }],
+    meta: { cause: "reconcile" },
   }]);
   return true;
 }

@@ -215,6 +215,12 @@ export const catalog = {
     doc: "Releasing the pinned namespaces failed",
     shape: failure,
   }),
+  NamespacesLost: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Reconciliation found pinned namespaces of a ready sandbox gone: it is NotReady",
+    shape: object({ missing: array(string) }),
+  }),
   SandboxRemoveRequested: spec({
     kind: "sandbox",
     version: 1,

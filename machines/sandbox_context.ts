@@ -120,6 +120,15 @@ export function evolveSandbox(context: SandboxContext, event: DomainEvent): Sand
         lastError: context.lastError ?? failure(event),
         leaks: [...context.leaks, `pinned namespaces: ${event.data.error}`],
       };
+    case "NamespacesLost":
+      return {
+        ...context,
+        lastError: {
+          event: event.type,
+          error: `pinned namespaces gone behind pve-cri's back: ${event.data.missing.join(", ")}`,
+          code: "FailedPrecondition",
+        },
+      };
     case "ContainerAdmitted": {
       const { containerId, name, attempt } = event.data;
       return {

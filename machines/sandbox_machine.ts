@@ -91,6 +91,18 @@ export const sandboxMachine = setup({
         ContainerAdmitted: { actions: "record" },
         SandboxStopRequested: { target: "stoppingContainers", actions: "record" },
         SandboxRemoveRequested: { target: "stoppingContainers", actions: "record" },
+        NamespacesLost: { target: "namespacesLost", actions: "record" },
+      },
+    },
+    /**
+     * Its namespaces went behind pve-cri's back: NotReady, no new containers; the kubelet stops
+     * and removes it (each step tolerates what is already gone).
+     */
+    namespacesLost: {
+      tags: ["settled"],
+      on: {
+        SandboxStopRequested: { target: "stoppingContainers", actions: "record" },
+        SandboxRemoveRequested: { target: "stoppingContainers", actions: "record" },
       },
     },
     stoppingContainers: {

@@ -9,13 +9,16 @@
  * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
  *   container or pod no stream knows is released;
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
- *   reported (the process plane reports the exits it sees; the kubelet removes the rest).
+ *   reported (the process plane reports the exits it sees; the kubelet removes the rest);
+ * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`).
  */
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
 import { errorMessage } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
+import { observeNamespacesLost } from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
+import type { SandboxContext } from "../machines/sandbox_context.ts";
 import type { Registry } from "../machines/registry.ts";
 import { identityOf, ownerTag } from "./ct_identity.ts";
 
@@ -24,7 +27,8 @@ export type DriftKind =
   | "missing CT"
   | "CT state"
   | "leaked container state"
-  | "leaked pod state";
+  | "leaked pod state"
+  | "lost namespaces";
 
 export interface Drift {
   kind: DriftKind;
@@ -127,6 +131,21 @@ export class Reconciler {
       if (repair && !processes!.monitorAlive(id)) {
         await processes!.release(id);
         item.repaired = "released";
+      }
+      drift.push(item);
+    }
+    for (const actor of registry.actors("sandbox")) {
+      const paths = (actor.state.context as SandboxContext).namespaces;
+      if (actor.value !== "ready" || paths === null || node.lostNamespaces === undefined) continue;
+      const missing = node.lostNamespaces(paths);
+      if (missing.length === 0) continue;
+      const item: Drift = {
+        kind: "lost namespaces",
+        subject: actor.stream,
+        detail: `sandbox's pinned ${missing.join(", ")} namespace(s) gone`,
+      };
+      if (repair && await observeNamespacesLost(registry, actor.stream, missing)) {
+        item.repaired = "sandbox NotReady";
       }
       drift.push(item);
     }

@@ -10,7 +10,7 @@ import { LxcTools } from "../lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "./conmon_supervisor.ts";
 import type { NodeAdapter, PinnedNamespaces, PodSetup } from "./mod.ts";
 import { writePodFiles } from "./pod_files.ts";
-import { pinPodNamespaces, unpinPodNamespaces } from "./pod_namespaces.ts";
+import { isMountPoint, pinPodNamespaces, unpinPodNamespaces } from "./pod_namespaces.ts";
 
 export interface LxcNodeOptions {
   /** pve-cri's directory on the node (pods, containers). */
@@ -45,6 +45,10 @@ export class LxcNode implements NodeAdapter {
     const paths = await pinPodNamespaces(join(dir, "ns"), pod);
     writePodFiles(dir, pod);
     return { paths };
+  }
+
+  lostNamespaces(paths: Record<string, string>): string[] {
+    return Object.entries(paths).filter(([, path]) => !isMountPoint(path)).map(([kind]) => kind);
   }
 
   podsOnNode(): string[] {

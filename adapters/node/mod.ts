@@ -118,6 +118,8 @@ export interface NodeAdapter {
   pinNamespaces(sandboxId: string, pod: PodSetup): Promise<PinnedNamespaces>;
   /** Sandboxes that have pinned namespaces or pod files on the node. */
   podsOnNode?(): string[];
+  /** The kinds (`net`, …) whose pinned namespace is no longer there. */
+  lostNamespaces?(paths: Record<string, string>): string[];
   /**
    * Releases them and the pod's files; idempotent (already released is fine). Null paths:
    * whatever is pinned in the pod's directory.

@@ -82,6 +82,7 @@ export function samplePayload(
     CniDelFailed: { name: attached.name, ifname: attached.ifname, error: "del failed" },
     NamespacesUnpinned: {},
     NamespacesUnpinFailed: { error: "busy" },
+    NamespacesLost: { missing: ["net"] },
     SandboxRemoveRequested: {},
     ContainersRemoved: { containerIds: s.containers?.map((x) => x.id) ?? [] },
     ContainersRemoveFailed: { error: "remove failed" },

@@ -149,3 +149,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `reconciliation: a ready sandbox whose pinned namespaces are gone turns NotReady${
+    whyNotRoot === undefined ? "" : ` (skipped: ${whyNotRoot})`
+  }`,
+  ignore: whyNotRoot !== undefined,
+  async fn() {
+    using dir = tempDir();
+    const rt = await openMemoryRuntime(dir.path);
+    // The node a real backend has: it finds none of the memory stand-in's pinned namespaces.
+    const node = new LxcNode({
+      dir: `${dir.path}/node`,
+      lxcpath: `${dir.path}/lxc`,
+      pveConfigDir: `${dir.path}/pve`,
+      log: silentLogger,
+    });
+    try {
+      const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+      const reconciler = new Reconciler({
+        api: rt.api,
+        registry: rt.registry,
+        node,
+        log: silentLogger,
+        orphanGraceMs: 0,
+      });
+      const report = await reconciler.run({ repair: false });
+      assert.deepEqual(report.map((d) => [d.kind, d.subject]), [["lost namespaces", pod.id]]);
+      assert.equal(rt.runtime.sandbox(pod.id)!.state, "SANDBOX_READY", "a report changes nothing");
+      const [lost] = await reconciler.run({ repair: true });
+      assert.equal(lost!.repaired, "sandbox NotReady");
+      assert.match(lost!.detail, /net, ipc, uts namespace\(s\) gone/);
+      assert.equal(rt.runtime.sandbox(pod.id)!.state, "SANDBOX_NOTREADY");
+      await assert.rejects(
+        rt.runtime.createContainer(pod.id, containerSpec("late"), call),
+        (e: Error & { code?: string }) => e.code === "FailedPrecondition",
+      );
+      assert.deepEqual(await reconciler.run({ repair: true }), [], "reported once");
+      await rt.runtime.removePodSandbox(pod.id, call);
+      assert.equal(rt.runtime.sandbox(pod.id), undefined);
+    } finally {
+      node.close();
+      await rt.close();
+    }
+  },
+});
