@@ -128,8 +128,7 @@ export function addIncludeLine(pveConfigDir: string, vmid: number, includeFile: 
     return;
   }
   while (main.length > 0 && main[main.length - 1] === "") main.pop();
-  const rest = section === -1 ? [] : ["", ...lines.slice(section)];
-  writeAtomic(path, [...main, line, ...rest].join("\n") + (section === -1 ? "\n" : ""));
+  writeAtomic(path, [...main, line, "", ...lines.slice(section)].join("\n"));
 }
 
 function writeAtomic(path: string, text: string): void {
