@@ -141,6 +141,9 @@ export async function createContainer(
   return await container.enqueue(() => settled(container, options.signal)) as ContainerState;
 }
 
+/** The states of a start that is recorded and not yet settled. */
+const startUnderway: ReadonlySet<string> = new Set(["startingCt", "poststartHooks"]);
+
 /** Starts a created container; its sandbox must be ready. */
 export async function startContainer(
   registry: Registry,
@@ -151,11 +154,14 @@ export async function startContainer(
   if (actor === undefined) {
     throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
   }
+  // A retry of a call that gave up at its deadline joins the start that call recorded.
+  const joining = startUnderway.has(actor.value);
   return await actor.enqueue(async () => {
     const state = await settled(actor, options.signal) as ContainerState;
     if (machines.container.isFinal(state.value)) {
       throw new NotFoundError(`Container "${id}" not found`, { details: { container_id: id } });
     }
+    if (joining && state.value !== "created") return state;
     if (state.value !== "created") {
       throw new FailedPreconditionError(`Container "${id}" is ${state.value}, not created`, {
         details: { container_id: id, state: state.value },

@@ -51,6 +51,10 @@ export interface ProxmoxClientOptions {
   requestTimeoutMs?: number;
   /** Attempts for a read on transport failures (default 3). */
   readAttempts?: number;
+  /** Attempts for a request that could not connect (default 7: 6.3 s of backoff at 100 ms). */
+  connectAttempts?: number;
+  /** Attempts for a request that met a config file lock held elsewhere (default 3). */
+  lockAttempts?: number;
   retryDelayMs?: number;
   polling?: Partial<PollingOptions>;
   /** How far the node's clock may lag ours when matching tasks (default 120 s). */
@@ -90,6 +94,8 @@ export class ProxmoxClient implements ProxmoxApi {
       redact,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       readAttempts: options.readAttempts ?? 3,
+      connectAttempts: options.connectAttempts ?? 7,
+      lockAttempts: options.lockAttempts ?? 3,
       retryDelayMs: options.retryDelayMs ?? 100,
     });
     this.#polling = { ...defaultPolling, ...options.polling };

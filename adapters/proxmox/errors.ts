@@ -128,6 +128,9 @@ export class PveTransportError extends UnavailableError {
   }
 }
 
+/** No connection could be made (refused, unreachable): the request was never sent. */
+export class PveUnreachableError extends PveTransportError {}
+
 /** A request or a task wait took longer than allowed. */
 export class PveTimeoutError extends DeadlineExceededError {
   constructor(message: string, context: PveErrorContext = {}) {

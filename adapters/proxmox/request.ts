@@ -13,11 +13,13 @@ import {
   classifyPveMessage,
   PveAuthenticationError,
   type PveErrorContext,
+  PveLockedError,
   PveParameterError,
   PvePermissionError,
   PveServerError,
   PveTimeoutError,
   PveTransportError,
+  PveUnreachableError,
 } from "./errors.ts";
 import { encodeParams, type WireParams } from "./params.ts";
 import type { Redact } from "./redact.ts";
@@ -62,6 +64,10 @@ export interface RequesterOptions {
   requestTimeoutMs: number;
   /** Attempts for a read (1 = no retry). */
   readAttempts: number;
+  /** Attempts for any request that could not connect (1 = no retry). */
+  connectAttempts: number;
+  /** Attempts for any request whose config file lock timed out (1 = no retry). */
+  lockAttempts: number;
   retryDelayMs: number;
 }
 
@@ -83,10 +89,28 @@ export class Requester {
   ): Promise<CallResult<T>> {
     const read = method === "GET";
     const attempts = read ? this.#options.readAttempts : 1;
-    for (let attempt = 1;; attempt++) {
+    for (let attempt = 1, lockAttempt = 1;; attempt++) {
       try {
         return await this.#once<T>(method, path, params, options);
       } catch (error) {
+        // The config file's flock timed out before the handler did anything: any method
+        // may go again, after a while longer each time.
+        if (
+          error instanceof PveLockedError && error.lock === "flock" &&
+          lockAttempt < this.#options.lockAttempts
+        ) {
+          this.#options.logger.debug("proxmox request retried on a lock", { method, path });
+          await delay(this.#options.retryDelayMs * 2 ** lockAttempt++);
+          attempt--;
+          continue;
+        }
+        // Never sent (a restarting pveproxy refuses connections for a few seconds): any
+        // method goes again, for longer than a read that may have arrived.
+        if (error instanceof PveUnreachableError && attempt < this.#options.connectAttempts) {
+          this.#options.logger.debug("proxmox unreachable, retried", { method, path, attempt });
+          await delay(this.#options.retryDelayMs * 2 ** (attempt - 1));
+          continue;
+        }
         const retriable = error instanceof PveTransportError || error instanceof PveTimeoutError;
         if (retriable && attempt < attempts) {
           this.#options.logger.debug("proxmox read retried", {
@@ -143,7 +167,9 @@ export class Requester {
       const detail = this.#options.redact(error.message);
       const typed = error.timedOut
         ? new PveTimeoutError(`Proxmox ${method} ${path} timed out: ${detail}`, context)
-        : new PveTransportError(`Proxmox ${method} ${path} failed: ${detail}`, context);
+        : error.mayHaveArrived
+        ? new PveTransportError(`Proxmox ${method} ${path} failed: ${detail}`, context)
+        : new PveUnreachableError(`Proxmox ${method} ${path} failed: ${detail}`, context);
       if (error.untrusted) {
         throw new PveTransportError(
           `Proxmox ${method} ${path}: TLS verification failed: ${detail}`,

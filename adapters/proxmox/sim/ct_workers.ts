@@ -28,18 +28,24 @@ export const taskTypes: Readonly<Record<CtOp["op"], string>> = {
 
 const newDisk = /^(?:([a-z][a-z0-9\-_.]*[a-z0-9]):)?(\d+(?:\.\d+)?)$/i;
 
-export function runCtOp(node: SimNode, op: CtOp, context: TaskContext): Promise<void> {
+/** Runs one CT task; `failWith` (fault injection) fails it as a step of its own would. */
+export async function runCtOp(
+  node: SimNode,
+  op: CtOp,
+  context: TaskContext,
+  failWith?: string,
+): Promise<void> {
+  if (op.op === "create") return await create(node, op, context, failWith);
+  if (failWith !== undefined) throw new Error(failWith);
   switch (op.op) {
-    case "create":
-      return create(node, op, context);
     case "start":
-      return start(node, op.vmid, op.skiplock, context);
+      return await start(node, op.vmid, op.skiplock, context);
     case "stop":
-      return stop(node, op.vmid, op.skiplock, context);
+      return await stop(node, op.vmid, op.skiplock, context);
     case "shutdown":
-      return shutdown(node, op, context);
+      return await shutdown(node, op, context);
     case "destroy":
-      return destroy(node, op.vmid, context);
+      return await destroy(node, op.vmid, context);
   }
 }
 
@@ -54,6 +60,7 @@ async function create(
   node: SimNode,
   op: Extract<CtOp, { op: "create" }>,
   context: TaskContext,
+  failWith: string | undefined,
 ): Promise<void> {
   const { vmid } = op;
   try {
@@ -74,6 +81,7 @@ async function create(
       config.options.rootfs = rootfs.replace(volume, volid) +
         (rootfs.includes("size=") ? "" : `,size=${size}G`);
     }
+    if (failWith !== undefined) throw new Error(failWith);
     await node.driver.create({
       vmid,
       templatePath,

@@ -44,15 +44,18 @@ const notConfig = new Set([
 ]);
 
 export function lxcEndpoints(node: SimNode): Endpoint[] {
-  const spawn = (request: ApiRequest, op: CtOp): string =>
-    node.tasks.spawn({
+  const spawn = (request: ApiRequest, op: CtOp): string => {
+    // An injected failure strikes inside the operation, so a failed create cleans up as PVE's.
+    const { failWith, ...faults } = taskFaults(request.faults);
+    return node.tasks.spawn({
       type: taskTypes[op.op],
       id: String(op.vmid),
       user: request.caller!.upidUser,
       resume: op,
-      work: (context) => runCtOp(node, op, context),
-      ...taskFaults(request.faults),
+      work: (context) => runCtOp(node, op, context, failWith),
+      ...faults,
     });
+  };
   const running = async (vmid: number) => (await node.driver.status(vmid)).state === "running";
 
   return [

@@ -4,7 +4,10 @@ import {
   PveServerError,
   PveTimeoutError,
   PveTransportError,
+  PveUnreachableError,
 } from "../../../adapters/proxmox/mod.ts";
+import { Logger } from "../../../lib/log.ts";
+import { until } from "../../_support/until.ts";
 import { settle, testEnv } from "./_support.ts";
 
 const countOf = (
@@ -244,18 +247,46 @@ Deno.test("A request that outlasts its timeout fails with PveTimeoutError", asyn
   await assert.rejects(client.version(), PveTimeoutError);
 });
 
-Deno.test("Config lock contention (flock timeout) maps to PveLockedError with lock 'flock'", async () => {
+Deno.test("Config lock contention (flock timeout) is retried, then maps to PveLockedError with lock 'flock'", async () => {
   await using env = await testEnv();
-  const client = env.client();
+  const client = env.client({ lockAttempts: 3, retryDelayMs: 1 });
   await settle(client, client.createCt({ vmid: 100, ostemplate: env.template() }));
+  const config = /^\/nodes\/[^/]+\/lxc\/100\/config$/;
   env.sim.faults.add({ method: "PUT", path: "/nodes/*/lxc/*/config", lockTimeout: true, times: 1 });
-  const error = await client.updateCtConfig({ vmid: 100, set: { memory: 64 } }).catch((e) => e);
+  await client.updateCtConfig({ vmid: 100, set: { memory: 64 } });
+  assert.equal((await client.ctConfig({ vmid: 100 })).memory, 64, "done on the second attempt");
+  assert.equal(countOf(env, "PUT", config), 2);
+  env.sim.faults.add({ method: "PUT", path: "/nodes/*/lxc/*/config", lockTimeout: true });
+  const error = await client.updateCtConfig({ vmid: 100, set: { memory: 96 } }).catch((e) => e);
   assert.ok(error instanceof PveLockedError);
   assert.equal(error.lock, "flock");
   assert.equal(
     error.details.pveMessage,
     "can't lock file '/run/lock/lxc/pve-config-100.lock' - got timeout",
   );
+  assert.equal(countOf(env, "PUT", config), 5, "three attempts, then the error");
+});
+
+Deno.test("A write that could not connect is sent once the node listens again, within a bound", async () => {
+  await using env = await testEnv();
+  const lines: string[] = [];
+  const client = env.client({
+    connectAttempts: 8,
+    retryDelayMs: 20,
+    logger: new Logger("debug", {}, { write: (line) => void lines.push(line) }),
+  });
+  await settle(client, client.createCt({ vmid: 100, ostemplate: env.template() }));
+  const port = Number(new URL(env.sim.url).port);
+  await env.sim.close();
+  const update = client.updateCtConfig({ vmid: 100, set: { memory: 64 } });
+  await until("a refused attempt", () => lines.some((l) => l.includes("unreachable")) || undefined);
+  await env.restart({ port });
+  await update;
+  assert.equal((await client.ctConfig({ vmid: 100 })).memory, 64);
+  const nowhere = env.client({ connectAttempts: 3, retryDelayMs: 1, url: "https://127.0.0.1:1" });
+  const error = await nowhere.updateCtConfig({ vmid: 100, set: { memory: 96 } }).catch((e) => e);
+  assert.ok(error instanceof PveUnreachableError, "refused three times: the error");
+  assert.equal(error.code, "Unavailable");
 });
 
 Deno.test("Faults can be set and cleared through the control endpoint", async () => {
