@@ -1,5 +1,10 @@
 /** The views of `deno task replay`: list, timeline, state at a point, verify. */
-import type { CorruptEventError, EventStore, RecordedEvent } from "../store/mod.ts";
+import type {
+  CorruptEventError,
+  EventStore,
+  QuarantinedStream,
+  RecordedEvent,
+} from "../store/mod.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { ImageContext } from "../machines/image_context.ts";
 import {
@@ -62,13 +67,24 @@ function summaryJson(s: StreamSummary) {
   };
 }
 
+function quarantineLine(q: QuarantinedStream): string {
+  return `! quarantined ${q.kind} ${q.stream}` +
+    `${q.seq === null ? "" : ` at seq ${q.seq}`} since ${isoTime(q.time)}: ${q.reason}`;
+}
+
 /** Every stream with its kind, state and last event time (at a point, with --at). */
 export function listView(store: EventStore, args: ViewArgs, out: Output): number {
   const fold = foldLog(store, untilOptions(args.at));
   const streams = [...fold.streams.values()];
+  const quarantined = store.quarantined();
   if (args.json) {
     out.line(JSON.stringify(
-      { streams: streams.map(summaryJson), events: fold.events, problems: fold.problems.length },
+      {
+        streams: streams.map(summaryJson),
+        events: fold.events,
+        problems: fold.problems.length,
+        quarantined,
+      },
       null,
       2,
     ));
@@ -86,6 +102,7 @@ export function listView(store: EventStore, args: ViewArgs, out: Output): number
     ]),
   ));
   out.line(`${streams.length} streams, ${fold.events} events`);
+  for (const q of quarantined) out.line(quarantineLine(q));
   if (fold.problems.length > 0) {
     out.line(`${fold.problems.length} events could not be folded: run replay --verify`);
   }
@@ -195,7 +212,22 @@ export function stateView(store: EventStore, stream: string, args: ViewArgs, out
 export function verifyView(store: EventStore, args: ViewArgs, out: Output): number {
   const fold = foldLog(store, { checkPayload: true });
   const problems: FoldProblem[] = [...fold.problems];
-  if (store.hasProjections) problems.push(...projectionDrift(store, fold.streams));
+  const quarantined = store.quarantined();
+  const setAside = new Set(quarantined.map((q) => q.stream));
+  for (const q of quarantined) {
+    if (problems.some((p) => p.stream === q.stream && p.seq === q.seq)) continue;
+    problems.push({
+      stream: q.stream,
+      seq: q.seq ?? 0,
+      version: 0,
+      type: "-",
+      state: "quarantined",
+      reason: q.reason,
+    });
+  }
+  if (store.hasProjections) {
+    problems.push(...projectionDrift(store, fold.streams, setAside));
+  }
   problems.sort((a, b) => a.seq - b.seq);
   if (args.json) {
     out.line(JSON.stringify(
@@ -220,10 +252,14 @@ export function verifyView(store: EventStore, args: ViewArgs, out: Output): numb
   return problems.length === 0 ? 0 : 1;
 }
 
-function projectionDrift(store: EventStore, streams: Map<string, StreamSummary>): FoldProblem[] {
+function projectionDrift(
+  store: EventStore,
+  streams: Map<string, StreamSummary>,
+  setAside: Set<string>,
+): FoldProblem[] {
   const problems: FoldProblem[] = [];
   for (const s of streams.values()) {
-    if (!isStreamKind(s.kind) || s.state === null) continue;
+    if (!isStreamKind(s.kind) || s.state === null || setAside.has(s.stream)) continue;
     const row = store.getProjection<StreamDoc<unknown>>(projectionNames[s.kind], s.stream);
     const final = machines[s.kind].isFinal(s.state.value);
     const drift = (reason: string) =>

@@ -6,6 +6,7 @@
  * ones caught mid-step by a crash.
  */
 import {
+  DataLossError,
   errorMessage,
   FailedPreconditionError,
   InternalError,
@@ -277,7 +278,18 @@ export class Registry {
       ...(state === undefined ? {} : { state }),
       source: {
         load: () => {
-          const row = this.store.getProjection<StreamDoc<unknown>>(name, stream);
+          let row: ReturnType<typeof this.store.getProjection<StreamDoc<unknown>>>;
+          try {
+            row = this.store.getProjection<StreamDoc<unknown>>(name, stream);
+          } catch (error) {
+            if (!(error instanceof SyntaxError)) throw error;
+            // Set aside; every other stream goes on.
+            this.store.quarantine(stream, null, `projection row is not JSON: ${error.message}`);
+            this.#actors.delete(stream);
+            throw new DataLossError(`Stream "${stream}" is quarantined: its state cannot be read`, {
+              details: { stream },
+            });
+          }
           if (row === undefined) {
             throw new InternalError(`Stream "${stream}" has no projection row`);
           }

@@ -10,7 +10,8 @@
  *   container or pod no stream knows is released;
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
  *   reported (the process plane reports the exits it sees; the kubelet removes the rest);
- * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`).
+ * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`);
+ * - a quarantined stream is reported, and its CT and node state are left for its repair.
  */
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
@@ -28,7 +29,8 @@ export type DriftKind =
   | "CT state"
   | "leaked container state"
   | "leaked pod state"
-  | "lost namespaces";
+  | "lost namespaces"
+  | "quarantined stream";
 
 export interface Drift {
   kind: DriftKind;
@@ -90,7 +92,17 @@ export class Reconciler {
       state: actor.value,
       vmid: (actor.state.context as ContainerContext).vmid,
     }));
-    const liveIds = new Set(containers.map((c) => c.id));
+    // A quarantined stream's CT and node state are kept for the operator who repairs it.
+    const quarantined = registry.store.quarantined();
+    const setAside = new Set(quarantined.map((q) => q.stream));
+    const liveIds = new Set([...containers.map((c) => c.id), ...setAside]);
+    for (const q of quarantined) {
+      drift.push({
+        kind: "quarantined stream",
+        subject: q.stream,
+        detail: `${q.kind} set aside${q.seq === null ? "" : ` at seq ${q.seq}`}: ${q.reason}`,
+      });
+    }
     const byVmid = new Map(containers.filter((c) => c.vmid !== null).map((c) => [c.vmid!, c]));
     const seen = new Set<number>();
     for (const ct of cts) {
@@ -108,7 +120,7 @@ export class Reconciler {
         continue;
       }
       if (!(ct.tags ?? "").split(/[;, ]/).includes(ownerTag)) continue;
-      drift.push(await this.#orphan(ct.vmid, repair));
+      drift.push(await this.#orphan(ct.vmid, repair, setAside));
     }
     for (const vmid of this.#orphans.keys()) if (!seen.has(vmid)) this.#orphans.delete(vmid);
     for (const c of containers) {
@@ -149,7 +161,7 @@ export class Reconciler {
       }
       drift.push(item);
     }
-    const sandboxes = new Set(registry.actors("sandbox").map((a) => a.stream));
+    const sandboxes = new Set([...registry.actors("sandbox").map((a) => a.stream), ...setAside]);
     for (const id of node.podsOnNode?.() ?? []) {
       if (sandboxes.has(id)) continue;
       const item: Drift = {
@@ -170,7 +182,7 @@ export class Reconciler {
   }
 
   /** A CT tagged as pve-cri's that no live stream holds. */
-  async #orphan(vmid: number, repair: boolean): Promise<Drift> {
+  async #orphan(vmid: number, repair: boolean, setAside: Set<string>): Promise<Drift> {
     const { api, registry } = this.#deps;
     const subject = String(vmid);
     let description: string | undefined;
@@ -188,6 +200,13 @@ export class Reconciler {
         kind: "unexpected CT",
         subject,
         detail: `tagged ${ownerTag} but its description names no container: left alone`,
+      };
+    }
+    if (setAside.has(identity.containerId) || setAside.has(identity.sandboxId)) {
+      return {
+        kind: "unexpected CT",
+        subject,
+        detail: `belongs to quarantined stream of container ${identity.containerId}: left alone`,
       };
     }
     // Asked now, not from the pass's start: a stream made meanwhile owns its CT.

@@ -18,6 +18,7 @@ import {
 } from "./errors.ts";
 import { assertSchemaKnown, migrate } from "./migrations/mod.ts";
 import { PendingBatch, type PendingEvent, type StreamState } from "./pending_batch.ts";
+import { type QuarantinedStream, quarantinedStreams, quarantineStream } from "./quarantine.ts";
 import { rebuildProjections } from "./rebuild_projections.ts";
 import { prepareStatements, type Statements } from "./statements.ts";
 import type {
@@ -334,18 +335,48 @@ export class EventStore {
     );
   }
 
-  /** Every row's summary, without the documents: cheap enough for startup and List calls. */
+  /**
+   * Every row's summary, without the documents: cheap enough for startup and List calls.
+   * Quarantined streams are left out; a row whose summary cannot be read quarantines its
+   * stream (a writer records it) instead of failing the rest.
+   */
   listProjectionSummaries<Summary>(projection: string): ProjectionSummary<Summary>[] {
-    return this.#guard(() =>
-      (this.#sql.projectionSummaries.all(projection) as unknown as ProjectionDbRow[]).map(
-        (row) => ({
-          stream: row.name,
-          key: row.key,
-          version: row.version,
-          summary: JSON.parse(row.summary) as Summary,
-        }),
-      )
-    );
+    return this.#guard(() => {
+      const rows = this.#sql.projectionSummaries.all(projection) as unknown as ProjectionDbRow[];
+      const quarantined = new Set(this.quarantined().map((q) => q.stream));
+      const summaries: ProjectionSummary<Summary>[] = [];
+      for (const row of rows) {
+        if (quarantined.has(row.name)) continue;
+        let summary: Summary;
+        try {
+          summary = JSON.parse(row.summary) as Summary;
+        } catch (error) {
+          this.quarantine(
+            row.name,
+            null,
+            `projection "${projection}" row is not JSON: ${(error as Error).message}`,
+          );
+          continue;
+        }
+        summaries.push({ stream: row.name, key: row.key, version: row.version, summary });
+      }
+      return summaries;
+    });
+  }
+
+  /** Streams set aside because a row of theirs cannot be read. */
+  quarantined(): QuarantinedStream[] {
+    return this.#guard(() => quarantinedStreams(this.#db, this.schemaVersion));
+  }
+
+  /**
+   * Sets a stream aside (logged; recorded unless read-only, where it is only logged): it is
+   * skipped by listProjectionSummaries until repaired.
+   */
+  quarantine(stream: string, seq: number | null, reason: string): void {
+    this.#log.error("stream quarantined: a row of it cannot be read", { stream, seq, reason });
+    if (this.readOnly || this.schemaVersion < 3) return;
+    this.#guard(() => quarantineStream(this.#db, stream, seq, reason, Date.now()));
   }
 
   /** The row holding a unique key, or undefined. */
@@ -713,6 +744,7 @@ export class EventStore {
         sql: this.#sql,
         projectors: this.#projectors,
         readPage: (from, limit, onCorrupt) => this.readPage(from, limit, onCorrupt),
+        quarantine: (error) => this.quarantine(error.stream, error.seq, error.message),
         log: this.#log,
       })
     );

@@ -7,4 +7,5 @@ export {
   StreamClosedError,
 } from "./errors.ts";
 export { latestSchemaVersion, migrate, schemaVersion } from "./migrations/mod.ts";
+export type { QuarantinedStream } from "./quarantine.ts";
 export type * from "./types.ts";

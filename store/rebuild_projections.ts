@@ -14,6 +14,8 @@ export interface RebuildInput {
     limit: number,
     onCorrupt: (error: CorruptEventError) => void,
   ): { events: RecordedEvent[]; next: number | undefined };
+  /** Sets aside a stream with an unreadable event: it gets no projection row. */
+  quarantine(error: CorruptEventError): void;
   log: Logger;
 }
 
@@ -38,12 +40,9 @@ export function rebuildProjections(input: RebuildInput): void {
   const streamIds = new Map<string, number>();
   const broken = new Set<string>();
   const onCorrupt = (error: CorruptEventError) => {
+    if (broken.has(error.stream)) return;
     broken.add(error.stream);
-    log.error("corrupt event skipped while rebuilding projections", {
-      stream: error.stream,
-      seq: error.seq,
-      error: error.message,
-    });
+    input.quarantine(error);
   };
   for (let from: number | undefined = 0; from !== undefined;) {
     const page = input.readPage(from, pageSize, onCorrupt);

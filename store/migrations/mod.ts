@@ -2,6 +2,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { StoreUnavailableError } from "../errors.ts";
 import { streamsAndEvents } from "./001_streams_and_events.ts";
 import { projections } from "./002_projections.ts";
+import { quarantine } from "./003_quarantine.ts";
 
 export interface Migration {
   version: number;
@@ -10,7 +11,7 @@ export interface Migration {
 }
 
 /** Every schema version in order; a database's `user_version` says which it has. */
-export const migrations: readonly Migration[] = [streamsAndEvents, projections];
+export const migrations: readonly Migration[] = [streamsAndEvents, projections, quarantine];
 export const latestSchemaVersion = migrations.length;
 
 export function schemaVersion(db: DatabaseSync): number {
