@@ -408,7 +408,10 @@ async function openLocked(
       stopCniGc();
       realNode?.close();
       registry.close();
-      await Promise.race([registry.whenIdle(), new Promise((r) => setTimeout(r, 5000))]);
+      // Effects still running are recorded as started: the next start resumes them.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([registry.whenIdle(), new Promise((r) => timer = setTimeout(r, 1000))]);
+      clearTimeout(timer);
       store.close();
       api.close();
       hosts.close();

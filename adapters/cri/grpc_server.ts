@@ -27,7 +27,10 @@ export interface CriServerOptions {
   /** Checked on every call; false answers UNAVAILABLE "runtime is not ready". */
   isReady: () => boolean;
   log: Logger;
-  /** How long close() lets in-flight unary calls finish before forcing them; 10 s by default. */
+  /**
+   * How long close() lets in-flight unary calls finish before forcing them; 2 s by default:
+   * their work is in the log and the next start resumes it, so a stop need not wait for it.
+   */
   graceMs?: number;
 }
 
@@ -66,7 +69,7 @@ const SERVICES = {
   image: "runtime.v1.ImageService",
   tool: "pvecri.v1.ImageTool",
 } as const;
-const DEFAULT_GRACE_MS = 10_000;
+const DEFAULT_GRACE_MS = 2_000;
 // Handlers whose calls are over get this long to notice their aborted signal.
 const SETTLE_MS = 1_000;
 const ACCEPT_RETRY_MS = 100;

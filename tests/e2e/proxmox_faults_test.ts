@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import {
   clientOptionsFromConfig,
   createProxmoxClient,
-  type ProxmoxApi,
   writeProxmoxConfig,
 } from "../../adapters/proxmox/mod.ts";
 import {
@@ -18,8 +17,8 @@ import {
   simulatorConfig,
   startSimulator,
 } from "../../adapters/proxmox/sim/mod.ts";
-import { identityOf, ownerTag } from "../../runtime/ct_identity.ts";
-import { connect, type CriClient, status } from "../_support/cri_client.ts";
+import { connect, status } from "../_support/cri_client.ts";
+import { assertStateTrue } from "../_support/cri_state.ts";
 import { registryMissing, startRegistry } from "../_support/registry.ts";
 import { startServer } from "../_support/server_process.ts";
 import { tempDir } from "../_support/temp_dir.ts";
@@ -35,32 +34,6 @@ Deno.test({
   ignore: missing !== undefined,
   fn: faults,
 });
-
-const ctStatusOf: Record<string, string> = {
-  CONTAINER_CREATED: "stopped",
-  CONTAINER_RUNNING: "running",
-  CONTAINER_EXITED: "stopped",
-};
-
-/** Every container pve-cri lists has its CT in the matching state, and every CT of pve-cri's
- * belongs to a listed container. */
-async function assertStateTrue(cri: CriClient, pve: ProxmoxApi): Promise<void> {
-  const { containers } = await cri.runtime.ListContainers({});
-  const states = new Map<string, string>(
-    containers.map((c: { id: string; state: string }) => [c.id, c.state]),
-  );
-  const owned = new Set<string>();
-  for (const ct of await pve.listCts()) {
-    if (!(ct.tags ?? "").split(/[;, ]/).includes(ownerTag)) continue;
-    const id = identityOf((await pve.ctConfig({ vmid: ct.vmid })).description)?.containerId;
-    assert.ok(id !== undefined, `CT ${ct.vmid} is tagged ${ownerTag} and names no container`);
-    owned.add(id);
-    const state = states.get(id);
-    assert.ok(state !== undefined, `CT ${ct.vmid} belongs to no listed container (${id})`);
-    assert.equal(ct.status, ctStatusOf[state], `CT ${ct.vmid} of a ${state} container`);
-  }
-  for (const id of states.keys()) assert.ok(owned.has(id), `container ${id} has no CT`);
-}
 
 async function rejectsWith(promise: Promise<unknown>, code: number, pattern: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
