@@ -6,16 +6,15 @@
  * the host memory each running container costs outside its CT (monitor and LXC processes).
  */
 import { connect, type CriClient } from "../tests/_support/cri_client.ts";
-import { busyboxImage, busyboxPath, ociLayoutArchive } from "../tests/_support/oci_images.ts";
+import { busyboxImage, busyboxPath } from "../tests/_support/oci_images.ts";
 import { startServer } from "../tests/_support/server_process.ts";
 import { seedImage } from "../tests/_support/test_image.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { missingNodeTools } from "../runtime/open_runtime.ts";
 import { runTool } from "../adapters/node/run_tool.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
-import { dirname } from "node:path";
-import { findPlugin } from "../adapters/cni/plugin_exec.ts";
 import { bridgeNetwork, cniBinDirs } from "../tests/_support/cni_networks.ts";
+import { startPeer } from "./containerd_peer.ts";
 
 const steps = ["runp", "create", "start", "exec_sync", "stop", "rm", "stopp", "rmp"] as const;
 type Step = (typeof steps)[number];
@@ -204,77 +203,6 @@ function emitSteps(context: BenchContext, prefix: string, samples: Samples) {
   }
 }
 
-/** A private containerd with its CRI plugin, for side-by-side numbers; undefined if absent. */
-async function startContainerd(dir: string, sandboxImage: string) {
-  const bin = ["containerd", "runc", "ctr"].map((b) => which(b));
-  if (bin.some((b) => b === undefined)) return undefined;
-  const socket = `${dir}/containerd.sock`;
-  const config = `${dir}/containerd.toml`;
-  Deno.writeTextFileSync(
-    config,
-    `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-[grpc]
-  address = "${socket}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${sandboxImage}"
-  restrict_oom_score_adj = true
-  enable_cdi = false
-[plugins."io.containerd.grpc.v1.cri".cni]
-  conf_dir = "${dir}/cni-conf"
-  bin_dir = "${dirname(findPlugin("bridge", cniBinDirs) ?? "/usr/lib/cni/bridge")}"
-`,
-  );
-  const child = new Deno.Command(bin[0]!, {
-    args: ["--config", config],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0; i < 200; i++) {
-    try {
-      Deno.statSync(socket);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    socket,
-    async import(archive: string) {
-      const out = await new Deno.Command(bin[2]!, {
-        args: ["-a", socket, "-n", "k8s.io", "images", "import", archive],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
-    },
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      // Shims outlive containerd by design; the benchmark removed its pods, so none is left.
-      // Its snapshot and shm mounts stay until unmounted.
-      const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-        .map((line) => line.split(" ")[4]).filter((m) => m?.startsWith(dir)).reverse();
-      for (const mount of mounts) {
-        await new Deno.Command("umount", { args: ["-l", mount!], stderr: "null" }).output();
-      }
-    },
-  };
-}
-
-function which(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      Deno.statSync(`${dir}/${name}`);
-      return `${dir}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 async function run(context: BenchContext) {
   const why = Deno.uid() !== 0
     ? "needs root"
@@ -403,39 +331,6 @@ async function compare(
   } finally {
     cri.close();
     await peer?.stop();
-  }
-}
-
-/** containerd with the same image (and a sleeping busybox as its pause image), if installed. */
-async function startPeer(dir: string) {
-  Deno.mkdirSync(dir, { recursive: true });
-  const pause = "pve-cri.bench/pause:1";
-  const containerd = await startContainerd(dir, pause);
-  if (containerd === undefined) return undefined;
-  try {
-    const image = "docker.io/library/busybox:1.36";
-    const busybox = `${dir}/busybox.tar`;
-    Deno.writeFileSync(busybox, ociLayoutArchive(busyboxImage(), image));
-    await containerd.import(busybox);
-    const pauseArchive = `${dir}/pause.tar`;
-    Deno.writeFileSync(
-      pauseArchive,
-      ociLayoutArchive(busyboxImage({ Cmd: ["/bin/sleep", "2147483647"] }), pause),
-    );
-    await containerd.import(pauseArchive);
-    const cri = await connect(containerd.socket);
-    return {
-      dir,
-      image,
-      cri,
-      async stop() {
-        cri.close();
-        await containerd.stop();
-      },
-    };
-  } catch (error) {
-    await containerd.stop();
-    throw error;
   }
 }
 

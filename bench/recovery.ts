@@ -4,7 +4,8 @@
  * dir; `recovery.resume_100` — seconds from spawning pve-cri again to every one of 100
  * CreateContainer calls that were in flight when it was SIGKILLed being settled (each had its
  * Proxmox create task started and recorded, not yet its CT), against a simulator that keeps
- * running as its own Proxmox would.
+ * running as its own Proxmox would; beside them, `containerd.restart_100` — containerd's
+ * restart with 100 running containers, when it is installed.
  */
 import { writeProxmoxConfig } from "../adapters/proxmox/config.ts";
 import { simulatorConfig, startSimulator } from "../adapters/proxmox/sim/mod.ts";
@@ -16,6 +17,7 @@ import { containerSpec, sandboxSpec } from "../tests/_support/specs.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { seedImage, testImageName, writeArchive } from "../tests/_support/test_image.ts";
 import { type BenchContext, type Benchmark, round } from "./bench.ts";
+import { startPeer } from "./containerd_peer.ts";
 
 const call = { meta: { method: "bench" } };
 
@@ -24,26 +26,30 @@ async function start10k(context: BenchContext) {
   const stateDir = `${dir.path}/state`;
   const pods = 100;
   const perPod = 100;
-  const rt = await openRuntime({
-    stateDir,
-    backend: "memory",
-    log: silentLogger,
-    version: "bench",
-  });
-  try {
-    await rt.runtime.importImage(writeArchive(dir.path), call, { name: testImageName });
-    for (let p = 0; p < pods; p++) {
-      const pod = await rt.runtime.runPodSandbox(sandboxSpec(`pod-${p}`), call);
-      await Promise.all(
-        Array.from(
-          { length: perPod },
-          (_, c) => rt.runtime.createContainer(pod.id, containerSpec(`c-${c}`), call),
-        ),
-      );
+  const seed = async (state: string, pods: number) => {
+    const rt = await openRuntime({
+      stateDir: state,
+      backend: "memory",
+      log: silentLogger,
+      version: "bench",
+    });
+    try {
+      await rt.runtime.importImage(writeArchive(dir.path), call, { name: testImageName });
+      for (let p = 0; p < pods; p++) {
+        const pod = await rt.runtime.runPodSandbox(sandboxSpec(`pod-${p}`), call);
+        await Promise.all(
+          Array.from(
+            { length: perPod },
+            (_, c) => rt.runtime.createContainer(pod.id, containerSpec(`c-${c}`), call),
+          ),
+        );
+      }
+    } finally {
+      await rt.close();
     }
-  } finally {
-    await rt.close();
-  }
+  };
+  await seed(stateDir, pods);
+  await seed(`${dir.path}/hundred`, 1);
   const timedStart = async (state: string, expect: number) => {
     const started = performance.now();
     await using server = await startServer({ dir: dir.path, stateDir: state });
@@ -62,6 +68,14 @@ async function start10k(context: BenchContext) {
   await timedStart(`${dir.path}/empty`, 0); // its first start makes the simulator's identity
   const empty = await timedStart(`${dir.path}/empty`, 0);
   const full = await timedStart(stateDir, pods * perPod);
+  const hundred = await timedStart(`${dir.path}/hundred`, perPod);
+  context.emit({
+    bench: "recovery.start_100",
+    value: round(hundred, 3),
+    unit: "s",
+    containers: perPod,
+    note: "beside containerd.restart_100",
+  });
   context.emit({
     bench: "recovery.start_10k",
     value: round(full, 3),
@@ -146,7 +160,75 @@ async function resume100(context: BenchContext) {
   }
 }
 
+/**
+ * containerd 1.6's restart with 100 running containers (10 host-network pods of 10): seconds
+ * from spawning it to its CRI listing all 100, as a kubelet would see it back. Needs root.
+ */
+async function containerdRestart(context: BenchContext) {
+  if (Deno.uid() !== 0) {
+    context.emit({ bench: "containerd.restart_100", value: 0, unit: "s", skipped: "needs root" });
+    return;
+  }
+  using dir = tempDir("pve-cri-bench-ctrd-restart-");
+  const peer = await startPeer(`${dir.path}/containerd`);
+  if (peer === undefined) {
+    context.emit({
+      bench: "containerd.restart_100",
+      value: 0,
+      unit: "s",
+      skipped: "containerd not installed",
+    });
+    return;
+  }
+  const pods: string[] = [];
+  try {
+    for (let p = 0; p < 10; p++) {
+      const config = {
+        metadata: { name: `restart-${p}`, uid: `restart-uid-${p}`, namespace: "b", attempt: 0 },
+        log_directory: `${dir.path}/logs/${p}`,
+        linux: { security_context: { namespace_options: { network: "NODE", pid: "CONTAINER" } } },
+      };
+      const { pod_sandbox_id } = await peer.cri.runtime.RunPodSandbox({ config });
+      pods.push(pod_sandbox_id);
+      for (let c = 0; c < 10; c++) {
+        const { container_id } = await peer.cri.runtime.CreateContainer({
+          pod_sandbox_id,
+          config: {
+            metadata: { name: `c-${c}`, attempt: 0 },
+            image: { image: peer.image },
+            command: ["/bin/sleep", "3600"],
+            log_path: `c-${c}.log`,
+            linux: {},
+          },
+          sandbox_config: config,
+        });
+        await peer.cri.runtime.StartContainer({ container_id });
+      }
+    }
+    const spawnedAt = await peer.restart();
+    for (;;) {
+      const listed = await peer.cri.runtime.ListContainers({}).catch(() => undefined);
+      if (listed?.containers.length === 100) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    context.emit({
+      bench: "containerd.restart_100",
+      value: round((performance.now() - spawnedAt) / 1000, 3),
+      unit: "s",
+      containers: 100,
+      note: "running containers; beside recovery.start_10k and recovery.resume_100",
+    });
+  } finally {
+    for (const pod of pods) {
+      await peer.cri.runtime.StopPodSandbox({ pod_sandbox_id: pod }).catch(() => {});
+      await peer.cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod }).catch(() => {});
+    }
+    await peer.stop();
+  }
+}
+
 export const benchmarks: Benchmark[] = [
-  { results: ["recovery.start_10k"], run: start10k },
+  { results: ["recovery.start_10k", "recovery.start_100"], run: start10k },
   { results: ["recovery.resume_100"], run: resume100 },
+  { results: ["containerd.restart_100"], run: containerdRestart },
 ];
