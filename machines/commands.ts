@@ -285,6 +285,42 @@ export async function observeContainerExit(
  * Reconciliation found a ready sandbox's pinned namespaces gone: recorded (it is NotReady).
  * A sandbox in any other state is not changed.
  */
+export type AdoptContainer = Extract<NewEvent, { type: "ContainerAdopted" }>["data"] & {
+  id: string;
+};
+
+/**
+ * Takes back a container whose stream the log lost (its CT names it): admitted into its
+ * sandbox, which must be ready and must not hold the name, and recorded in the state its CT is
+ * in. Refused (thrown) otherwise; the CT is then left to the orphan rule.
+ */
+export async function adoptContainer(registry: Registry, command: AdoptContainer): Promise<void> {
+  const sandbox = registry.get(command.sandboxId) as StreamActor<SandboxContext> | undefined;
+  if (sandbox?.kind !== "sandbox") {
+    throw new NotFoundError(`Sandbox "${command.sandboxId}" not found`);
+  }
+  const meta = { cause: "reconcile" };
+  await sandbox.enqueue(async () => {
+    const state = await settled(sandbox);
+    if (state.value !== "ready") {
+      throw new FailedPreconditionError(`Sandbox "${sandbox.stream}" is ${state.value}`);
+    }
+    const { id, ...data } = command;
+    const actor = registry.newActor("container", id);
+    await registry.commit([
+      {
+        actor: sandbox,
+        events: [{
+          type: "ContainerAdmitted",
+          data: { containerId: id, name: data.metadata.name, attempt: data.metadata.attempt },
+        }],
+        meta,
+      },
+      { actor, events: [{ type: "ContainerAdopted", data }], meta },
+    ]);
+  });
+}
+
 export async function observeNamespacesLost(
   registry: Registry,
   id: string,

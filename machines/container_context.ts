@@ -126,6 +126,30 @@ export function evolveContainer(context: ContainerContext, event: DomainEvent): 
         createdAt: event.time,
       };
     }
+    case "ContainerAdopted": {
+      const { sandboxId, metadata, image, imageId, template, vmid, config, createdAt, exit } =
+        event.data;
+      return {
+        ...context,
+        sandboxId,
+        name: metadata.name,
+        attempt: metadata.attempt,
+        image,
+        imageId,
+        template,
+        vmid,
+        config,
+        createdAt,
+        // When it started is not known: the adoption is the earliest time that is.
+        startedAt: event.data.state === "created" ? null : event.time,
+        ...(exit === undefined ? {} : {
+          exitCode: exit.exitCode,
+          reason: exit.reason,
+          message: exit.message ?? "",
+          finishedAt: exit.finishedAt,
+        }),
+      };
+    }
     case "ImageResolved":
       return { ...context, imageId: event.data.imageId, template: event.data.template };
     case "VmidAllocated":

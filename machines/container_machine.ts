@@ -42,6 +42,8 @@ export const containerMachine = setup({
     hasHooks: ({ context }, params: { stage: HookStage }) =>
       hooksOfStage(context, params.stage).length > 0,
     removeRequested: ({ context }) => context.removeRequested,
+    adoptedAs: ({ event }, params: { state: string }) =>
+      event.type === "ContainerAdopted" && event.data.state === params.state,
     /** The process ended while poststart hooks ran. */
     hasExited: ({ context }) => context.finishedAt !== null,
   },
@@ -51,7 +53,22 @@ export const containerMachine = setup({
   context: ({ input }) => initialContainerContext(input.id),
   states: {
     new: {
-      on: { ContainerRequested: { target: "resolvingImage", actions: "record" } },
+      on: {
+        ContainerRequested: { target: "resolvingImage", actions: "record" },
+        ContainerAdopted: [
+          {
+            guard: { type: "adoptedAs", params: { state: "running" } },
+            target: "running",
+            actions: "record",
+          },
+          {
+            guard: { type: "adoptedAs", params: { state: "exited" } },
+            target: "exited",
+            actions: "record",
+          },
+          { target: "created", actions: "record" },
+        ],
+      },
     },
     resolvingImage: {
       entry: "resolveImage",

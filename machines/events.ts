@@ -259,6 +259,29 @@ export const catalog = {
       envs: data.envs.map(({ key }) => ({ key, value: "<redacted>" })),
     }),
   }),
+  ContainerAdopted: spec({
+    kind: "container",
+    version: 1,
+    doc: "A CT of pve-cri's whose stream the log lost was taken back: identity, config and " +
+      "state read from the CT (its description, status and the node's exit record)",
+    shape: object({
+      sandboxId: string,
+      metadata: object({ name: string, attempt: integer }),
+      image: string,
+      imageId: string,
+      template: string,
+      vmid: integer,
+      config: json,
+      createdAt: integer,
+      state: literal("created", "running", "exited"),
+      exit: optional(object({
+        exitCode: integer,
+        reason: string,
+        message: optional(string),
+        finishedAt: integer,
+      })),
+    }),
+  }),
   ImageResolved: spec({
     kind: "container",
     version: 1,

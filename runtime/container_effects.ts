@@ -34,7 +34,7 @@ import {
 import type { AdapterEffectHandlers, EffectInput } from "../machines/effects.ts";
 import type { NewEvent } from "../machines/events.ts";
 import type { ContainerSpec, ImageSpec, ImageView, PodMetadata } from "./api.ts";
-import { ctDescription, ctTags, identityOf } from "./ct_identity.ts";
+import { type CtAdoption, ctDescription, ctTags, identityOf } from "./ct_identity.ts";
 import { mergeEnv, processArgv } from "./container_env.ts";
 import { proxmoxLimits } from "./limits.ts";
 
@@ -115,6 +115,18 @@ async function runTask(
 
 function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** What the CT's description carries to rebuild this container if its stream is lost. */
+function adoptionOf(context: ContainerContext): CtAdoption {
+  const { envs: _, ...config } = specOf(context);
+  return {
+    image: context.image,
+    imageId: context.imageId ?? "",
+    template: context.template ?? "",
+    createdAt: context.createdAt,
+    config,
+  };
 }
 
 function specOf(context: ContainerContext): ContainerSpec {
@@ -381,6 +393,7 @@ export function containerEffects(deps: ContainerEffectDeps): AdapterEffectHandle
       podNamespace: sandbox.metadata.namespace,
       name: context.name,
       attempt: context.attempt,
+      adoption: adoptionOf(context),
     };
     let vmid = context.vmid!;
     for (let attempt = 0;; attempt++) {

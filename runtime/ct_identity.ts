@@ -10,7 +10,24 @@ export interface CtIdentity {
   podNamespace: string;
   name: string;
   attempt: number;
+  /**
+   * What a container stream lost with its log is rebuilt from (adoption): the CRI config
+   * without its env (env values may be Secrets, and a description is shown in Proxmox's UI),
+   * the image and when it was created. Left out when it would not fit the description.
+   */
+  adoption?: CtAdoption;
 }
+
+export interface CtAdoption {
+  image: string;
+  imageId: string;
+  template: string;
+  createdAt: number;
+  config: Record<string, unknown>;
+}
+
+/** PVE's limit on a CT's description. */
+const descriptionMaxLength = 8192;
 
 export const ownerTag = "pve-cri";
 
@@ -22,7 +39,10 @@ export function ctTags(identity: CtIdentity): string[] {
 }
 
 export function ctDescription(identity: CtIdentity): string {
-  return JSON.stringify({ "pve-cri": identity });
+  const full = JSON.stringify({ "pve-cri": identity });
+  if (full.length <= descriptionMaxLength) return full;
+  const { adoption: _, ...bare } = identity;
+  return JSON.stringify({ "pve-cri": bare });
 }
 
 /** The identity in a CT's description, or undefined when pve-cri did not make the CT. */

@@ -3,9 +3,11 @@
  * startup, every `reconcile.intervalSeconds` and on demand (HTTP); each difference is reported,
  * and the ones that are pve-cri's own leaks are repaired:
  *
- * - a CT tagged `pve-cri` whose description names no live container (a stream lost with an old
- *   backup of the log, or a removal that died with its record) is destroyed once it has been
- *   seen for the grace period; a CT without pve-cri's tag and identity is never touched;
+ * - a CT tagged `pve-cri` whose description names a container this log never had (lost with an
+ *   old backup of it) is adopted: its stream rebuilt from the description, in the state of the
+ *   CT, when its pod is here and ready; any other CT whose container no live stream holds (a
+ *   removal that died with its record) is destroyed once it has been seen for the grace
+ *   period; a CT without pve-cri's tag and identity is never touched;
  * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
  *   container or pod no stream knows is released;
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
@@ -15,13 +17,13 @@
  */
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { observeNamespacesLost } from "../machines/commands.ts";
+import { adoptContainer, observeNamespacesLost } from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import type { Registry } from "../machines/registry.ts";
-import { identityOf, ownerTag } from "./ct_identity.ts";
+import { type CtAdoption, type CtIdentity, identityOf, ownerTag } from "./ct_identity.ts";
 
 export type DriftKind =
   | "unexpected CT"
@@ -120,7 +122,7 @@ export class Reconciler {
         continue;
       }
       if (!(ct.tags ?? "").split(/[;, ]/).includes(ownerTag)) continue;
-      drift.push(await this.#orphan(ct.vmid, repair, setAside));
+      drift.push(await this.#orphan(ct.vmid, ct.status, repair, setAside));
     }
     for (const vmid of this.#orphans.keys()) if (!seen.has(vmid)) this.#orphans.delete(vmid);
     for (const c of containers) {
@@ -181,8 +183,17 @@ export class Reconciler {
     return drift;
   }
 
+  #adopt(vmid: number, status: string, identity: CtIdentity, adoption: CtAdoption) {
+    return adoptFrom(this.#deps.registry, this.#deps.node, vmid, status, identity, adoption);
+  }
+
   /** A CT tagged as pve-cri's that no live stream holds. */
-  async #orphan(vmid: number, repair: boolean, setAside: Set<string>): Promise<Drift> {
+  async #orphan(
+    vmid: number,
+    status: string,
+    repair: boolean,
+    setAside: Set<string>,
+  ): Promise<Drift> {
     const { api, registry } = this.#deps;
     const subject = String(vmid);
     let description: string | undefined;
@@ -217,6 +228,23 @@ export class Reconciler {
         detail: `names container ${identity.containerId}, which holds another VMID: left alone`,
       };
     }
+    // A stream this log never had (lost with an old backup of it): taken back when the CT
+    // carries enough to rebuild it and its pod is here and ready.
+    if (
+      identity.adoption !== undefined &&
+      registry.store.streamInfo(identity.containerId) === undefined
+    ) {
+      const what = `pve-cri's CT for ${identity.podNamespace}/${identity.podName} container ` +
+        `${identity.name} (${identity.containerId}), a stream the log lost`;
+      if (!repair) return { kind: "unexpected CT", subject, detail: `${what}; adopted on repair` };
+      try {
+        await this.#adopt(vmid, status, identity, identity.adoption);
+        this.#orphans.delete(vmid);
+        return { kind: "unexpected CT", subject, detail: what, repaired: "adopted" };
+      } catch (error) {
+        this.#deps.log.info("not adopted", { vmid, error: errorMessage(error) });
+      }
+    }
     const now = this.#now();
     const first = this.#orphans.get(vmid) ?? now;
     this.#orphans.set(vmid, first);
@@ -243,6 +271,39 @@ export class Reconciler {
       };
     }
   }
+}
+
+/** Rebuilds the container's stream from its CT: its state from the CT's and the node's. */
+async function adoptFrom(
+  registry: Registry,
+  node: NodeAdapter,
+  vmid: number,
+  status: string,
+  identity: CtIdentity,
+  adoption: CtAdoption,
+): Promise<void> {
+  const processes = node.processes;
+  const exit = processes?.exitOf(identity.containerId);
+  if (
+    exit === undefined && status === "running" &&
+    processes?.monitorAlive(identity.containerId) === false
+  ) {
+    throw new FailedPreconditionError("its CT runs without a monitor: its exit could not be seen");
+  }
+  await adoptContainer(registry, {
+    id: identity.containerId,
+    sandboxId: identity.sandboxId,
+    metadata: { name: identity.name, attempt: identity.attempt },
+    image: adoption.image,
+    imageId: adoption.imageId,
+    template: adoption.template,
+    vmid,
+    config: adoption.config,
+    createdAt: adoption.createdAt,
+    ...(exit !== undefined
+      ? { state: "exited" as const, exit }
+      : { state: status === "running" ? "running" as const : "created" as const }),
+  });
 }
 
 /** Runs a repairing pass now and every `intervalMs`; returns the stop. */

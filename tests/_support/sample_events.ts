@@ -96,6 +96,17 @@ export function samplePayload(
         .map((phase) => ({ phase, name: `${phase}-hook`, path: "/bin/true" })),
       config: { command: ["/bin/sh"] },
     },
+    ContainerAdopted: {
+      sandboxId: random.hex(64),
+      metadata: { name: `c-${random.hex(4)}`, attempt: random.int(2) },
+      image: "busybox:latest",
+      imageId: `sha256:${random.hex(64)}`,
+      template: "local:vztmpl/busybox.tar",
+      vmid: 100 + random.int(900),
+      config: { command: ["/bin/sh"], labels: {} },
+      createdAt: 1_700_000_000_000,
+      state: random.pick(["created", "running", "exited"] as const),
+    },
     ImageResolved: {
       imageId: `sha256:${random.hex(64)}`,
       template: "local:vztmpl/busybox_latest.tar",

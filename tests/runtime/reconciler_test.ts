@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { FakeNode } from "../../adapters/node/fake_node.ts";
 import { LxcNode } from "../../adapters/node/lxc_node.ts";
 import { silentLogger } from "../../lib/log.ts";
+import { databasePath } from "../../lib/paths.ts";
 import { openRuntime } from "../../runtime/open_runtime.ts";
 import { ctDescription } from "../../runtime/ct_identity.ts";
 import { type Drift, Reconciler } from "../../runtime/reconciler.ts";
@@ -193,4 +194,72 @@ Deno.test({
       await rt.close();
     }
   },
+});
+
+Deno.test("reconciliation adopts the CTs of containers a log restored from an old backup lost: their state, config and name come back", async () => {
+  using dir = tempDir();
+  const stateDir = `${dir.path}/state`;
+  const database = databasePath(stateDir);
+  const copyLog = (from: string, to: string) => {
+    for (const suffix of ["", "-wal", "-shm"]) {
+      try {
+        Deno.copyFileSync(from + suffix, to + suffix);
+      } catch {
+        // not there: nor in the copy
+      }
+    }
+  };
+  let rt = await openMemoryRuntime(dir.path);
+  const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+  await rt.close();
+  copyLog(database, `${dir.path}/backup.db`);
+
+  rt = await openMemoryRuntime(dir.path);
+  const runs = await rt.runtime.createContainer(
+    pod.id,
+    containerSpec("runs", { labels: { "io.kubernetes.container.name": "runs" } }),
+    call,
+  );
+  await rt.runtime.startContainer(runs.id, call);
+  const made = await rt.runtime.createContainer(pod.id, containerSpec("made"), call);
+  const before = rt.runtime.container(runs.id)!;
+  await rt.close();
+  // The log goes back to the backup: it never heard of either container.
+  for (const suffix of ["", "-wal", "-shm"]) {
+    try {
+      Deno.removeSync(database + suffix);
+    } catch {
+      // not there
+    }
+  }
+  copyLog(`${dir.path}/backup.db`, database);
+
+  rt = await openMemoryRuntime(dir.path);
+  try {
+    assert.equal(rt.runtime.container(runs.id), undefined, "lost with the backup");
+    const drift = await rt.reconciler.run({ repair: true });
+    for (const c of [runs, made]) {
+      const item = about(drift, String(c.vmid))[0]!;
+      assert.equal(item.repaired, "adopted", item.detail);
+    }
+    const adopted = rt.runtime.container(runs.id)!;
+    assert.equal(adopted.state, "CONTAINER_RUNNING");
+    assert.equal(adopted.vmid, runs.vmid);
+    assert.equal(adopted.spec.name, "runs");
+    assert.deepEqual(adopted.spec.labels, before.spec.labels);
+    assert.deepEqual(adopted.spec.command, before.spec.command);
+    assert.equal(adopted.logPath, before.logPath);
+    assert.equal(adopted.createdAt, before.createdAt);
+    assert.equal(rt.runtime.container(made.id)!.state, "CONTAINER_CREATED");
+    assert.deepEqual(await rt.reconciler.run({ repair: false }), [], "nothing differs now");
+    // The kubelet can stop and remove them as any other.
+    await rt.runtime.stopContainer(runs.id, 0, call);
+    assert.equal(rt.runtime.container(runs.id)!.state, "CONTAINER_EXITED");
+    await rt.runtime.removePodSandbox(pod.id, call);
+    for (const c of [runs, made]) {
+      await assert.rejects(rt.api.ctStatus({ vmid: c.vmid! }), /does not exist/);
+    }
+  } finally {
+    await rt.close();
+  }
 });
