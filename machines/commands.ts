@@ -326,12 +326,30 @@ export async function observeNamespacesLost(
   id: string,
   missing: string[],
 ): Promise<boolean> {
+  return await observeLoss(registry, id, "NamespacesLost", missing);
+}
+
+/** Records that a ready sandbox's pod network interfaces are gone; false if not ready. */
+export async function observeNetworkLost(
+  registry: Registry,
+  id: string,
+  missing: string[],
+): Promise<boolean> {
+  return await observeLoss(registry, id, "NetworkLost", missing);
+}
+
+async function observeLoss(
+  registry: Registry,
+  id: string,
+  type: "NamespacesLost" | "NetworkLost",
+  missing: string[],
+): Promise<boolean> {
   const actor = registry.get(id);
   if (actor?.kind !== "sandbox") return false;
-  if (!machines.sandbox.eventsOf(actor.value).includes("NamespacesLost")) return false;
+  if (!machines.sandbox.eventsOf(actor.value).includes(type)) return false;
   await registry.commit([{
     actor,
-    events: [{ type: "NamespacesLost", data: { missing } }],
+    events: [{ type, data: { missing } }],
     meta: { cause: "reconcile" },
   }]);
   return true;

@@ -221,6 +221,12 @@ export const catalog = {
     doc: "Reconciliation found pinned namespaces of a ready sandbox gone: it is NotReady",
     shape: object({ missing: array(string) }),
   }),
+  NetworkLost: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "Reconciliation found interfaces CNI gave a ready sandbox gone: it is NotReady",
+    shape: object({ missing: array(string) }),
+  }),
   SandboxRemoveRequested: spec({
     kind: "sandbox",
     version: 1,

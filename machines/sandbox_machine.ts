@@ -92,6 +92,7 @@ export const sandboxMachine = setup({
         SandboxStopRequested: { target: "stoppingContainers", actions: "record" },
         SandboxRemoveRequested: { target: "stoppingContainers", actions: "record" },
         NamespacesLost: { target: "namespacesLost", actions: "record" },
+        NetworkLost: { target: "networkLost", actions: "record" },
       },
     },
     /**
@@ -99,6 +100,14 @@ export const sandboxMachine = setup({
      * and removes it (each step tolerates what is already gone).
      */
     namespacesLost: {
+      tags: ["settled"],
+      on: {
+        SandboxStopRequested: { target: "stoppingContainers", actions: "record" },
+        SandboxRemoveRequested: { target: "stoppingContainers", actions: "record" },
+      },
+    },
+    /** Its pod network went (an interface deleted behind pve-cri's back): as namespacesLost. */
+    networkLost: {
       tags: ["settled"],
       on: {
         SandboxStopRequested: { target: "stoppingContainers", actions: "record" },

@@ -12,14 +12,15 @@
  *   container or pod no stream knows is released;
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
  *   reported (the process plane reports the exits it sees; the kubelet removes the rest);
- * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`);
+ * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`), as
+ *   does one whose pod network interfaces are gone (`NetworkLost`);
  * - a quarantined stream is reported, and its CT and node state are left for its repair.
  */
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
 import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { adoptContainer, observeNamespacesLost } from "../machines/commands.ts";
+import { adoptContainer, observeNamespacesLost, observeNetworkLost } from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import type { Registry } from "../machines/registry.ts";
@@ -32,6 +33,7 @@ export type DriftKind =
   | "leaked container state"
   | "leaked pod state"
   | "lost namespaces"
+  | "lost network"
   | "quarantined stream";
 
 export interface Drift {
@@ -159,6 +161,26 @@ export class Reconciler {
         detail: `sandbox's pinned ${missing.join(", ")} namespace(s) gone`,
       };
       if (repair && await observeNamespacesLost(registry, actor.stream, missing)) {
+        item.repaired = "sandbox NotReady";
+      }
+      drift.push(item);
+    }
+    for (const actor of registry.actors("sandbox")) {
+      const context = actor.state.context as SandboxContext;
+      const netns = context.namespaces?.net;
+      const ifnames = context.attached.map((a) => a.ifname);
+      if (actor.value !== "ready" || netns === undefined || ifnames.length === 0) continue;
+      if (node.lostInterfaces === undefined || node.lostNamespaces?.({ net: netns }).length) {
+        continue;
+      }
+      const missing = await node.lostInterfaces(netns, ifnames);
+      if (missing.length === 0) continue;
+      const item: Drift = {
+        kind: "lost network",
+        subject: actor.stream,
+        detail: `sandbox's pod network interface(s) ${missing.join(", ")} gone`,
+      };
+      if (repair && await observeNetworkLost(registry, actor.stream, missing)) {
         item.repaired = "sandbox NotReady";
       }
       drift.push(item);

@@ -10,6 +10,7 @@ import { LxcTools } from "../lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "./conmon_supervisor.ts";
 import type { NodeAdapter, PinnedNamespaces, PodSetup } from "./mod.ts";
 import { writePodFiles } from "./pod_files.ts";
+import { runTool } from "./run_tool.ts";
 import { isMountPoint, pinPodNamespaces, unpinPodNamespaces } from "./pod_namespaces.ts";
 
 export interface LxcNodeOptions {
@@ -49,6 +50,15 @@ export class LxcNode implements NodeAdapter {
 
   lostNamespaces(paths: Record<string, string>): string[] {
     return Object.entries(paths).filter(([, path]) => !isMountPoint(path)).map(([kind]) => kind);
+  }
+
+  async lostInterfaces(netns: string, ifnames: readonly string[]): Promise<string[]> {
+    const links = await runTool("nsenter", [`--net=${netns}`, "ip", "-o", "link", "show"]);
+    // `2: eth0@if7: <…>`: the name before any `@peer`.
+    const present = new Set(
+      links.split("\n").map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1]).filter((n) => n),
+    );
+    return ifnames.filter((name) => !present.has(name));
   }
 
   podsOnNode(): string[] {

@@ -120,6 +120,8 @@ export interface NodeAdapter {
   podsOnNode?(): string[];
   /** The kinds (`net`, …) whose pinned namespace is no longer there. */
   lostNamespaces?(paths: Record<string, string>): string[];
+  /** Of `ifnames`, those the network namespace at `netns` no longer has. */
+  lostInterfaces?(netns: string, ifnames: readonly string[]): Promise<string[]>;
   /**
    * Releases them and the pod's files; idempotent (already released is fine). Null paths:
    * whatever is pinned in the pod's directory.

@@ -83,6 +83,7 @@ export function samplePayload(
     NamespacesUnpinned: {},
     NamespacesUnpinFailed: { error: "busy" },
     NamespacesLost: { missing: ["net"] },
+    NetworkLost: { missing: ["eth0"] },
     SandboxRemoveRequested: {},
     ContainersRemoved: { containerIds: s.containers?.map((x) => x.id) ?? [] },
     ContainersRemoveFailed: { error: "remove failed" },

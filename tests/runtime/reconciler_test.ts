@@ -8,7 +8,10 @@ import { FakeNode } from "../../adapters/node/fake_node.ts";
 import { LxcNode } from "../../adapters/node/lxc_node.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { databasePath } from "../../lib/paths.ts";
-import { openRuntime } from "../../runtime/open_runtime.ts";
+import { missingNodeTools, openRuntime } from "../../runtime/open_runtime.ts";
+import { runTool } from "../../adapters/node/run_tool.ts";
+import type { SandboxContext } from "../../machines/sandbox_context.ts";
+import { bridgeNetwork, cniBinDirs } from "../_support/cni_networks.ts";
 import { ctDescription } from "../../runtime/ct_identity.ts";
 import { type Drift, Reconciler } from "../../runtime/reconciler.ts";
 import { containerSpec, sandboxSpec } from "../_support/specs.ts";
@@ -262,4 +265,62 @@ Deno.test("reconciliation adopts the CTs of containers a log restored from an ol
   } finally {
     await rt.close();
   }
+});
+
+const whyNoLxc = whyNotRoot ?? missingNodeTools();
+
+Deno.test({
+  name: `reconciliation: a ready sandbox whose pod network interface is gone turns NotReady${
+    whyNoLxc === undefined ? "" : ` (skipped: ${whyNoLxc})`
+  }`,
+  ignore: whyNoLxc !== undefined,
+  async fn() {
+    using dir = tempDir();
+    // The real bridge and host-local plugins, on a bridge of the test's own.
+    const bridge = `pcrl${crypto.randomUUID().slice(0, 6)}`;
+    const confDir = `${dir.path}/net.d`;
+    Deno.mkdirSync(confDir);
+    Deno.writeTextFileSync(
+      `${confDir}/10-lost.conflist`,
+      JSON.stringify(
+        bridgeNetwork({
+          name: "lost",
+          bridge,
+          subnet: "10.88.232.0/24",
+          dataDir: `${dir.path}/ipam`,
+        }),
+      ),
+    );
+    const rt = await openRuntime({
+      stateDir: `${dir.path}/state`,
+      backend: "lxc",
+      cniConfDir: confDir,
+      cniBinDirs,
+      log: silentLogger,
+      version: "test",
+    });
+    try {
+      const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+      assert.deepEqual(await rt.reconciler.run({ repair: true }), [], "all there");
+      const netns = (rt.registry.get(pod.id)!.state.context as SandboxContext).namespaces!.net!;
+      // Behind pve-cri's back: the pod's interface is deleted.
+      await runTool("nsenter", [`--net=${netns}`, "ip", "link", "del", "eth0"]);
+      const report = await rt.reconciler.run({ repair: false });
+      assert.deepEqual(report.map((d) => [d.kind, d.subject]), [["lost network", pod.id]]);
+      assert.equal(rt.runtime.sandbox(pod.id)!.state, "SANDBOX_READY", "a report changes nothing");
+      const [lost] = await rt.reconciler.run({ repair: true });
+      assert.equal(lost!.repaired, "sandbox NotReady");
+      assert.match(lost!.detail, /interface\(s\) eth0 gone/);
+      assert.equal(rt.runtime.sandbox(pod.id)!.state, "SANDBOX_NOTREADY");
+      assert.deepEqual(await rt.reconciler.run({ repair: true }), [], "reported once");
+      // The kubelet stops and removes it; CNI DEL copes with the missing interface.
+      await rt.runtime.stopPodSandbox(pod.id, call);
+      await rt.runtime.removePodSandbox(pod.id, call);
+      assert.equal(rt.runtime.sandbox(pod.id), undefined);
+      assert.ok(!Deno.readTextFileSync("/proc/self/mountinfo").includes(netns), "unpinned");
+    } finally {
+      await rt.close();
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
+    }
+  },
 });
