@@ -281,10 +281,6 @@ export async function observeContainerExit(
   return true;
 }
 
-/**
- * Reconciliation found a ready sandbox's pinned namespaces gone: recorded (it is NotReady).
- * A sandbox in any other state is not changed.
- */
 export type AdoptContainer = Extract<NewEvent, { type: "ContainerAdopted" }>["data"] & {
   id: string;
 };
@@ -321,6 +317,10 @@ export async function adoptContainer(registry: Registry, command: AdoptContainer
   });
 }
 
+/**
+ * Reconciliation found a ready sandbox's pinned namespaces gone: recorded (it is NotReady).
+ * A sandbox in any other state is not changed.
+ */
 export async function observeNamespacesLost(
   registry: Registry,
   id: string,

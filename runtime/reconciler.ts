@@ -11,7 +11,8 @@
  * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
  *   container or pod no stream knows is released;
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
- *   reported (the process plane reports the exits it sees; the kubelet removes the rest);
+ *   reported (the process plane reports the exits it sees; the kubelet removes the rest); a
+ *   running one whose monitor died without an exit record exited, reason `Unknown`;
  * - a ready sandbox whose pinned namespaces are gone becomes NotReady (`NamespacesLost`), as
  *   does one whose pod network interfaces are gone (`NetworkLost`);
  * - a quarantined stream is reported, and its CT and node state are left for its repair.
@@ -20,7 +21,12 @@ import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
 import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { adoptContainer, observeNamespacesLost, observeNetworkLost } from "../machines/commands.ts";
+import {
+  adoptContainer,
+  observeContainerExit,
+  observeNamespacesLost,
+  observeNetworkLost,
+} from "../machines/commands.ts";
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import type { Registry } from "../machines/registry.ts";
@@ -34,6 +40,7 @@ export type DriftKind =
   | "leaked pod state"
   | "lost namespaces"
   | "lost network"
+  | "lost monitor"
   | "quarantined stream";
 
 export interface Drift {
@@ -136,6 +143,25 @@ export class Reconciler {
       });
     }
     const processes = node.processes;
+    for (const c of containers) {
+      if (processes === undefined || c.state !== "running") continue;
+      if (processes.monitorAlive(c.id) || processes.exitOf(c.id) !== undefined) continue;
+      const item: Drift = {
+        kind: "lost monitor",
+        subject: c.id,
+        detail: "the running container's monitor is gone and recorded no exit",
+      };
+      const exit = {
+        exitCode: 255,
+        reason: "Unknown",
+        message: "the container's monitor is gone and recorded no exit",
+        finishedAt: this.#now(),
+      };
+      if (repair && await observeContainerExit(registry, c.id, exit)) {
+        item.repaired = "exited (Unknown)";
+      }
+      drift.push(item);
+    }
     for (const id of processes?.containersOnNode() ?? []) {
       if (liveIds.has(id)) continue;
       const item: Drift = {

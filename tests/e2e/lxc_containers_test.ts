@@ -11,6 +11,7 @@ import { LxcTools } from "../../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../../adapters/node/conmon_supervisor.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { sharesToWeight } from "../../lib/cpu_weight.ts";
+import { readServerInfo } from "../../lib/state_dir_lock.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
 import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
@@ -205,7 +206,10 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
   await runTool("mount", ["--make-shared", shared]);
   const nodePortStart = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 
-  let server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
+  // With the inspection endpoint: a step asks for a reconciliation.
+  const serve = () =>
+    startServer({ dir: dir.path, stateDir, backend, config: configFile, http: "127.0.0.1:0" });
+  let server = await serve();
   let cri: CriClient = await connect(server.socket);
   const ids: Record<string, string> = {};
   let podId = "";
@@ -657,12 +661,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
           "c3's CT to stop",
           async () => (await lxc.info(String(vmid))).state === "STOPPED" ? true : undefined,
         );
-        server = await startServer({
-          dir: dir.path,
-          stateDir,
-          backend,
-          config: configFile,
-        });
+        server = await serve();
         cri = await connect(server.socket);
         const st = await until("the exit to be collected", async () => {
           const s = await statusOf(c3);
@@ -843,6 +842,69 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       },
     );
 
+    await t.step(
+      "a CT stopped with lxc-stop behind pve-cri's back: EXITED with the app's code, and an event",
+      async () => {
+        using events = cri.runtime.GetContainerEvents({});
+        const stopped = await create("stopped-behind", ["/bin/sleep", "3600"]);
+        const seen: string[] = [];
+        const next = async (type: string) => {
+          while (!seen.includes(type)) {
+            const event = await events.next({ timeoutMs: 30_000 });
+            if (event.container_id === stopped) seen.push(event.container_event_type);
+          }
+        };
+        // Its CREATED event: the stream is live before anything happens behind its back.
+        await next("CONTAINER_CREATED_EVENT");
+        await cri.runtime.StartContainer({ container_id: stopped });
+        await lxc.kill(String(vmidOf(stopped)));
+        await next("CONTAINER_STOPPED_EVENT");
+        const st = await statusOf(stopped);
+        assert.equal(st.state, "CONTAINER_EXITED");
+        assert.equal(st.exit_code, 137, "the app died with its CT's init: SIGKILL");
+      },
+    );
+
+    await t.step(
+      "a monitor killed behind pve-cri's back: a reconciliation reports the container exited, reason Unknown",
+      async () => {
+        const orphaned = await create("monitor-killed", ["/bin/sleep", "3600"]);
+        await cri.runtime.StartContainer({ container_id: orphaned });
+        const pid = Number(
+          Deno.readTextFileSync(`${stateDir}/node/containers/${orphaned}/conmon.pid`),
+        );
+        Deno.kill(pid, "SIGKILL");
+        await until("the monitor gone", () => {
+          try {
+            Deno.statSync(`/proc/${pid}`);
+            return undefined;
+          } catch {
+            return true;
+          }
+        });
+        const http = readServerInfo(stateDir)!.http!;
+        const drift = await (await fetch(`${http}/v1/reconcile`, { method: "POST" })).json();
+        const lost = drift.drift.find((d: { kind: string; subject: string }) =>
+          d.kind === "lost monitor" && d.subject === orphaned
+        );
+        assert.equal(lost?.repaired, "exited (Unknown)", JSON.stringify(drift));
+        const st = await statusOf(orphaned);
+        assert.equal(st.state, "CONTAINER_EXITED");
+        assert.equal(st.reason, "Unknown");
+        // Its CT still runs the app: removal takes it down.
+        const vmid = vmidOf(orphaned);
+        await cri.runtime.RemoveContainer({ container_id: orphaned });
+        await until("its CT gone", () => {
+          try {
+            Deno.statSync(`${lxcpath}/${vmid}`);
+            return undefined;
+          } catch {
+            return true;
+          }
+        });
+      },
+    );
+
     await t.step("a hostNetwork pod's container has the node's network and hostname", async () => {
       const nodeHostname = Deno.hostname();
       const hostPod = {
@@ -902,7 +964,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         new Promise((r) => setTimeout(() => r(false), 0)),
       ]))
     ) {
-      server = await startServer({ dir: dir.path, stateDir, backend, config: configFile });
+      server = await serve();
     }
     cri.close();
     cri = await connect(server.socket);
