@@ -4,7 +4,8 @@
  * copy-on-write snapshot on PVE's ZFS, LVM-thin or btrfs storage. A create records which base
  * the CT is cloned from — one appended line, no copy, no unpack (a real node's `pct create`
  * from an archive unpacks every time). A base goes once its template is gone and no CT is
- * cloned from it: looked at when a clone is released and before a new base is unpacked.
+ * cloned from it: looked at when a clone is released, a template deleted, a new base unpacked
+ * and the simulator started.
  */
 import { basename, join } from "node:path";
 import { unpackOciArchive } from "../../oci/unpack_layers.ts";
@@ -27,11 +28,17 @@ export class BaseVolumes {
       throw new TypeError(`base volume dir has a ':' LXC cannot parse: ${dir}`);
     }
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // An unpack a crash cut short: one simulator owns its state dir, so none runs now.
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.name.startsWith(".unpack-")) removeIfExists(join(dir, entry.name), true);
+    }
     this.#journal = new Journal(join(dir, "clones.jsonl"));
     for (const entry of this.#journal.read()) {
       if (entry.base === null) this.#clones.delete(entry.vmid);
       else this.#clones.set(entry.vmid, entry.base);
     }
+    // A crash between a template's deletion and its base's.
+    this.prune();
   }
 
   /** Records the CT as a clone of the template's base (unpacked on first use); the base. */

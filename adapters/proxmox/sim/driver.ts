@@ -63,5 +63,7 @@ export interface CtDriver {
   destroy(vmid: number, log: TaskLog): Promise<void>;
   /** Asynchronous: a real driver asks LXC (`lxc-info`). */
   status(vmid: number): Promise<CtRuntimeStatus>;
+  /** A template was deleted from its storage: what the driver keeps of it may go. */
+  templateRemoved?(): void;
   close(): Promise<void>;
 }

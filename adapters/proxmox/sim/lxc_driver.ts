@@ -181,6 +181,11 @@ export class LxcDriver implements CtDriver {
     return { state: "running", pid: info.pid, ...(startedAt === undefined ? {} : { startedAt }) };
   }
 
+  /** Its unpacked base goes once no CT is cloned from it. */
+  templateRemoved(): void {
+    this.#bases.prune();
+  }
+
   close(): Promise<void> {
     this.#bases.close();
     return Promise.resolve();

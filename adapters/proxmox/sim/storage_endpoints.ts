@@ -129,6 +129,7 @@ export function storageEndpoints(node: SimNode): Endpoint[] {
         const volume = findVolume(request.params);
         const upid = spawn(request, "imgdel", "", () => {
           node.storage.deleteVolume(volume.volid);
+          if (volume.content === "vztmpl") node.driver.templateRemoved?.();
           return Promise.resolve();
         });
         const delay = request.params.delay;

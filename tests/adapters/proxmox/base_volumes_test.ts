@@ -31,9 +31,11 @@ Deno.test("base volumes: one unpack per template, kept while a CT is cloned from
   assert.equal(Deno.readTextFileSync(`${base}/etc/motd`), "upper\n", "the layers applied");
   const busybox = await bases.clone(103, other, taskLog(lines));
 
-  // A restarted simulator knows its clones.
+  // A restarted simulator knows its clones, and drops an unpack a crash cut short.
   bases.close();
+  Deno.mkdirSync(`${dir.path}/bases/.unpack-cut-short/rootfs`, { recursive: true });
   bases = new BaseVolumes(`${dir.path}/bases`);
+  assert.throws(() => Deno.statSync(`${dir.path}/bases/.unpack-cut-short`), Deno.errors.NotFound);
   assert.deepEqual([101, 102, 103, 104].map((v) => bases.baseOf(v)), [
     base,
     base,
@@ -49,5 +51,11 @@ Deno.test("base volumes: one unpack per template, kept while a CT is cloned from
   assert.throws(() => Deno.statSync(base), Deno.errors.NotFound);
   assert.ok(Deno.statSync(busybox).isDirectory, "a base whose template is there stays");
   assert.equal(bases.baseOf(102), undefined);
+  // Its template deleted after its last clone went: the base goes when the driver is told.
+  bases.release(103);
+  assert.ok(Deno.statSync(busybox).isDirectory, "its template is still there");
+  Deno.removeSync(other);
+  bases.prune();
+  assert.throws(() => Deno.statSync(busybox), Deno.errors.NotFound);
   bases.close();
 });
