@@ -239,11 +239,11 @@ Deno.test("reconciliation adopts the CTs of containers a log restored from an ol
 
   rt = await openMemoryRuntime(dir.path);
   try {
-    assert.equal(rt.runtime.container(runs.id), undefined, "lost with the backup");
-    const drift = await rt.reconciler.run({ repair: true });
+    // The startup reconciliation adopts them (a pass asked for now may be the one that does).
+    await rt.reconciler.run({ repair: true });
     for (const c of [runs, made]) {
-      const item = about(drift, String(c.vmid))[0]!;
-      assert.equal(item.repaired, "adopted", item.detail);
+      const history = rt.store.readStream(c.id).map((e) => e.type);
+      assert.equal(history[0], "ContainerAdopted", "the log had lost it: its stream starts anew");
     }
     const adopted = rt.runtime.container(runs.id)!;
     assert.equal(adopted.state, "CONTAINER_RUNNING");
