@@ -354,11 +354,15 @@ async function adoptFrom(
   });
 }
 
-/** Runs a repairing pass now and every `intervalMs`; returns the stop. */
+/**
+ * Runs a repairing pass after `firstDelayMs` and every `intervalMs`; returns the stop. The
+ * first waits so that serving starts first: a pass over thousands of CTs is a busy moment.
+ */
 export function startReconciler(
   reconciler: Reconciler,
   intervalMs: number,
   log: Logger,
+  firstDelayMs = 1000,
 ): () => void {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -370,7 +374,7 @@ export function startReconciler(
     }
     if (!stopped && intervalMs > 0) timer = setTimeout(pass, intervalMs);
   };
-  void pass();
+  timer = setTimeout(pass, firstDelayMs);
   return () => {
     stopped = true;
     clearTimeout(timer);
