@@ -388,6 +388,7 @@ async function openLocked(
     api,
     registry,
     node,
+    cni,
     log: reconcileLog,
     orphanGraceMs: settings.reconcile.orphanGraceSeconds * 1000,
   });

@@ -9,7 +9,8 @@
  *   removal that died with its record) is destroyed once it has been seen for the grace
  *   period; a CT without pve-cri's tag and identity is never touched;
  * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
- *   container or pod no stream knows is released;
+ *   container or pod no stream knows is released, and its cached CNI attachments deleted (CNI
+ *   DEL with the cached result: the IP goes back);
  * - a live container whose CT is gone, or whose CT runs while the log says otherwise, is
  *   reported (the process plane reports the exits it sees; the kubelet removes the rest); a
  *   running one whose monitor died without an exit record exited, reason `Unknown`;
@@ -17,6 +18,7 @@
  *   does one whose pod network interfaces are gone (`NetworkLost`);
  * - a quarantined stream is reported, and its CT and node state are left for its repair.
  */
+import type { NetworkPlugin } from "../adapters/cni/mod.ts";
 import type { NodeAdapter } from "../adapters/node/mod.ts";
 import { type ProxmoxApi, PveNotFoundError } from "../adapters/proxmox/mod.ts";
 import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
@@ -41,6 +43,7 @@ export type DriftKind =
   | "lost namespaces"
   | "lost network"
   | "lost monitor"
+  | "leaked pod network"
   | "quarantined stream";
 
 export interface Drift {
@@ -56,6 +59,8 @@ export interface ReconcilerDeps {
   api: ProxmoxApi;
   registry: Registry;
   node: NodeAdapter;
+  /** The pod network, whose cached attachments of unknown sandboxes are deleted. */
+  cni?: NetworkPlugin;
   log: Logger;
   /** How long a CT that no stream knows is left alone before it is destroyed. */
   orphanGraceMs: number;
@@ -222,6 +227,21 @@ export class Reconciler {
       if (repair) {
         await node.unpinNamespaces(id, null);
         item.repaired = "unpinned and removed";
+      }
+      drift.push(item);
+    }
+    for (const attachment of this.#deps.cni?.cachedAttachments?.() ?? []) {
+      if (sandboxes.has(attachment.sandboxId)) continue;
+      const item: Drift = {
+        kind: "leaked pod network",
+        subject: attachment.sandboxId,
+        detail:
+          `CNI attachment ${attachment.name}/${attachment.ifname} of a sandbox no stream knows`,
+      };
+      if (repair) {
+        // Its namespace may be gone: CNI DEL with no netns still releases the IP.
+        await this.#deps.cni!.del({ ...attachment, netns: "" });
+        item.repaired = "CNI DEL with the cached result";
       }
       drift.push(item);
     }

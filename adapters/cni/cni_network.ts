@@ -160,6 +160,14 @@ export class CniNetwork implements NetworkPlugin {
     }
   }
 
+  cachedAttachments(): (NetworkAttachment & { sandboxId: string })[] {
+    return this.#cache.list().map((entry) => ({
+      name: entry.networkName,
+      ifname: entry.ifName,
+      sandboxId: entry.containerId,
+    }));
+  }
+
   networksFor(hostNetwork: boolean): NetworkAttachment[] {
     if (hostNetwork) return [];
     const current = this.#config();

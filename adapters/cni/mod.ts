@@ -43,4 +43,6 @@ export interface NetworkPlugin {
   check?(request: CniRequest): Promise<void>;
   /** CNI GC (1.1): plugins release what belongs to no attachment in `valid`. */
   gc?(valid: { sandboxId: string; ifname: string }[]): Promise<void>;
+  /** The attachments whose ADD results are cached: made and not yet deleted. */
+  cachedAttachments?(): (NetworkAttachment & { sandboxId: string })[];
 }

@@ -12,6 +12,7 @@ import { missingNodeTools, openRuntime } from "../../runtime/open_runtime.ts";
 import { runTool } from "../../adapters/node/run_tool.ts";
 import type { SandboxContext } from "../../machines/sandbox_context.ts";
 import { bridgeNetwork, cniBinDirs } from "../_support/cni_networks.ts";
+import { CniNetwork } from "../../adapters/cni/cni_network.ts";
 import { ctDescription } from "../../runtime/ct_identity.ts";
 import { type Drift, Reconciler } from "../../runtime/reconciler.ts";
 import { containerSpec, sandboxSpec } from "../_support/specs.ts";
@@ -100,6 +101,7 @@ Deno.test("reconciliation: an orphan CT of pve-cri's goes after its grace, other
 });
 
 const whyNotRoot = Deno.uid() !== 0 ? "needs root" : undefined;
+const whyNoLxc = whyNotRoot ?? missingNodeTools();
 
 Deno.test({
   name: `reconciliation: node state of a pod or container no stream knows is released${
@@ -150,6 +152,75 @@ Deno.test({
     } finally {
       node.close();
       await rt.close();
+    }
+  },
+});
+
+Deno.test({
+  name: `reconciliation: a CNI attachment of a sandbox no stream knows is deleted, its IP released${
+    whyNoLxc === undefined ? "" : ` (skipped: ${whyNoLxc})`
+  }`,
+  ignore: whyNoLxc !== undefined,
+  async fn() {
+    using dir = tempDir();
+    const rt = await openMemoryRuntime(dir.path);
+    const node = new LxcNode({
+      dir: `${dir.path}/node`,
+      lxcpath: `${dir.path}/lxc`,
+      pveConfigDir: `${dir.path}/pve`,
+      log: silentLogger,
+    });
+    const bridge = `pcrk${crypto.randomUUID().slice(0, 6)}`;
+    const confDir = `${dir.path}/net.d`;
+    Deno.mkdirSync(confDir);
+    Deno.writeTextFileSync(
+      `${confDir}/10-leak.conflist`,
+      JSON.stringify(
+        bridgeNetwork({
+          name: "leak",
+          bridge,
+          subnet: "10.88.233.0/24",
+          dataDir: `${dir.path}/ipam`,
+        }),
+      ),
+    );
+    const cni = new CniNetwork({ confDir, binDirs: cniBinDirs, cacheDir: `${dir.path}/cni-cache` });
+    try {
+      // What a crash of an older pve-cri with a lost log leaves: a pod on the network.
+      const pinned = await node.pinNamespaces("lost-pod", {
+        hostname: "lost",
+        dns: null,
+        hostNetwork: false,
+        hostIpc: false,
+        sysctls: {},
+      });
+      const [attachment] = cni.networksFor(false);
+      await cni.add({ ...attachment!, sandboxId: "lost-pod", netns: pinned.paths.net! });
+      const ips = () =>
+        [...Deno.readDirSync(`${dir.path}/ipam/leak`)].map((e) => e.name)
+          .filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n));
+      assert.equal(ips().length, 1, "an IP is allocated");
+      const reconciler = new Reconciler({
+        api: rt.api,
+        registry: rt.registry,
+        node,
+        cni,
+        log: silentLogger,
+        orphanGraceMs: 0,
+      });
+      const report = await reconciler.run({ repair: false });
+      assert.ok(report.some((d) => d.kind === "leaked pod network" && d.subject === "lost-pod"));
+      assert.equal(ips().length, 1, "a report changes nothing");
+      const drift = await reconciler.run({ repair: true });
+      const leak = drift.find((d) => d.kind === "leaked pod network")!;
+      assert.equal(leak.repaired, "CNI DEL with the cached result");
+      assert.deepEqual(ips(), [], "its IP is back in the pool");
+      assert.deepEqual(cni.cachedAttachments(), []);
+      assert.deepEqual(await reconciler.run({ repair: true }), []);
+    } finally {
+      node.close();
+      await rt.close();
+      await runTool("ip", ["link", "del", bridge]).catch(() => {});
     }
   },
 });
@@ -266,8 +337,6 @@ Deno.test("reconciliation adopts the CTs of containers a log restored from an ol
     await rt.close();
   }
 });
-
-const whyNoLxc = whyNotRoot ?? missingNodeTools();
 
 Deno.test({
   name: `reconciliation: a ready sandbox whose pod network interface is gone turns NotReady${
