@@ -67,6 +67,9 @@ export interface ReconcilerDeps {
   now?: () => number;
 }
 
+/** How long a monitor's exit record may come after the monitor is gone. */
+const lostMonitorGraceMs = 2000;
+
 /** Stream states in which the container's CT exists. */
 const withCt = new Set(["created", "startingCt", "running", "stopping", "killing", "exited"]);
 /** What the CT's status should be in the states a container rests in. */
@@ -148,9 +151,17 @@ export class Reconciler {
       });
     }
     const processes = node.processes;
-    for (const c of containers) {
-      if (processes === undefined || c.state !== "running") continue;
-      if (processes.monitorAlive(c.id) || processes.exitOf(c.id) !== undefined) continue;
+    const silent = (id: string) =>
+      !processes!.monitorAlive(id) && processes!.exitOf(id) === undefined;
+    let lost = containers.filter((c) =>
+      processes !== undefined && c.state === "running" && silent(c.id)
+    );
+    if (lost.length > 0) {
+      // A monitor's exit command writes the record after the monitor is gone: give it time.
+      await new Promise((resolve) => setTimeout(resolve, lostMonitorGraceMs));
+      lost = lost.filter((c) => registry.get(c.id)?.value === "running" && silent(c.id));
+    }
+    for (const c of lost) {
       const item: Drift = {
         kind: "lost monitor",
         subject: c.id,
@@ -251,10 +262,6 @@ export class Reconciler {
     return drift;
   }
 
-  #adopt(vmid: number, status: string, identity: CtIdentity, adoption: CtAdoption) {
-    return adoptFrom(this.#deps.registry, this.#deps.node, vmid, status, identity, adoption);
-  }
-
   /** A CT tagged as pve-cri's that no live stream holds. */
   async #orphan(
     vmid: number,
@@ -306,7 +313,7 @@ export class Reconciler {
         `${identity.name} (${identity.containerId}), a stream the log lost`;
       if (!repair) return { kind: "unexpected CT", subject, detail: `${what}; adopted on repair` };
       try {
-        await this.#adopt(vmid, status, identity, identity.adoption);
+        await adoptFrom(registry, this.#deps.node, vmid, status, identity, identity.adoption);
         this.#orphans.delete(vmid);
         return { kind: "unexpected CT", subject, detail: what, repaired: "adopted" };
       } catch (error) {
