@@ -240,6 +240,7 @@ async function faults(t: Deno.TestContext) {
     );
   } finally {
     cri.close();
+    pve.close();
     await server.stop();
     await sim.close();
   }
