@@ -79,6 +79,7 @@ export class TaskManager {
     const pids = [...this.#tasks.values()].map((t) => t.pid);
     this.#nextPid = Math.max(0x1000, ...pids) + 1;
     this.#pstart = Math.floor(options.now() / 10) % 0xffffffff;
+    this.#prune();
   }
 
   /** Starts a task: its record is on disk before the UPID is handed out. */
@@ -225,7 +226,8 @@ export class TaskManager {
         if (record.status !== "running") this.#tasks.delete(record.upid);
       }
     }
-    if (this.#journal.lines > 4 * retain) this.#journal.rewrite([...this.#tasks.values()]);
+    // A task is a line when it starts and one when it ends; a restart reads every line.
+    if (this.#journal.lines > 2 * retain) this.#journal.rewrite([...this.#tasks.values()]);
   }
 
   close(): void {
