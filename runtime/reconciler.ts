@@ -152,10 +152,8 @@ export class Reconciler {
     }
     const processes = node.processes;
     const silent = (id: string) =>
-      !processes!.monitorAlive(id) && processes!.exitOf(id) === undefined;
-    let lost = containers.filter((c) =>
-      processes !== undefined && c.state === "running" && silent(c.id)
-    );
+      processes !== undefined && !processes.monitorAlive(id) && processes.exitOf(id) === undefined;
+    let lost = containers.filter((c) => c.state === "running" && silent(c.id));
     if (lost.length > 0) {
       // A monitor's exit command writes the record after the monitor is gone: give it time.
       await new Promise((resolve) => setTimeout(resolve, lostMonitorGraceMs));

@@ -12,6 +12,7 @@ import { ConmonSupervisor } from "../../adapters/node/conmon_supervisor.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { sharesToWeight } from "../../lib/cpu_weight.ts";
 import { readServerInfo } from "../../lib/state_dir_lock.ts";
+import { pathExists } from "../../adapters/proxmox/sim/files.ts";
 import { missingNodeTools } from "../../runtime/open_runtime.ts";
 import { connect, type CriClient, type CriMessage } from "../_support/cri_client.ts";
 import { busyboxImage, busyboxPath } from "../_support/oci_images.ts";
@@ -874,14 +875,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
           Deno.readTextFileSync(`${stateDir}/node/containers/${orphaned}/conmon.pid`),
         );
         Deno.kill(pid, "SIGKILL");
-        await until("the monitor gone", () => {
-          try {
-            Deno.statSync(`/proc/${pid}`);
-            return undefined;
-          } catch {
-            return true;
-          }
-        });
+        await until("the monitor gone", () => pathExists(`/proc/${pid}`) ? undefined : true);
         const http = readServerInfo(stateDir)!.http!;
         const drift = await (await fetch(`${http}/v1/reconcile`, { method: "POST" })).json();
         const lost = drift.drift.find((d: { kind: string; subject: string }) =>
@@ -894,14 +888,7 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
         // Its CT still runs the app: removal takes it down.
         const vmid = vmidOf(orphaned);
         await cri.runtime.RemoveContainer({ container_id: orphaned });
-        await until("its CT gone", () => {
-          try {
-            Deno.statSync(`${lxcpath}/${vmid}`);
-            return undefined;
-          } catch {
-            return true;
-          }
-        });
+        await until("its CT gone", () => pathExists(`${lxcpath}/${vmid}`) ? undefined : true);
       },
     );
 
