@@ -5,12 +5,7 @@
  * import with progress), so the server sees the image at once.
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import {
-  CRI_PROTO_PATH,
-  IMAGE_TOOL_PROTO_PATH,
-  PROTO_LOADER_OPTIONS,
-} from "../adapters/cri/rpc.ts";
+import { criPackageDefinition } from "../adapters/cri/proto_descriptor.ts";
 import { statusCodeOf } from "../adapters/cri/grpc_status.ts";
 import { RuntimeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
@@ -110,7 +105,7 @@ type ClientConstructor = new (address: string, credentials: grpc.ChannelCredenti
 /** The server that owns the state dir, over its socket. */
 export async function remoteBackend(socket: string): Promise<ImagesBackend> {
   const loaded = grpc.loadPackageDefinition(
-    loadSync([CRI_PROTO_PATH, IMAGE_TOOL_PROTO_PATH], PROTO_LOADER_OPTIONS),
+    criPackageDefinition(),
   );
   const pkg = loaded as Message;
   const address = `unix://${socket}`;

@@ -6,18 +6,14 @@
  * can abort the whole process when a client sends GOAWAY (denoland/deno#36788), and every
  * client does when it disconnects.
  */
-import { loadSync, type MethodDefinition, type PackageDefinition } from "@grpc/proto-loader";
+import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
 import { dirname, resolve } from "node:path";
 import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
 import { Http2Connection } from "./h2/mod.ts";
-import {
-  CRI_PROTO_PATH,
-  type CriHandlers,
-  IMAGE_TOOL_PROTO_PATH,
-  PROTO_LOADER_OPTIONS,
-} from "./rpc.ts";
+import { criPackageDefinition } from "./proto_descriptor.ts";
+import type { CriHandlers } from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
 
 export interface CriServerOptions {
@@ -76,8 +72,6 @@ const ACCEPT_RETRY_MS = 100;
 // sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES = 107;
 
-let definition: PackageDefinition | undefined;
-
 /** Starts serving RuntimeService, ImageService and pve-cri's ImageTool on `unix://socketPath`. */
 export async function startCriServer(options: CriServerOptions): Promise<CriServer> {
   const socketPath = resolve(options.socketPath);
@@ -87,7 +81,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       `Socket path "${socketPath}" is too long: unix sockets allow ${MAX_SOCKET_PATH_BYTES} bytes`,
     );
   }
-  definition ??= loadSync([CRI_PROTO_PATH, IMAGE_TOOL_PROTO_PATH], PROTO_LOADER_OPTIONS);
+  const definition = criPackageDefinition();
 
   const draining = new AbortController();
   const terminating = new AbortController();

@@ -3,6 +3,7 @@ import { StoreUnavailableError } from "../errors.ts";
 import { streamsAndEvents } from "./001_streams_and_events.ts";
 import { projections } from "./002_projections.ts";
 import { quarantine } from "./003_quarantine.ts";
+import { summaryIndex } from "./004_summary_index.ts";
 
 export interface Migration {
   version: number;
@@ -11,7 +12,12 @@ export interface Migration {
 }
 
 /** Every schema version in order; a database's `user_version` says which it has. */
-export const migrations: readonly Migration[] = [streamsAndEvents, projections, quarantine];
+export const migrations: readonly Migration[] = [
+  streamsAndEvents,
+  projections,
+  quarantine,
+  summaryIndex,
+];
 export const latestSchemaVersion = migrations.length;
 
 export function schemaVersion(db: DatabaseSync): number {

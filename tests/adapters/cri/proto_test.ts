@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
-import { CRI_PROTO_PATH, PROTO_LOADER_OPTIONS } from "../../../adapters/cri/rpc.ts";
+import { criPackageDefinition } from "../../../adapters/cri/proto_descriptor.ts";
+import {
+  CRI_PROTO_PATH,
+  IMAGE_TOOL_PROTO_PATH,
+  PROTO_LOADER_OPTIONS,
+} from "../../../adapters/cri/rpc.ts";
+import { currentDescriptor, DESCRIPTOR_PATH } from "../../../proto/descriptor.ts";
 import {
   IMAGE_STREAM_METHODS,
   IMAGE_UNARY_METHODS,
@@ -146,4 +152,31 @@ Deno.test("proto/api.proto serves 43 methods and the test client knows each one"
   const total = RUNTIME_UNARY_METHODS.length + RUNTIME_STREAM_METHODS.length +
     IMAGE_UNARY_METHODS.length + IMAGE_STREAM_METHODS.length;
   assert.equal(total, 43);
+});
+
+Deno.test("proto/descriptor.json is the parsed form of the .proto files (else: deno task proto)", () => {
+  assert.deepEqual(
+    JSON.parse(Deno.readTextFileSync(DESCRIPTOR_PATH)),
+    JSON.parse(JSON.stringify(currentDescriptor())),
+    "proto/descriptor.json is stale: run `deno task proto`",
+  );
+});
+
+Deno.test("the served definition, from descriptor.json, equals the one parsed from the .proto files", () => {
+  const parsed = loadSync([CRI_PROTO_PATH, IMAGE_TOOL_PROTO_PATH], PROTO_LOADER_OPTIONS);
+  const served = criPackageDefinition();
+  assert.deepEqual(Object.keys(served).sort(), Object.keys(parsed).sort());
+  for (const [name, entry] of Object.entries(parsed)) {
+    if (isService(entry)) {
+      const paths = (d: unknown) =>
+        Object.values(d as Record<string, MethodDescriptor>).map((m) => m.path).sort();
+      assert.deepEqual(paths(served[name]), paths(entry), name);
+    } else {
+      assert.deepEqual(
+        (served[name] as { type: unknown }).type,
+        (entry as { type: unknown }).type,
+        name,
+      );
+    }
+  }
 });

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { Journal } from "../../../adapters/proxmox/sim/journal.ts";
+import { TaskManager } from "../../../adapters/proxmox/sim/tasks.ts";
+import { silentLogger } from "../../../lib/log.ts";
+import { tempDir } from "../../_support/temp_dir.ts";
+
+Deno.test("A journal line torn by a crash is cut off, and the next entry gets a line of its own", () => {
+  using dir = tempDir("pve-cri-journal-");
+  const path = `${dir.path}/j.jsonl`;
+  const first = new Journal<{ n: number }>(path);
+  first.append({ n: 1 });
+  first.append({ n: 2 });
+  first.close();
+  Deno.writeTextFileSync(path, '{"n":3,"pad":"é', { append: true }); // killed mid-write
+  const second = new Journal<{ n: number }>(path);
+  assert.deepEqual(second.read(), [{ n: 1 }, { n: 2 }]);
+  second.append({ n: 4 });
+  second.close();
+  assert.equal(Deno.readTextFileSync(path), '{"n":1}\n{"n":2}\n{"n":4}\n');
+  assert.deepEqual(new Journal<{ n: number }>(path).read(), [{ n: 1 }, { n: 2 }, { n: 4 }]);
+});
+
+Deno.test("Tasks read back after a restart keep their status and log, list in order, and get new pids", async () => {
+  using dir = tempDir("pve-cri-tasks-");
+  const options = { node: "pve1", dir: dir.path, logger: silentLogger, now: Date.now };
+  const before = new TaskManager(options);
+  const done = before.spawn({
+    type: "vzcreate",
+    id: "100",
+    user: "root@pam",
+    work: (context) => Promise.resolve(context.log("extracting archive")),
+  });
+  const failed = before.spawn({
+    type: "vzstart",
+    id: "100",
+    user: "root@pam",
+    work: () => Promise.reject(new Error("startup for container '100' failed")),
+  });
+  await before.idle();
+  before.close();
+  Deno.writeTextFileSync(`${dir.path}/tasks.jsonl`, "not json\n", { append: true });
+
+  const after = new TaskManager(options);
+  assert.deepEqual(after.get(done)?.log, ["extracting archive", "TASK OK"]);
+  assert.equal(after.get(done)?.status, "stopped");
+  assert.equal(after.get(failed)?.exitstatus, "startup for container '100' failed");
+  assert.deepEqual(after.list({ vmid: 100 }).map((t) => t.upid).sort(), [done, failed].sort());
+  assert.deepEqual(after.list({ errors: true }).map((t) => t.upid), [failed]);
+  const next = after.spawn({ type: "vzstop", id: "100", user: "root@pam", work: async () => {} });
+  const pids = [done, failed].map((upid) => after.get(upid)!.pid);
+  assert.ok(after.get(next)!.pid > Math.max(...pids), "a new task never reuses a pid");
+  await after.idle();
+  after.close();
+});
