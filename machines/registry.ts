@@ -37,7 +37,7 @@ import {
 import { type ContextOf, machines } from "./fold.ts";
 import { ownerEffects } from "./owner_effects.ts";
 import { projectionNames, type StreamDoc, summarize, type SummaryOf } from "./projections.ts";
-import { StreamActor } from "./stream_actor.ts";
+import { type ActorSource, StreamActor } from "./stream_actor.ts";
 import type { CrashPoints } from "./crash_points.ts";
 
 export interface RegistryOptions {
@@ -90,6 +90,7 @@ export class Registry {
   readonly #clock: () => number;
   readonly #crash: CrashPoints | undefined;
   readonly #actors = new Map<string, StreamActor>();
+  readonly #sources: Record<StreamKind, ActorSource<unknown, unknown>>;
   readonly #idle = new Set<() => void>();
   #inFlight = 0;
   #closed = false;
@@ -110,6 +111,11 @@ export class Registry {
     }
     this.#clock = options.clock ?? Date.now;
     this.#crash = options.crash;
+    this.#sources = {
+      sandbox: this.#source("sandbox"),
+      container: this.#source("container"),
+      image: this.#source("image"),
+    };
   }
 
   /** Loads every live stream from the projections and resumes those caught mid-step. */
@@ -268,36 +274,41 @@ export class Registry {
     summary: unknown,
     state?: FoldState<unknown>,
   ): StreamActor {
-    const name = projectionNames[kind];
     return new StreamActor<unknown, unknown>({
       stream,
       kind,
       version,
       value: state?.value ?? (summary as { state: string }).state,
       summary,
-      ...(state === undefined ? {} : { state }),
-      source: {
-        load: () => {
-          let row: ReturnType<typeof this.store.getProjection<StreamDoc<unknown>>>;
-          try {
-            row = this.store.getProjection<StreamDoc<unknown>>(name, stream);
-          } catch (error) {
-            if (!(error instanceof SyntaxError)) throw error;
-            // Set aside; every other stream goes on.
-            this.store.quarantine(stream, null, `projection row is not JSON: ${error.message}`);
-            this.#actors.delete(stream);
-            throw new DataLossError(`Stream "${stream}" is quarantined: its state cannot be read`, {
-              details: { stream },
-            });
-          }
-          if (row === undefined) {
-            throw new InternalError(`Stream "${stream}" has no projection row`);
-          }
-          return { value: row.doc.state, context: row.doc.context };
-        },
-        summarize: (s) => (summarize[kind] as (s: FoldState<unknown>) => unknown)(s),
-      },
+      state,
+      source: this.#sources[kind],
     });
+  }
+
+  /** How actors of a kind reload a released state and summarize a new one: one per kind. */
+  #source(kind: StreamKind): ActorSource<unknown, unknown> {
+    const name = projectionNames[kind];
+    return {
+      load: (stream) => {
+        let row: ReturnType<typeof this.store.getProjection<StreamDoc<unknown>>>;
+        try {
+          row = this.store.getProjection<StreamDoc<unknown>>(name, stream);
+        } catch (error) {
+          if (!(error instanceof SyntaxError)) throw error;
+          // Set aside; every other stream goes on.
+          this.store.quarantine(stream, null, `projection row is not JSON: ${error.message}`);
+          this.#actors.delete(stream);
+          throw new DataLossError(`Stream "${stream}" is quarantined: its state cannot be read`, {
+            details: { stream },
+          });
+        }
+        if (row === undefined) {
+          throw new InternalError(`Stream "${stream}" has no projection row`);
+        }
+        return { value: row.doc.state, context: row.doc.context };
+      },
+      summarize: (s) => (summarize[kind] as (s: FoldState<unknown>) => unknown)(s),
+    };
   }
 
   /** A settled actor with nothing running keeps no context in memory. */

@@ -10,7 +10,7 @@ const stateLeft = new AbortedError("The stream left the state this effect served
 
 export interface ActorSource<C, S> {
   /** The stream's state as last committed (its projection row): for a released context. */
-  load(): FoldState<C>;
+  load(stream: string): FoldState<C>;
   summarize(state: FoldState<C>): S;
 }
 
@@ -32,8 +32,9 @@ export class StreamActor<C = unknown, S = unknown> {
   #value: string;
   #state: FoldState<C> | undefined;
   readonly #source: ActorSource<C, S>;
-  #queue: Promise<unknown> = Promise.resolve();
-  #listeners = new Set<{ check(): void; fail(reason: unknown): void }>();
+  // Both made on first use: a restart creates an actor for every stream, most never used.
+  #queue: Promise<unknown> | undefined;
+  #listeners: Set<{ check(): void; fail(reason: unknown): void }> | undefined;
   /** Made when the first effect of the current state asks for its signal. */
   #effects: AbortController | undefined;
   #closed: { reason: unknown } | undefined;
@@ -45,7 +46,7 @@ export class StreamActor<C = unknown, S = unknown> {
     value: string;
     summary: S;
     source: ActorSource<C, S>;
-    state?: FoldState<C>;
+    state?: FoldState<C> | undefined;
   }) {
     this.stream = options.stream;
     this.kind = options.kind;
@@ -63,7 +64,7 @@ export class StreamActor<C = unknown, S = unknown> {
 
   get state(): FoldState<C> {
     if (this.#state !== undefined) return this.#state;
-    const loaded = this.#source.load();
+    const loaded = this.#source.load(this.stream);
     // A status read of an idle stream keeps nothing: memory stays with the busy ones.
     if (!this.#idle()) this.#state = loaded;
     return loaded;
@@ -75,7 +76,7 @@ export class StreamActor<C = unknown, S = unknown> {
   }
 
   #idle(): boolean {
-    return this.inFlight === 0 && this.pending === 0 && this.#listeners.size === 0;
+    return this.inFlight === 0 && this.pending === 0 && !this.#listeners?.size;
   }
 
   /** Replaces the state with what the store holds (after a failed commit). */
@@ -88,7 +89,7 @@ export class StreamActor<C = unknown, S = unknown> {
 
   /** Runs `command` after every earlier command on this stream has finished. */
   enqueue<T>(command: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(command, command);
+    const run = (this.#queue ?? Promise.resolve()).then(command, command);
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -120,7 +121,7 @@ export class StreamActor<C = unknown, S = unknown> {
   close(reason: unknown): void {
     this.#closed = { reason };
     (this.#effects ??= new AbortController()).abort(reason);
-    for (const listener of [...this.#listeners]) listener.fail(reason);
+    for (const listener of [...this.#listeners ?? []]) listener.fail(reason);
   }
 
   /** Resolves with the state once `predicate` holds (checked now and after each commit). */
@@ -143,16 +144,17 @@ export class StreamActor<C = unknown, S = unknown> {
       };
       const abort = () => listener.fail(signal!.reason);
       const done = () => {
-        this.#listeners.delete(listener);
+        this.#listeners?.delete(listener);
         signal?.removeEventListener("abort", abort);
       };
-      this.#listeners.add(listener);
+      (this.#listeners ??= new Set()).add(listener);
       signal?.addEventListener("abort", abort, { once: true });
     });
   }
 
   /** Called after each commit that changed this stream. */
   notify(): void {
+    if (this.#listeners === undefined) return;
     for (const listener of [...this.#listeners]) listener.check();
   }
 }

@@ -128,6 +128,7 @@ export function prepareStatements(db: DatabaseSync, withProjections: boolean): S
     "readStream",
     "listStreams",
     "streamInfo",
+    "projectionSummaries",
   ] as const;
   for (const name of arrays) {
     // Rows as arrays: half the cost of objects when replay reads a million of them.

@@ -6,13 +6,12 @@
  * can abort the whole process when a client sends GOAWAY (denoland/deno#36788), and every
  * client does when it disconnects.
  */
-import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
 import { dirname, resolve } from "node:path";
 import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
 import { Http2Connection } from "./h2/mod.ts";
-import { criPackageDefinition } from "./proto_descriptor.ts";
+import { serviceMethods } from "./proto_methods.ts";
 import type { CriHandlers } from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
 
@@ -81,8 +80,6 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       `Socket path "${socketPath}" is too long: unix sockets allow ${MAX_SOCKET_PATH_BYTES} bytes`,
     );
   }
-  const definition = criPackageDefinition();
-
   const draining = new AbortController();
   const terminating = new AbortController();
   const running = new Set<Promise<void>>();
@@ -94,7 +91,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       void settled.then(() => running.delete(settled));
     },
   };
-  const routes = buildRoutes({ definition, options, lifecycle });
+  const routes = buildRoutes({ options, lifecycle });
 
   await prepareSocketPath(socketPath);
   const address = `unix://${socketPath}`;
@@ -147,29 +144,28 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
 
 /** Every method of both services by path, wrapped; refuses handlers no method matches. */
 function buildRoutes(args: {
-  definition: PackageDefinition;
   options: CriServerOptions;
   lifecycle: ServerLifecycle;
 }): Map<string, GrpcRoute> {
-  const { definition, options, lifecycle } = args;
+  const { options, lifecycle } = args;
   const routes = new Map<string, GrpcRoute>();
   for (const [key, serviceName] of Object.entries(SERVICES) as [keyof CriHandlers, string][]) {
-    const service = definition[serviceName] as Record<string, MethodDefinition<unknown, unknown>>;
+    const service = serviceMethods(serviceName);
     const handlers = options.handlers[key] ?? {};
     for (const name of Object.keys(handlers)) {
-      if (!(name in service)) {
+      if (!service.has(name)) {
         throw new TypeError(`Handler "${name}" names no method of ${serviceName}`);
       }
     }
-    for (const [name, method] of Object.entries(service)) {
+    for (const [name, method] of service) {
       routes.set(method.path, {
         requestStream: method.requestStream,
-        decodeRequest: (bytes) => method.requestDeserialize(bytes as Buffer),
+        decodeRequest: method.decodeRequest,
         handle: wrap({
           method: name,
           streaming: method.responseStream,
           handler: handlers[name],
-          encode: method.responseSerialize,
+          encode: method.encodeResponse,
           isReady: options.isReady,
           log: options.log,
           lifecycle,

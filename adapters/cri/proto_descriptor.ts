@@ -1,8 +1,8 @@
 /**
- * The CRI and ImageTool services as proto-loader definitions, built from a descriptor parsed
- * ahead of time (`proto/descriptor.json`, written by `deno task proto`): parsing the .proto
- * text at every start cost ~50 ms of the restart. A test checks the descriptor still matches
- * the .proto files.
+ * The CRI and ImageTool services as proto-loader definitions, for grpc-js clients (`deno task
+ * images` beside a server), built from the descriptor parsed ahead of time
+ * (`proto/descriptor.json`, written by `deno task proto`; a test checks it still matches the
+ * .proto files). The server uses proto_methods.ts.
  */
 import { fromJSON, type PackageDefinition } from "@grpc/proto-loader";
 import type { INamespace } from "protobufjs";

@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
-import { formatUpid, parseUpid, type Upid } from "../upid.ts";
+import { formatUpid, type Upid } from "../upid.ts";
+import { readTextIfExists, writeFileAtomic } from "./files.ts";
 import { Journal } from "./journal.ts";
 
 export interface TaskRecord extends Upid {
@@ -58,18 +59,23 @@ export interface TaskManagerOptions {
   dir: string;
   logger: Logger;
   now: () => number;
-  /** Tasks kept (newest first); older finished ones are removed. */
-  retain?: number;
+  /**
+   * Journal lines (a task writes one when it starts and one when it ends) after which the
+   * journal starts over: its finished tasks become the previous generation, kept in a file
+   * of their own and read only when asked for. A restart reads the current generation alone.
+   */
+  generationLines?: number;
 }
 
 export class TaskManager {
   readonly #options: TaskManagerOptions;
   /**
-   * By UPID, oldest first. A task read back from the journal stays the line it was written
-   * as until something asks for it: a restart with 10,000 tasks parsed none of them but the
-   * running ones (75 → 15 ms here).
+   * The current generation by UPID, oldest first. A task read back from the journal stays
+   * the line it was written as until something asks for it.
    */
-  readonly #tasks = new Map<string, TaskRecord | string>();
+  #tasks = new Map<string, TaskRecord | string>();
+  /** The previous generation's finished tasks; read from its file on first use. */
+  #previous: Map<string, TaskRecord | string> | undefined;
   readonly #running = new Map<string, { done: Promise<void>; abort: AbortController }>();
   readonly #pstart: number;
   readonly #journal: Journal<TaskRecord>;
@@ -80,14 +86,10 @@ export class TaskManager {
     Deno.mkdirSync(options.dir, { recursive: true });
     this.#journal = new Journal(join(options.dir, "tasks.jsonl"));
     // Later entries of a task (its end) replace earlier ones (its start).
-    let lastPid = 0x1000;
-    for (const line of this.#journal.readLines()) {
-      const upid = upidOfLine(line);
-      if (upid === undefined) continue;
-      this.#tasks.set(upid, line);
-      lastPid = Math.max(lastPid, parseUpid(upid)?.pid ?? 0);
-    }
-    this.#nextPid = lastPid + 1;
+    this.#tasks = indexLines(this.#journal.readLines());
+    // Pids go on from the current generation's; one of an older task may come again, as a
+    // node's pids do: a UPID stays unique by its pstart, new for each start.
+    this.#nextPid = Math.max(0x1000, ...[...this.#tasks.keys()].map(pidOfUpid)) + 1;
     this.#pstart = Math.floor(options.now() / 10) % 0xffffffff;
     this.#prune();
   }
@@ -134,16 +136,17 @@ export class TaskManager {
   }
 
   get(upid: string): TaskRecord | undefined {
-    const entry = this.#tasks.get(upid);
+    const generation = this.#tasks.has(upid) ? this.#tasks : this.#previousTasks();
+    const entry = generation.get(upid);
     if (typeof entry !== "string") return entry;
     let record: TaskRecord;
     try {
       record = JSON.parse(entry) as TaskRecord;
     } catch {
-      this.#tasks.delete(upid); // a damaged line: as if never written
+      generation.delete(upid); // a damaged line: as if never written
       return undefined;
     }
-    this.#tasks.set(upid, record);
+    generation.set(upid, record);
     return record;
   }
 
@@ -155,7 +158,8 @@ export class TaskManager {
   list(filter: TaskListFilter): TaskRecord[] {
     const source = filter.source ?? "archive";
     const statuses = filter.statusfilter?.split(/[,;]/);
-    const matches = [...this.#tasks.keys()].flatMap((upid) => this.get(upid) ?? []).filter(
+    const upids = [...this.#previousTasks().keys(), ...this.#tasks.keys()];
+    const matches = upids.flatMap((upid) => this.get(upid) ?? []).filter(
       (task) => {
         if (source === "archive" && task.status === "running") return false;
         if (source === "active" && task.status !== "running") return false;
@@ -241,20 +245,34 @@ export class TaskManager {
     this.#journal.append(record);
   }
 
+  /**
+   * Starts the journal over once it has `generationLines` lines: finished tasks move to the
+   * previous generation's file (replacing the one before), running ones stay.
+   */
   #prune(): void {
-    const retain = this.#options.retain ?? 5000;
-    if (this.#tasks.size > retain) {
-      for (const upid of this.#tasks.keys()) { // insertion order: oldest first
-        if (this.#tasks.size <= retain) break;
-        if (this.#runningRecord(upid) === undefined) this.#tasks.delete(upid);
-      }
+    if (this.#journal.lines < (this.#options.generationLines ?? 5000)) return;
+    const running = new Map<string, TaskRecord | string>();
+    const finished = new Map<string, TaskRecord | string>();
+    for (const [upid, entry] of this.#tasks) {
+      (this.#runningRecord(upid) === undefined ? finished : running).set(upid, entry);
     }
-    // A task is a line when it starts and one when it ends; a restart reads every line.
-    if (this.#journal.lines > 2 * retain) {
-      this.#journal.rewriteLines(
-        [...this.#tasks.values()].map((t) => typeof t === "string" ? t : JSON.stringify(t)),
-      );
-    }
+    writeFileAtomic(
+      this.#previousPath,
+      [...finished.values()].map((entry) => journalLine(entry) + "\n").join(""),
+    );
+    this.#journal.rewriteLines([...running.values()].map(journalLine));
+    this.#previous = finished;
+    this.#tasks = running;
+  }
+
+  get #previousPath(): string {
+    return join(this.#options.dir, "tasks.1.jsonl");
+  }
+
+  #previousTasks(): Map<string, TaskRecord | string> {
+    return this.#previous ??= indexLines(
+      (readTextIfExists(this.#previousPath) ?? "").split("\n").filter((line) => line !== ""),
+    );
   }
 
   /** The task's record if it is running; a line that cannot say so is never parsed. */
@@ -273,15 +291,38 @@ export class TaskManager {
 /** How a running task's record reads in the journal (JSON.stringify writes no blanks). */
 const RUNNING = '"status":"running"';
 
+/** Journal lines by the task they are about; a later line of a task replaces an earlier. */
+function indexLines(lines: readonly string[]): Map<string, TaskRecord | string> {
+  const tasks = new Map<string, TaskRecord | string>();
+  for (const line of lines) {
+    const upid = upidOfLine(line);
+    if (upid !== undefined) tasks.set(upid, line);
+  }
+  return tasks;
+}
+
+const UPID_FIELD = '{"upid":"';
+
 /** The UPID a journal line is about: records are written with it as their first field. */
 function upidOfLine(line: string): string | undefined {
-  const match = /^\{"upid":"([^"\\]+)"/.exec(line);
-  if (match !== null) return match[1];
+  if (line.startsWith(UPID_FIELD)) {
+    const end = line.indexOf('"', UPID_FIELD.length);
+    if (end > 0) return line.slice(UPID_FIELD.length, end);
+  }
   try {
     return (JSON.parse(line) as Partial<TaskRecord>).upid;
   } catch {
     return undefined;
   }
+}
+
+/** `UPID:node:PID:…`: the pid, in hex, is the third field. */
+function pidOfUpid(upid: string): number {
+  return Number.parseInt(upid.split(":", 3)[2] ?? "", 16) || 0;
+}
+
+function journalLine(entry: TaskRecord | string): string {
+  return typeof entry === "string" ? entry : JSON.stringify(entry);
 }
 
 function statusKind(task: TaskRecord): "ok" | "warning" | "error" | "unknown" {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
-import { criPackageDefinition } from "../../../adapters/cri/proto_descriptor.ts";
+import { serviceMethods } from "../../../adapters/cri/proto_methods.ts";
 import {
   CRI_PROTO_PATH,
   IMAGE_TOOL_PROTO_PATH,
@@ -41,6 +41,14 @@ interface MessageDescriptor {
 interface EnumDescriptor {
   name: string;
   value: { name: string; number: number }[];
+}
+interface ProtoLoaderMethod {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize(value: unknown): Uint8Array;
+  requestDeserialize(bytes: Uint8Array): unknown;
+  responseSerialize(value: unknown): Uint8Array;
 }
 interface MethodDescriptor {
   path: string;
@@ -162,21 +170,61 @@ Deno.test("proto/descriptor.json is the parsed form of the .proto files (else: d
   );
 });
 
-Deno.test("the served definition, from descriptor.json, equals the one parsed from the .proto files", () => {
+Deno.test("the served methods, from descriptor.json, decode and encode as proto-loader does from the .proto files", () => {
   const parsed = loadSync([CRI_PROTO_PATH, IMAGE_TOOL_PROTO_PATH], PROTO_LOADER_OPTIONS);
-  const served = criPackageDefinition();
-  assert.deepEqual(Object.keys(served).sort(), Object.keys(parsed).sort());
-  for (const [name, entry] of Object.entries(parsed)) {
-    if (isService(entry)) {
-      const paths = (d: unknown) =>
-        Object.values(d as Record<string, MethodDescriptor>).map((m) => m.path).sort();
-      assert.deepEqual(paths(served[name]), paths(entry), name);
-    } else {
+  const services = Object.keys(parsed).filter((name) => isService(parsed[name]));
+  assert.deepEqual(services.sort(), [
+    "pvecri.v1.ImageTool",
+    "runtime.v1.ImageService",
+    "runtime.v1.RuntimeService",
+  ]);
+  const samples: Record<string, { request: unknown; response: unknown }> = {
+    "/runtime.v1.RuntimeService/Version": {
+      request: { version: "v1" },
+      response: { version: "0.1.0", runtime_name: "pve-cri", runtime_api_version: "v1" },
+    },
+    "/runtime.v1.RuntimeService/ListContainers": {
+      request: { filter: { state: { state: "CONTAINER_RUNNING" }, label_selector: { a: "b" } } },
+      response: {
+        containers: [{
+          id: "c1",
+          pod_sandbox_id: "p1",
+          metadata: { name: "app", attempt: 2 },
+          image: { image: "busybox" },
+          state: "CONTAINER_EXITED",
+          created_at: "1700000000123456789",
+          labels: { tier: "web" },
+        }],
+      },
+    },
+  };
+  for (const service of services) {
+    const theirs = parsed[service] as unknown as Record<string, ProtoLoaderMethod>;
+    const ours = serviceMethods(service);
+    assert.deepEqual([...ours.keys()].sort(), Object.keys(theirs).sort(), service);
+    for (const [name, method] of Object.entries(theirs)) {
+      const served = ours.get(name)!;
+      assert.equal(served.path, method.path);
+      assert.equal(served.requestStream, method.requestStream, method.path);
+      assert.equal(served.responseStream, method.responseStream, method.path);
+      const sample = samples[method.path] ?? { request: {}, response: {} };
+      const request = method.requestSerialize(sample.request);
+      assert.deepEqual(served.decodeRequest(request), method.requestDeserialize(request));
       assert.deepEqual(
-        (served[name] as { type: unknown }).type,
-        (entry as { type: unknown }).type,
-        name,
+        new Uint8Array(served.encodeResponse(sample.response)),
+        new Uint8Array(method.responseSerialize(sample.response)),
+        method.path,
       );
     }
   }
+  // The samples are not trivially empty: a filter survives the round trip.
+  const runtime = parsed["runtime.v1.RuntimeService"] as unknown as Record<
+    string,
+    ProtoLoaderMethod
+  >;
+  const bytes = runtime.ListContainers!.requestSerialize(
+    samples["/runtime.v1.RuntimeService/ListContainers"]!.request,
+  );
+  const listContainers = serviceMethods("runtime.v1.RuntimeService").get("ListContainers")!;
+  assert.equal(listContainers.decodeRequest(bytes).filter.state.state, "CONTAINER_RUNNING");
 });

@@ -52,3 +52,43 @@ Deno.test("Tasks read back after a restart keep their status and log, list in or
   await after.idle();
   after.close();
 });
+
+Deno.test("A full task journal starts over: finished tasks stay listed from the previous generation, running ones resume", async () => {
+  using dir = tempDir("pve-cri-tasks-");
+  const options = {
+    node: "pve1",
+    dir: dir.path,
+    logger: silentLogger,
+    now: Date.now,
+    generationLines: 4,
+  };
+  const before = new TaskManager(options);
+  const quick = (id: string) =>
+    before.spawn({ type: "vzstart", id, user: "root@pam", work: async () => {} });
+  const first = quick("100");
+  await before.idle();
+  const second = quick("101");
+  await before.idle();
+  // The fifth line: the journal starts over while this one runs.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const slow = before.spawn({ type: "vzstop", id: "102", user: "root@pam", work: () => held });
+  assert.equal(Deno.readTextFileSync(`${dir.path}/tasks.jsonl`).trim().split("\n").length, 1);
+  before.abandon(); // killed while it runs
+  release();
+  await before.idle();
+  before.close();
+
+  const after = new TaskManager(options);
+  const resumed: string[] = [];
+  after.resumeInterrupted((record) => {
+    resumed.push(record.upid);
+    return async () => {};
+  });
+  await after.idle();
+  assert.deepEqual(resumed, [slow]);
+  assert.equal(after.get(first)?.exitstatus, "OK");
+  assert.equal(after.get(slow)?.exitstatus, "OK");
+  assert.deepEqual(after.list({}).map((t) => t.upid).sort(), [first, second, slow].sort());
+  after.close();
+});
