@@ -27,7 +27,17 @@ switch (command) {
     Deno.exit(await runImages(args, consoleOutput));
     break;
   }
+  case "-h":
+  case "--help":
+    consoleOutput.line(
+      "Usage: deno run -A main.ts start|replay|images [OPTIONS] (each has --help);\n" +
+        "as tasks: deno task start, deno task replay, deno task images",
+    );
+    Deno.exit(0);
+    break;
   default:
-    consoleOutput.error(`pve-cri: unknown command "${command ?? ""}": use start, replay or images`);
+    consoleOutput.error(
+      `pve-cri: unknown command "${command ?? ""}": use start, replay or images (see --help)`,
+    );
     Deno.exit(2);
 }

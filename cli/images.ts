@@ -14,7 +14,6 @@
  * terminal, pull and import show each layer's progress; without one, a summary line. Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { errorMessage, InvalidArgumentError } from "../lib/errors.ts";
 import { rootLogger } from "../lib/log.ts";
 import { defaultStateDir } from "../lib/paths.ts";
@@ -27,11 +26,27 @@ import {
   localBackend,
   remoteBackend,
 } from "./images_backend.ts";
+import { parseCommandLine, UsageError } from "./args.ts";
 import { type Output, table } from "./output.ts";
 import { humanBytes, ProgressView } from "./progress_view.ts";
 
 const usage = "use: images import FILE [--name REF] | list [--json] | remove REF | " +
-  "pull REF [--creds USER:PASS | --creds-file FILE]";
+  "pull REF [--creds USER:PASS | --creds-file FILE] (see --help)";
+
+export const imagesUsage = `Usage: deno task images COMMAND [OPTIONS]
+
+The node's images, beside a running server (through it) or alone:
+  import FILE.tar [--name REF]   an OCI layout or docker-save archive (plain or gzip)
+  list [--json]
+  remove REF                     by id (or a unique prefix), tag or digest
+  pull REF [--creds USER:PASS | --creds-file FILE]
+
+  --state-dir DIR    as start's (default /var/lib/pve-cri as root, ./.pve-cri otherwise)
+  --backend auto|memory|proxmox, --config FILE
+                     as start's; used when no server owns the state dir
+  -h, --help         this text
+
+Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments.`;
 
 interface ImagesArgs {
   command: "import" | "list" | "remove" | "pull";
@@ -44,27 +59,23 @@ interface ImagesArgs {
   auth: RegistryAuth | undefined;
 }
 
-export function parseImagesArgs(args: string[]): ImagesArgs {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      "state-dir": { type: "string" },
-      backend: { type: "string", default: "auto" },
-      config: { type: "string" },
-      name: { type: "string" },
-      json: { type: "boolean", default: false },
-      creds: { type: "string" },
-      "creds-file": { type: "string" },
-    },
+/** The options, or undefined for `--help`; throws UsageError or InvalidArgumentError. */
+export function parseImagesArgs(args: string[]): ImagesArgs | undefined {
+  const { values, positionals, help } = parseCommandLine(args, {
+    "state-dir": { type: "string" },
+    backend: { type: "string", default: "auto" },
+    config: { type: "string" },
+    name: { type: "string" },
+    json: { type: "boolean", default: false },
+    creds: { type: "string" },
+    "creds-file": { type: "string" },
   });
+  if (help) return undefined;
   const [command, target, ...rest] = positionals;
   if (!["import", "list", "remove", "pull"].includes(command ?? "")) {
-    throw new InvalidArgumentError(
-      command === undefined ? usage : `unknown command "${command}": ${usage}`,
-    );
+    throw new UsageError(command === undefined ? usage : `unknown command "${command}": ${usage}`);
   }
-  if (rest.length > 0) throw new InvalidArgumentError(`unexpected argument "${rest[0]}"`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   if (command !== "list" && target === undefined) {
     throw new InvalidArgumentError(`${command} needs ${command === "import" ? "a FILE" : "a REF"}`);
   }
@@ -112,12 +123,16 @@ export async function runImages(
   out: Output,
   terminal: { isTerminal: boolean; write(text: string): void } = stderrTerminal(),
 ): Promise<number> {
-  let parsed: ImagesArgs;
+  let parsed: ImagesArgs | undefined;
   try {
     parsed = parseImagesArgs(args);
   } catch (error) {
     out.error(`pve-cri images: ${errorMessage(error)}`);
     return 2;
+  }
+  if (parsed === undefined) {
+    out.line(imagesUsage);
+    return 0;
   }
   let backend: ImagesBackend;
   try {

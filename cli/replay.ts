@@ -11,19 +11,32 @@
  *
  * Exit status: 0 fine, 1 verify found problems, 2 the log could not be read (or bad usage).
  */
-import { parseArgs } from "node:util";
 import { RuntimeError } from "../lib/errors.ts";
 import { databasePath, defaultStateDir } from "../lib/paths.ts";
 import { upcastEvent } from "../machines/events.ts";
 import { EventStore, StoreUnavailableError } from "../store/mod.ts";
 import { listView, stateView, timelineView, verifyView } from "./replay_views.ts";
+import { parseCommandLine, UsageError } from "./args.ts";
 import type { Output } from "./output.ts";
 
-export class UsageError extends Error {}
-
-const usage = `Usage: deno task replay [ID|PREFIX] [--at SEQ|ISO-TIME] [--verify] [--json]
+export const replayUsage =
+  `Usage: deno task replay [ID|PREFIX] [--at SEQ|ISO-TIME] [--verify] [--json]
                          [--state-dir DIR] [--busy-timeout MS]
-       deno task replay --drift [--json] [--state-dir DIR] [--http URL]`;
+       deno task replay --drift [--json] [--state-dir DIR] [--http URL]
+
+Reads the event log, read-only, beside a running server:
+  (no ID)            every stream: kind, name, state, version, its last event and when
+  ID|PREFIX          the stream's timeline: each event, what it carried, the state after
+  --at SEQ|TIME      the state(s) at that point of the log
+  --verify           re-fold everything; list illegal or unknown events and unreadable rows
+  --drift            the running server's differences against Proxmox and the node
+  --json             machine-readable output
+  --state-dir DIR    default /var/lib/pve-cri as root, ./.pve-cri otherwise
+  --busy-timeout MS  how long to wait for the writer's lock (default 5000)
+  -h, --help         this text
+
+Exit status: 0 fine, 1 --verify or --drift found something, 2 the log could not be read or
+bad usage.`;
 
 export interface ReplayArgs {
   stream: string | undefined;
@@ -34,26 +47,16 @@ export interface ReplayArgs {
   busyTimeoutMs: number;
 }
 
-export function parseReplayArgs(args: string[]): ReplayArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        at: { type: "string" },
-        verify: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        "state-dir": { type: "string" },
-        "busy-timeout": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) throw new UsageError("");
+/** The options, or undefined for `--help`; throws UsageError. */
+export function parseReplayArgs(args: string[]): ReplayArgs | undefined {
+  const { values, positionals, help } = parseCommandLine(args, {
+    at: { type: "string" },
+    verify: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    "state-dir": { type: "string" },
+    "busy-timeout": { type: "string" },
+  });
+  if (help) return undefined;
   if (positionals.length > 1) {
     throw new UsageError(`One stream at a time, got ${positionals.length}`);
   }
@@ -84,13 +87,16 @@ function parseAt(value: string): { seq: number } | { time: number } {
 
 /** Runs replay; returns the exit status. Never throws: every failure is one line on stderr. */
 export function runReplay(args: string[], out: Output): number {
-  let options: ReplayArgs;
+  let options: ReplayArgs | undefined;
   try {
     options = parseReplayArgs(args);
   } catch (error) {
-    const message = (error as Error).message;
-    out.error(message === "" ? usage : `pve-cri replay: ${message}\n${usage}`);
+    out.error(`pve-cri replay: ${(error as Error).message}`);
     return 2;
+  }
+  if (options === undefined) {
+    out.line(replayUsage);
+    return 0;
   }
   let store: EventStore | undefined;
   try {

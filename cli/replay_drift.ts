@@ -3,14 +3,13 @@
  * report, from the server that owns the state dir (its `GET /v1/drift`, which changes
  * nothing), beside it. Exit status: 0 none, 1 some, 2 no answer (or bad usage).
  */
-import { parseArgs } from "node:util";
 import { isAlive } from "../adapters/lxc/proc.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { defaultStateDir } from "../lib/paths.ts";
 import { readServerInfo } from "../lib/state_dir_lock.ts";
+import { parseCommandLine } from "./args.ts";
 import { type Output, table } from "./output.ts";
-
-const usage = `Usage: deno task replay --drift [--json] [--state-dir DIR] [--http URL]`;
+import { replayUsage } from "./replay.ts";
 
 interface DriftItem {
   kind: string;
@@ -19,21 +18,27 @@ interface DriftItem {
 }
 
 export async function runDrift(args: string[], out: Output): Promise<number> {
-  let values;
+  let line;
   try {
-    values = parseArgs({
-      args,
-      options: {
-        drift: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        "state-dir": { type: "string" },
-        http: { type: "string" },
-      },
-    }).values;
+    line = parseCommandLine(args, {
+      drift: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      "state-dir": { type: "string" },
+      http: { type: "string" },
+    });
   } catch (error) {
-    out.error(`pve-cri replay: ${(error as Error).message}\n${usage}`);
+    out.error(`pve-cri replay: ${(error as Error).message}`);
     return 2;
   }
+  if (line.help) {
+    out.line(replayUsage);
+    return 0;
+  }
+  if (line.positionals.length > 0) {
+    out.error(`pve-cri replay: --drift takes no stream, got "${line.positionals[0]}"`);
+    return 2;
+  }
+  const { values } = line;
   const stateDir = values["state-dir"] ?? defaultStateDir();
   const server = readServerInfo(stateDir);
   const url = values.http ?? server?.http;

@@ -1,32 +1,59 @@
 /**
- * `deno task start`: serve CRI on a unix socket, and the state-inspection endpoint.
- *
- *   --socket PATH      default /run/pve-cri/pve-cri.sock (root), ./.pve-cri/pve-cri.sock
- *   --state-dir DIR    default /var/lib/pve-cri (root), ./.pve-cri
- *   --http ADDR|off    default 127.0.0.1:10380 (loopback only unless told otherwise)
- *   --backend auto|memory|lxc|proxmox   default auto
- *   --config FILE      the Proxmox node (for --backend proxmox), registries, images, CNI
- *   --cni-conf-dir DIR       the pod network's CNI config (default /etc/cni/net.d)
- *   --cni-bin-dir DIR[:DIR…] where CNI plugins are (default /opt/cni/bin:/usr/lib/cni)
- *   --hooks-dir DIR    an OCI hooks.d dir, repeatable; replaces the defaults
- *                      (/usr/share/containers/oci/hooks.d, then /etc/containers/oci/hooks.d)
- *
- * Prints one line on stdout when serving; JSON logs go to stderr (PVE_CRI_LOG sets the level).
- * SIGTERM or SIGINT: stop accepting, finish in-flight calls, close the log, remove the socket.
+ * `deno task start`: serve CRI on a unix socket, and the state-inspection endpoint. The usage
+ * below is what `--help` prints.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { startCriServer } from "../adapters/cri/grpc_server.ts";
 import { criHandlers } from "../adapters/cri/handlers.ts";
 import { startInspectionServer } from "../adapters/http/mod.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { errorMessage, InvalidArgumentError } from "../lib/errors.ts";
 import { rootLogger } from "../lib/log.ts";
 import { defaultStateDir } from "../lib/paths.ts";
 import { inspectionViews } from "../runtime/inspection.ts";
-import { type Backend, missingNodeTools, openRuntime } from "../runtime/open_runtime.ts";
+import {
+  type Backend,
+  missingNodeTools,
+  openRuntime,
+  StateDirInUseError,
+} from "../runtime/open_runtime.ts";
+import { parseCommandLine, UsageError } from "./args.ts";
 import type { Output } from "./output.ts";
 
 export const version = "0.1.0";
+
+export const startUsage = `Usage: deno task start [OPTIONS]
+
+Serves the CRI (RuntimeService, ImageService) on a unix socket, for the kubelet and crictl.
+
+  --socket PATH        default /run/pve-cri/pve-cri.sock as root, ./.pve-cri/pve-cri.sock
+                       otherwise
+  --state-dir DIR      the event log and node state; default /var/lib/pve-cri as root,
+                       ./.pve-cri otherwise; one server per state dir
+  --http ADDR|off      the state inspection endpoint; default 127.0.0.1:10380 (port 0: any
+                       free port, printed when serving)
+  --backend auto|memory|lxc|proxmox
+                       default auto: lxc as root with LXC installed, memory otherwise
+  --config FILE        the Proxmox node (for --backend proxmox), registries, images, CNI, hooks
+  --cni-conf-dir DIR   the pod network's CNI config; default /etc/cni/net.d
+  --cni-bin-dir DIR[:DIR...]
+                       where CNI plugins are; default /opt/cni/bin:/usr/lib/cni
+  --hooks-dir DIR      an OCI hooks.d dir, repeatable; replaces the defaults
+                       (/usr/share/containers/oci/hooks.d, /etc/containers/oci/hooks.d)
+  -h, --help           this text
+
+Prints one line on stdout when serving (and one with the HTTP URL); JSON logs go to stderr,
+their level from PVE_CRI_LOG (debug, info, warn, error; default warn). SIGTERM or SIGINT
+stops it: no new calls, calls in flight get 2 s, the log is closed, the socket removed.
+
+Exit status:
+  0  stopped by SIGTERM or SIGINT
+  1  a runtime error: the socket is taken, Proxmox or the node cannot be used, or the
+     shutdown took longer than 14 s
+  2  bad arguments, a bad --config file or a bad PVE_CRI_* variable
+  3  the state dir is in use by another pve-cri (its pid is named)`;
+
+/** `start`'s exit statuses (see startUsage). */
+export const StartExit = { stopped: 0, failed: 1, usage: 2, stateDirInUse: 3 } as const;
 
 export interface StartArgs {
   socket: string;
@@ -50,25 +77,23 @@ function isRoot(): boolean {
   }
 }
 
-export function parseStartArgs(args: string[]): StartArgs {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      socket: { type: "string" },
-      "state-dir": { type: "string" },
-      http: { type: "string" },
-      backend: { type: "string", default: "auto" },
-      config: { type: "string" },
-      "cni-conf-dir": { type: "string" },
-      "cni-bin-dir": { type: "string" },
-      "hooks-dir": { type: "string", multiple: true },
-    },
+/** The options, or undefined for `--help`; throws UsageError. */
+export function parseStartArgs(args: string[]): StartArgs | undefined {
+  const { values, positionals, help } = parseCommandLine(args, {
+    socket: { type: "string" },
+    "state-dir": { type: "string" },
+    http: { type: "string" },
+    backend: { type: "string", default: "auto" },
+    config: { type: "string" },
+    "cni-conf-dir": { type: "string" },
+    "cni-bin-dir": { type: "string" },
+    "hooks-dir": { type: "string", multiple: true },
   });
-  if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
+  if (help) return undefined;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const requested = values.backend!;
   if (!["auto", "memory", "lxc", "proxmox"].includes(requested)) {
-    throw new Error(`--backend must be auto, memory, lxc or proxmox, got "${requested}"`);
+    throw new UsageError(`--backend must be auto, memory, lxc or proxmox, got "${requested}"`);
   }
   const chosen = requested === "auto" ? autoBackend() : { backend: requested as Backend };
   const stateDir = values["state-dir"] ?? defaultStateDir();
@@ -105,12 +130,16 @@ export function autoBackend(): { backend: Backend; why?: string } {
 
 /** Serves until SIGTERM or SIGINT; returns the exit status. */
 export async function runStart(args: string[], out: Output): Promise<number> {
-  let options: StartArgs;
+  let options: StartArgs | undefined;
   try {
     options = parseStartArgs(args);
   } catch (error) {
     out.error(`pve-cri start: ${errorMessage(error)}`);
-    return 2;
+    return StartExit.usage;
+  }
+  if (options === undefined) {
+    out.line(startUsage);
+    return StartExit.stopped;
   }
   const log = rootLogger.with({ component: "pve-cri" });
   let opened;
@@ -127,7 +156,8 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     });
   } catch (error) {
     out.error(`pve-cri start: ${errorMessage(error)}`);
-    return 1;
+    if (error instanceof StateDirInUseError) return StartExit.stateDirInUse;
+    return error instanceof InvalidArgumentError ? StartExit.usage : StartExit.failed;
   }
   let cri;
   let http;
@@ -147,7 +177,7 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     await cri?.close();
     await opened.close();
     out.error(`pve-cri start: ${errorMessage(error)}`);
-    return 1;
+    return error instanceof InvalidArgumentError ? StartExit.usage : StartExit.failed;
   }
   // `deno task images` finds the server of this state dir here.
   opened.lock.announce({
@@ -159,7 +189,8 @@ export async function runStart(args: string[], out: Output): Promise<number> {
     ? options.backend
     : `${options.backend}: ${options.why}`;
   out.line(`pve-cri serving CRI on unix://${options.socket} (backend ${backend})`);
-  if (http !== undefined) log.info("state inspection endpoint", { url: http.url });
+  // The URL with the port it got (--http HOST:0 asks for any free one); the server logs it too.
+  if (http !== undefined) out.line(`pve-cri state inspection on ${http.url}`);
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -170,7 +201,7 @@ export async function runStart(args: string[], out: Output): Promise<number> {
   // A hard limit, so a stuck call cannot keep the process past the kubelet's patience.
   const deadline = setTimeout(() => {
     log.error("shutdown took too long; exiting");
-    Deno.exit(1);
+    Deno.exit(StartExit.failed);
   }, 14_000);
   try {
     await cri.close();
@@ -179,5 +210,5 @@ export async function runStart(args: string[], out: Output): Promise<number> {
   } finally {
     clearTimeout(deadline);
   }
-  return 0;
+  return StartExit.stopped;
 }

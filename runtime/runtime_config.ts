@@ -165,7 +165,9 @@ export function loadRuntimeConfig(path: string): RuntimeConfig {
   try {
     text = Deno.readTextFileSync(path);
   } catch (error) {
-    throw new InvalidArgumentError(`Config "${path}" cannot be read: ${(error as Error).message}`);
+    throw new InvalidArgumentError(
+      `--config "${path}" cannot be read: ${(error as Error).message}`,
+    );
   }
-  return parseRuntimeConfig(text, `Config "${path}"`);
+  return parseRuntimeConfig(text, `--config "${path}"`);
 }

@@ -132,8 +132,9 @@ export function prepareStatements(db: DatabaseSync, withProjections: boolean): S
   ] as const;
   for (const name of arrays) {
     // Rows as arrays: half the cost of objects when replay reads a million of them.
-    (prepared[name] as StatementSync & { setReturnArrays(on: boolean): void })
-      .setReturnArrays(true);
+    // (A schema-1 log, read by replay, has no projection statements.)
+    (prepared[name] as (StatementSync & { setReturnArrays(on: boolean): void }) | undefined)
+      ?.setReturnArrays(true);
   }
   return prepared as Statements;
 }

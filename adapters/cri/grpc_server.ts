@@ -93,7 +93,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   };
   const routes = buildRoutes({ options, lifecycle });
 
-  await prepareSocketPath(socketPath);
+  const createdDirs = await prepareSocketPath(socketPath);
   const address = `unix://${socketPath}`;
   const listener = listen(socketPath);
   let socketInode: number | null;
@@ -133,6 +133,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       log.warn("CRI handlers still running after close", { running: running.size });
     }
     await removeSocket(socketPath, socketInode);
+    await removeCreatedDirs(createdDirs);
     unguard();
     log.info("CRI server closed");
   };
@@ -220,22 +221,41 @@ async function acceptLoop(args: {
 }
 
 /** Creates the parent directory (0750) if needed; removes a stale socket, refuses a live one. */
-async function prepareSocketPath(socketPath: string): Promise<void> {
-  const dir = dirname(socketPath);
-  if (!await exists(dir)) {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o750 });
+/**
+ * Makes the socket's directory if needed and clears a stale socket; returns the directories
+ * it made, outermost first, for close() to remove again.
+ */
+async function prepareSocketPath(socketPath: string): Promise<string[]> {
+  const created: string[] = [];
+  for (let dir = dirname(socketPath); !await exists(dir); dir = dirname(dir)) {
+    created.unshift(dir);
+  }
+  for (const dir of created) {
+    await Deno.mkdir(dir, { mode: 0o750 });
     await Deno.chmod(dir, 0o750); // mkdir's mode is filtered by the umask
   }
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(socketPath);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
+    if (error instanceof Deno.errors.NotFound) return created;
     throw error;
   }
   if (!info.isSocket) throw new SocketPathTakenError(socketPath);
   if (await answers(socketPath)) throw new SocketInUseError(socketPath);
   await Deno.remove(socketPath); // stale: left by a process that died without cleaning up
+  return created;
+}
+
+/** Removes the directories prepareSocketPath made, innermost first, while they are empty. */
+async function removeCreatedDirs(created: readonly string[]): Promise<void> {
+  for (const dir of [...created].reverse()) {
+    try {
+      await Deno.remove(dir); // not recursive: something else put there stays, with its dir
+    } catch {
+      return;
+    }
+  }
 }
 
 async function answers(socketPath: string): Promise<boolean> {

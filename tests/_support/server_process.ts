@@ -9,6 +9,10 @@ export interface ServerProcess extends AsyncDisposable {
   child: Deno.ChildProcess;
   /** Everything written to stderr so far (JSON log lines). */
   stderr(): string;
+  /** Everything written to stdout so far (the serving line, the inspection URL). */
+  stdout(): string;
+  /** The URL of the inspection endpoint, from its stdout line (with `http`). */
+  inspectionUrl(): Promise<string>;
   /** Sends a signal and waits for the exit; returns the exit status and how long it took. */
   stop(signal?: Deno.Signal): Promise<{ code: number; ms: number }>;
 }
@@ -90,9 +94,13 @@ export async function startServer(options: {
   const expected = `pve-cri serving CRI on unix://${socket} (backend ${
     options.backend ?? "memory"
   })`;
-  if (out.trim() !== expected) throw new Error(`unexpected first line: ${out}`);
+  if (out.split("\n")[0] !== expected) throw new Error(`unexpected first line: ${out}`);
   const drain = (async () => {
-    while (!(await reader.read()).done) { /* keep stdout flowing */ }
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      out += value;
+    }
   })().catch(() => {});
   let stopped: Promise<{ code: number; ms: number }> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
@@ -112,6 +120,15 @@ export async function startServer(options: {
     stateDir,
     child,
     stderr: () => err,
+    stdout: () => out,
+    async inspectionUrl() {
+      for (;;) {
+        const url = /^pve-cri state inspection on (\S+)$/m.exec(out)?.[1];
+        if (url !== undefined) return url;
+        if (stopped !== undefined) throw new Error("pve-cri stopped without an inspection URL");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
     stop,
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");

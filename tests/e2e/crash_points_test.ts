@@ -121,7 +121,7 @@ Deno.test("a crash point that names no event type or effect is refused at start"
       stdout: "piped",
       stderr: "piped",
     }).output();
-    assert.equal(out.code, 1);
+    assert.equal(out.code, 2, "bad config: exit 2");
     assert.match(new TextDecoder().decode(out.stderr), new RegExp(`${variable}="${value}"`));
   }
 });

@@ -44,7 +44,7 @@ Deno.test("a second server on a live socket is refused with a clear message", as
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assert.equal(second.code, 1);
+  assert.equal(second.code, 1, "exit 1: a runtime error");
   const stderr = new TextDecoder().decode(second.stderr);
   assert.match(
     stderr,
@@ -73,7 +73,7 @@ Deno.test("a second server on a state dir another one owns is refused, naming th
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assert.equal(second.code, 1);
+  assert.equal(second.code, 3, "exit 3: the state dir is in use");
   assert.match(
     new TextDecoder().decode(second.stderr),
     new RegExp(
@@ -111,9 +111,12 @@ Deno.test("--backend lxc on a machine without LXC's tools names the package to i
 
 Deno.test("the inspection endpoint shows sandboxes, containers and a stream's history, redacted", async () => {
   using dir = tempDir();
-  const port = 20000 + Math.floor(Math.random() * 20000);
   await seedImage({ stateDir: `${dir.path}/state`, name: "busybox" });
-  await using server = await startServer({ dir: dir.path, http: `127.0.0.1:${port}` });
+  // Port 0: any free port, printed on stdout and logged once.
+  await using server = await startServer({ dir: dir.path, http: "127.0.0.1:0" });
+  const url = await server.inspectionUrl();
+  assert.match(url, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+  assert.equal(server.stderr().split(url).length - 1, 1, "the URL is logged once");
   const cri = await connect(server.socket);
   try {
     const config = { metadata: { name: "web", uid: "u1", namespace: "ns", attempt: 0 }, linux: {} };
@@ -129,7 +132,7 @@ Deno.test("the inspection endpoint shows sandboxes, containers and a stream's hi
       sandbox_config: config,
     });
     const get = async (path: string) => {
-      const response = await fetch(`http://127.0.0.1:${port}${path}`);
+      const response = await fetch(`${url}${path}`);
       return { status: response.status, body: await response.json() as CriMessage, text: "" };
     };
     assert.equal((await get("/healthz")).body.ok, true);

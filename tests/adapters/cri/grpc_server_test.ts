@@ -53,6 +53,21 @@ Deno.test("the socket is 0660 and its missing parent directory is created 0750",
   assert.equal(mode(`${h.dir}/run`).toString(8), "750");
 });
 
+Deno.test("close() removes the directories it made for the socket, and leaves one that existed", async () => {
+  using dir = tempDir();
+  const start = (socketPath: string) =>
+    startCriServer({ socketPath, handlers: noHandlers, isReady: () => true, log: silentLogger });
+  const made = await start(`${dir.path}/run/pve-cri/cri.sock`);
+  assert.ok(exists(`${dir.path}/run/pve-cri`));
+  await made.close();
+  assert.ok(!exists(`${dir.path}/run`), "run/ and run/pve-cri/ were made for it: both gone");
+  Deno.mkdirSync(`${dir.path}/kept`);
+  const existing = await start(`${dir.path}/kept/cri.sock`);
+  await existing.close();
+  assert.deepEqual([...Deno.readDirSync(`${dir.path}/kept`)], [], "the socket is gone");
+  assert.ok(exists(`${dir.path}/kept`), "the directory was there before: it stays");
+});
+
 Deno.test("an existing parent directory keeps its mode", async () => {
   using dir = tempDir();
   Deno.chmodSync(dir.path, 0o711);

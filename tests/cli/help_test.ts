@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { runImages } from "../../cli/images.ts";
+import { bufferOutput } from "../../cli/output.ts";
+import { runReplay } from "../../cli/replay.ts";
+import { runDrift } from "../../cli/replay_drift.ts";
+
+const noTerminal = { isTerminal: false, write: () => {} };
+
+Deno.test("replay, replay --drift and images print their usage on --help and exit 0", async () => {
+  const runs: [string, () => number | Promise<number>, ReturnType<typeof bufferOutput>][] = [];
+  for (const flag of ["--help", "-h"]) {
+    const replay = bufferOutput();
+    runs.push(["replay", () => runReplay([flag], replay), replay]);
+    const drift = bufferOutput();
+    runs.push(["replay --drift", () => runDrift(["--drift", flag], drift), drift]);
+    const images = bufferOutput();
+    runs.push(["images", () => runImages([flag], images, noTerminal), images]);
+  }
+  for (const [name, run, out] of runs) {
+    assert.equal(await run(), 0, name);
+    assert.deepEqual(out.stderr, [], name);
+    assert.match(
+      out.stdout.join("\n"),
+      /^Usage: deno task (replay|images) [\s\S]*Exit status/,
+      name,
+    );
+  }
+});
+
+Deno.test("replay and images name an unknown option as typed and exit 2", async () => {
+  const replay = bufferOutput();
+  assert.equal(runReplay(["--verfiy"], replay), 2);
+  assert.deepEqual(replay.stderr, ['pve-cri replay: unknown option "--verfiy" (see --help)']);
+  const images = bufferOutput();
+  assert.equal(await runImages(["list", "--jsn"], images, noTerminal), 2);
+  assert.deepEqual(images.stderr, ['pve-cri images: unknown option "--jsn" (see --help)']);
+  const drift = bufferOutput();
+  assert.equal(await runDrift(["--drift", "--http"], drift), 2);
+  assert.deepEqual(drift.stderr, ['pve-cri replay: option "--http" needs a value']);
+});
