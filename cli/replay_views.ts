@@ -18,6 +18,7 @@ import { foldLog, type StreamSummary } from "../machines/log_fold.ts";
 import { projectionNames, type StreamDoc } from "../machines/projections.ts";
 import { redactContext, redactPayload } from "../machines/redact.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
+import { eventDetail } from "./event_detail.ts";
 import { isoTime, type Output, table } from "./output.ts";
 import type { ReplayArgs } from "./replay.ts";
 
@@ -64,6 +65,7 @@ function summaryJson(s: StreamSummary) {
     events: s.events,
     createdAt: isoTime(s.firstTime),
     updatedAt: isoTime(s.lastTime),
+    lastEvent: s.lastType,
   };
 }
 
@@ -91,13 +93,14 @@ export function listView(store: EventStore, args: ViewArgs, out: Output): number
     return 0;
   }
   out.line(table(
-    ["STREAM", "KIND", "NAME", "STATE", "VERSION", "LAST EVENT"],
+    ["STREAM", "KIND", "NAME", "STATE", "VERSION", "LAST EVENT", "AT"],
     streams.map((s) => [
       shortId(s.stream),
       s.kind,
       nameOf(s.kind, s.state),
       s.state?.value ?? "?",
       String(s.version),
+      s.lastType,
       isoTime(s.lastTime),
     ]),
   ));
@@ -165,13 +168,14 @@ export function timelineView(
   }
   out.line(`${kind} ${stream}${state ? `  ${nameOf(kind, state)}` : ""}`);
   out.line(table(
-    ["TIME", "SEQ", "VER", "EVENT", "STATE AFTER"],
+    ["TIME", "SEQ", "VER", "EVENT", "STATE AFTER", "DETAIL"],
     entries.map(({ event, stateAfter, problem }) => [
       isoTime(event.time),
       String(event.seq),
       String(event.version),
       event.type,
       problem === undefined ? stateAfter : `${stateAfter}  ! ${problem}`,
+      eventDetail(redactPayload(event.type, event.data)),
     ]),
   ));
   for (const e of corrupt) out.line(`! ${e.message}`);

@@ -14,8 +14,9 @@ export interface StreamSummary {
   events: number;
   firstTime: number;
   lastTime: number;
-  /** The last event's seq. */
+  /** The last event's seq and type. */
   lastSeq: number;
+  lastType: string;
 }
 
 export interface LogFold {
@@ -74,6 +75,7 @@ export function foldLog(store: EventStore, options: FoldLogOptions = {}): LogFol
           firstTime: event.time,
           lastTime: event.time,
           lastSeq: event.seq,
+          lastType: event.type,
         };
         streams.set(event.stream, summary);
       }
@@ -81,6 +83,7 @@ export function foldLog(store: EventStore, options: FoldLogOptions = {}): LogFol
       summary.events++;
       summary.lastTime = event.time;
       summary.lastSeq = event.seq;
+      summary.lastType = event.type;
       if (summary.state === null) {
         problems.push(problem(event, "?", `unknown stream kind "${event.kind}"`));
         continue;

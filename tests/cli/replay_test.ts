@@ -34,15 +34,20 @@ function replay(...args: string[]) {
   return { status, stdout: out.stdout.join("\n"), stderr: out.stderr.join("\n") };
 }
 
-Deno.test("replay lists every stream with kind, name, state and last event time", async () => {
+Deno.test("replay lists every stream with kind, name, state and its last event, named and timed", async () => {
   using dir = tempDir();
   const { web, app, gone } = await populated(dir.path);
   const { status, stdout } = replay("--state-dir", dir.path);
   assert.equal(status, 0);
-  assert.match(stdout, /^STREAM\s+KIND\s+NAME\s+STATE\s+VERSION\s+LAST EVENT/);
-  assert.match(stdout, new RegExp(`${web.id.slice(0, 13)}\\s+sandbox\\s+default/web\\s+ready`));
-  assert.match(stdout, new RegExp(`${app.id.slice(0, 13)}\\s+container\\s+app\\s+running`));
-  assert.match(stdout, new RegExp(`${gone.id.slice(0, 13)}\\s+sandbox\\s+default/gone\\s+removed`));
+  assert.match(stdout, /^STREAM\s+KIND\s+NAME\s+STATE\s+VERSION\s+LAST EVENT\s+AT/);
+  const row = (id: string, rest: string) =>
+    new RegExp(`${id.slice(0, 13)}\\s+${rest}\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z`);
+  assert.match(stdout, row(web.id, "sandbox\\s+default/web\\s+ready\\s+\\d+\\s+ContainerAdmitted"));
+  assert.match(stdout, row(app.id, "container\\s+app\\s+running\\s+\\d+\\s+ContainerStarted"));
+  assert.match(
+    stdout,
+    row(gone.id, "sandbox\\s+default/gone\\s+removed\\s+\\d+\\s+ContainersRemoved"),
+  );
   assert.match(stdout, /3 streams, \d+ events/);
 
   const json = JSON.parse(replay("--state-dir", dir.path, "--json").stdout);
@@ -69,6 +74,11 @@ Deno.test("replay ID-PREFIX prints the timeline with the state after each event,
     ["PveTaskStarted", "startingCt"],
     ["ContainerStarted", "running"],
   ]);
+  // Each line says what its event carried.
+  const detail = (type: string) => rows.find((r) => r[3] === type)?.[5] ?? "";
+  assert.match(detail("VmidAllocated"), /^vmid=\d+$/);
+  assert.match(detail("PveTaskStarted"), /^upid=UPID:\S+ operation=create$/);
+  assert.match(detail("ContainerRequested"), /image=\S+/);
 
   const json = replay(app.id, "--state-dir", dir.path, "--json");
   assert.equal(json.status, 0);
