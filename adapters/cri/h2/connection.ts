@@ -88,6 +88,12 @@ const EMPTY = new Uint8Array(0);
 
 type Phase = "preface" | "settings" | "open" | "closed";
 
+/** How a stream left the connection, which decides what becomes of its late frames. */
+type ClosedHow = "reset-by-us" | "reset-by-peer" | "ended";
+// Late frames come within a round trip; a client opening thousands of streams a second
+// still finds the last thousand here.
+const CLOSED_STREAMS_KEPT = 1024;
+
 interface HeaderBlock {
   streamId: number;
   endStream: boolean;
@@ -109,6 +115,10 @@ export class Http2Connection {
   readonly #decoder = new HpackDecoder();
   readonly #encoder = new HpackEncoder();
   readonly #streams = new Map<number, StreamState>();
+  /** How recently closed streams closed, oldest first, for frames that arrive after. */
+  readonly #closedStreams = new Map<number, ClosedHow>();
+  /** Closed streams at or below this id may have been forgotten. */
+  #forgottenBelow = 0;
   // Streams with queued output, in round-robin order.
   readonly #ready = new Set<StreamState>();
   readonly #connectionSend = new SendWindow(DEFAULT_WINDOW_SIZE);
@@ -281,7 +291,7 @@ export class Http2Connection {
       case FrameType.HEADERS:
         return this.#onHeaders(header, payload);
       case FrameType.PRIORITY:
-        return this.#onPriority(header);
+        return this.#onPriority(header, payload);
       case FrameType.RST_STREAM:
         return this.#onRstStream(header, payload);
       case FrameType.SETTINGS:
@@ -316,7 +326,7 @@ export class Http2Connection {
       if (id > this.#lastStreamId) {
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
       }
-      return; // a stream we closed or refused: the peer may not know yet
+      return this.#onClosedStream(id, "DATA");
     }
     if (stream.remoteEnded) {
       throw new StreamError(id, ErrorCode.STREAM_CLOSED, "DATA after END_STREAM");
@@ -325,6 +335,14 @@ export class Http2Connection {
       throw new StreamError(id, ErrorCode.FLOW_CONTROL_ERROR, "DATA beyond the stream window");
     }
     const end = (header.flags & Flag.END_STREAM) !== 0;
+    stream.receivedBytes += data.length;
+    checkContentLength(stream, end);
+    if (stream.localEnded) {
+      // Answered already: what the peer still sends is checked and dropped until its end,
+      // and no more window is given for it (the peer stops at most a window further on).
+      if (end) this.#removeStream(stream, { kind: "done" });
+      return;
+    }
     if (end) {
       stream.remoteEnded = true;
     } else {
@@ -333,6 +351,22 @@ export class Http2Connection {
     }
     // The read buffer is reused: the listener gets its own copy.
     this.#deliver(stream, data.slice(), end);
+  }
+
+  /**
+   * A frame for a stream that is no longer open (RFC 9113 §5.1): ignored after our
+   * RST_STREAM (the peer may have sent it before ours arrived), STREAM_CLOSED after the
+   * peer's RST_STREAM or both END_STREAMs, and for an id the peer skipped (implicitly closed).
+   */
+  #onClosedStream(id: number, frame: string): void {
+    const how = this.#closedStreams.get(id);
+    if (how === "reset-by-us") return;
+    if (how === undefined && id <= this.#forgottenBelow) return; // too long ago to tell
+    throw new StreamError(
+      id,
+      ErrorCode.STREAM_CLOSED,
+      `${frame} on closed stream ${id} (${how ?? "never opened"})`,
+    );
   }
 
   #onHeaders(header: FrameHeader, payload: Uint8Array): void {
@@ -398,11 +432,26 @@ export class Http2Connection {
       if (!block.endStream) {
         throw new StreamError(id, ErrorCode.PROTOCOL_ERROR, "Trailers without END_STREAM");
       }
+      if (decoded.headers.some(([name]) => name.startsWith(":"))) {
+        throw new StreamError(id, ErrorCode.PROTOCOL_ERROR, "Pseudo-header field in trailers");
+      }
+      checkContentLength(existing, true);
       existing.remoteEnded = true;
+      if (existing.localEnded) return this.#removeStream(existing, { kind: "done" });
       this.#deliver(existing, EMPTY, true);
       return;
     }
-    if (id <= this.#lastStreamId) return; // a stream we closed or refused
+    if (id <= this.#lastStreamId) {
+      const how = this.#closedStreams.get(id);
+      if (how === undefined && id > this.#forgottenBelow) {
+        // Not a stream we know: a new one, below one the peer opened before (§5.1.1).
+        throw new ConnectionError(
+          ErrorCode.PROTOCOL_ERROR,
+          `Stream id ${id} is not above ${this.#lastStreamId}, the last one opened`,
+        );
+      }
+      return this.#onClosedStream(id, "HEADERS");
+    }
     if (id % 2 === 0) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `Client stream id ${id} is even`);
     }
@@ -412,6 +461,7 @@ export class Http2Connection {
     }
     if (this.#goawayLastId !== undefined) return; // after our GOAWAY: the client retries elsewhere
     if (this.#goawayReceived || this.#streams.size >= LOCAL_SETTINGS.maxConcurrentStreams) {
+      this.#rememberClosed(id, "reset-by-us");
       this.#pushControl(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
       return;
     }
@@ -429,6 +479,14 @@ export class Http2Connection {
       receiveWindow: LOCAL_SETTINGS.initialWindowSize,
     });
     stream.remoteEnded = endStream;
+    const length = decoded.headers.find(([name]) => name === "content-length")?.[1];
+    if (length !== undefined) {
+      if (!/^\d{1,15}$/.test(length)) {
+        throw new StreamError(id, ErrorCode.PROTOCOL_ERROR, `Malformed content-length "${length}"`);
+      }
+      stream.contentLength = Number(length);
+      checkContentLength(stream, endStream);
+    }
     this.#streams.set(id, stream);
     let listener: StreamListener;
     try {
@@ -438,9 +496,12 @@ export class Http2Connection {
       this.#resetStream(id, ErrorCode.INTERNAL_ERROR);
       return;
     }
-    stream.listener = listener;
     // The application may have answered (and so closed the stream) from inside onStream.
-    if (stream.closedWith !== undefined) return this.#notifyClose(stream, stream.closedWith);
+    // Its listener is not kept then: nothing more reaches it.
+    if (stream.closedWith !== undefined) {
+      return this.#notifyClose(stream, stream.closedWith, listener);
+    }
+    stream.listener = listener;
     if (endStream) this.#deliver(stream, EMPTY, true);
   }
 
@@ -479,12 +540,20 @@ export class Http2Connection {
     };
   }
 
-  #onPriority(header: FrameHeader): void {
+  #onPriority(header: FrameHeader, payload: Uint8Array): void {
     if (header.streamId === 0) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
     }
     if (header.length !== 5) {
       throw new StreamError(header.streamId, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY is not 5 bytes");
+    }
+    if (readUint31(payload, 0) === header.streamId) {
+      // A stream error; on a stream not yet opened, of the whole connection (RFC 9113 §5.3.1
+      // forbids the dependency; RST_STREAM may not name an idle stream).
+      if (header.streamId > this.#lastStreamId) {
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY: a stream depends on itself");
+      }
+      throw new StreamError(header.streamId, ErrorCode.PROTOCOL_ERROR, "Stream depends on itself");
     }
     // Priorities are advisory; every stream gets an equal turn here.
   }
@@ -605,16 +674,14 @@ export class Http2Connection {
         throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "Connection window overflows");
       }
     } else {
-      const stream = this.#streams.get(id);
-      if (stream === undefined) {
-        if (id > this.#lastStreamId) {
-          throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
-        }
-        return;
+      if (id > this.#lastStreamId) {
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
       }
       if (increment === 0) {
         throw new StreamError(id, ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
       }
+      const stream = this.#streams.get(id);
+      if (stream === undefined) return; // allowed on a stream that just closed
       if (!stream.sendWindow.grow(increment)) {
         throw new StreamError(id, ErrorCode.FLOW_CONTROL_ERROR, "Stream window overflows");
       }
@@ -697,38 +764,63 @@ export class Http2Connection {
     return sent;
   }
 
-  /** Our END_STREAM went out: the stream is done, at once if the peer ended too. */
+  /**
+   * Our END_STREAM went out: the stream is done for the application; for the connection once
+   * the peer ends its side too. Until then it is half-closed (local): the peer's frames are
+   * still checked and counted against the concurrency limit, rather than met by no state.
+   */
   #localEnded(stream: StreamState): void {
-    if (!stream.remoteEnded) {
-      // The response is complete; the rest of the request is not wanted (RFC 9113 §8.1).
-      this.#writer.push(rstStreamFrame(stream.id, ErrorCode.NO_ERROR));
-    }
-    this.#removeStream(stream, { kind: "done" });
+    if (stream.remoteEnded) return this.#removeStream(stream, { kind: "done" });
+    stream.localEnded = true;
+    this.#ready.delete(stream);
+    stream.queue.length = 0;
+    stream.queuedBytes = 0;
+    if (stream.listener !== undefined) this.#notifyClose(stream, { kind: "done" });
+    stream.listener = undefined;
+    stream.closedWith = { kind: "done" };
   }
 
   #resetStream(id: number, code: ErrorCode): void {
     this.#pushControl(rstStreamFrame(id, code));
     const stream = this.#streams.get(id);
     if (stream !== undefined) this.#removeStream(stream, { kind: "reset", code, local: true });
+    // Frames the peer sent before our RST_STREAM reached it are ignored, not answered again.
+    else this.#rememberClosed(id, "reset-by-us");
   }
 
   #removeStream(stream: StreamState, end: StreamEnd): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);
+    this.#rememberClosed(
+      stream.id,
+      end.kind === "reset" ? (end.local ? "reset-by-us" : "reset-by-peer") : "ended",
+    );
     this.#ready.delete(stream);
     stream.queue.length = 0;
     stream.queuedBytes = 0;
-    stream.closedWith = end;
-    if (stream.listener !== undefined) this.#notifyClose(stream, end);
+    // A half-closed (local) stream's application heard "done" when its answer went out.
+    if (!stream.localEnded) {
+      stream.closedWith = end;
+      if (stream.listener !== undefined) this.#notifyClose(stream, end);
+    }
     if (this.#streams.size === 0) {
       this.#armIdleTimer();
       this.#finishIfDrained();
     }
   }
 
-  #notifyClose(stream: StreamState, end: StreamEnd): void {
+  /** Remembers how a stream closed; past CLOSED_STREAMS_KEPT, the oldest is forgotten. */
+  #rememberClosed(id: number, how: ClosedHow): void {
+    this.#closedStreams.set(id, how);
+    if (this.#closedStreams.size <= CLOSED_STREAMS_KEPT) return;
+    const [oldest] = this.#closedStreams.keys();
+    this.#closedStreams.delete(oldest!);
+    this.#forgottenBelow = Math.max(this.#forgottenBelow, oldest!);
+  }
+
+  #notifyClose(stream: StreamState, end: StreamEnd, listener = stream.listener): void {
     try {
-      stream.listener?.onClose(end);
+      listener?.onClose(end);
     } catch (error) {
       this.#log.error("HTTP/2 stream listener threw", {
         stream_id: stream.id,
@@ -830,6 +922,19 @@ export class Http2Connection {
       this.shutdown();
     };
     this.#idleTimer = setTimeout(check, idleMs);
+  }
+}
+
+/** DATA beyond the request's content-length, or short of it at its end (RFC 9113 §8.1.1). */
+function checkContentLength(stream: StreamState, end: boolean): void {
+  const expected = stream.contentLength;
+  if (expected === undefined) return;
+  if (stream.receivedBytes > expected || (end && stream.receivedBytes !== expected)) {
+    throw new StreamError(
+      stream.id,
+      ErrorCode.PROTOCOL_ERROR,
+      `content-length ${expected}, DATA ${stream.receivedBytes} bytes`,
+    );
   }
 }
 

@@ -57,6 +57,14 @@ export class StreamState {
   remoteEnded = false;
   /** We queued END_STREAM (respond with endStream, or end()): nothing more may be queued. */
   localEnding = false;
+  /**
+   * Our END_STREAM went out before the peer's: half-closed (local). The application is done
+   * with the stream; the connection still checks and flow-controls what the peer sends.
+   */
+  localEnded = false;
+  /** The request's content-length, if it gave one, and the DATA bytes received so far. */
+  contentLength: number | undefined;
+  receivedBytes = 0;
   readonly queue: Outbound[] = [];
   queuedBytes = 0;
   listener: StreamListener | undefined;

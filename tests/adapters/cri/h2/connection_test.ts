@@ -325,7 +325,7 @@ Deno.test("stream errors reset only their stream", async () => {
   const reset = await h2.response(3);
   assert.equal(reset.rstCode, 5 /* STREAM_CLOSED */);
   // Stream 5: depends on itself.
-  h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 7, 16)); // PRIORITY alone is ignored
+  h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 0, 16)); // PRIORITY alone is ignored
   h2.frame(FRAME.HEADERS, FLAG.PRIORITY | FLAG.END_HEADERS, 5, Uint8Array.of(0, 0, 0, 5, 16));
   assert.equal((await h2.response(5)).rstCode, ERROR.PROTOCOL_ERROR);
   h2.frame(0xfa, 0, 0, new Uint8Array(3)); // an unknown frame type is ignored

@@ -1,0 +1,288 @@
+/**
+ * RFC 9113's rules for a server, one test per rule, grouped by section, each driven frame by
+ * frame from the byte-level client against a real CRI server on a unix socket. The stream
+ * rules are tried on the streams an external conformance run found wanting: a request to a
+ * path pve-cri does not serve, which it answers at once (Trailers-Only) before the client has
+ * ended its side.
+ */
+import assert from "node:assert/strict";
+import type { UnaryHandler } from "../../../../adapters/cri/rpc.ts";
+import {
+  encodeLiteralBlock,
+  FLAG,
+  FRAME,
+  grpcMessage,
+  grpcRequestHeaders,
+  H2Client,
+  type Response,
+} from "../../../_support/h2_client.ts";
+import { codec, serve } from "../_harness.ts";
+
+const ERROR = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5 };
+const REFUSED_STREAM = 7;
+const UNSERVED = "/runtime.v1.RuntimeService/NoSuchMethod";
+const Version = codec("Version");
+const version: UnaryHandler = () => Promise.resolve({ version: "0.1.0" });
+/** A handler that answers only when the test lets it: its stream stays open meanwhile. */
+function held() {
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const handler: UnaryHandler = () => released.then(() => ({}));
+  return { handler, release };
+}
+
+async function server(handlers: Record<string, UnaryHandler> = {}) {
+  return await serve({ runtime: { Version: version, ...handlers } });
+}
+
+/** The code of the RST_STREAM the server sends on `streamId`. */
+async function resetCode(h2: H2Client, streamId: number): Promise<number> {
+  const [frame] = (await h2.until((f) => f.type === FRAME.RST_STREAM && f.streamId === streamId))
+    .slice(-1);
+  return new DataView(frame!.payload.buffer, frame!.payload.byteOffset).getUint32(0);
+}
+
+/** The code of the server's GOAWAY, once the connection has ended. */
+async function goawayCode(h2: H2Client): Promise<number> {
+  const frames = await h2.until((f) => f.type === FRAME.GOAWAY);
+  await h2.closedByServer();
+  return new DataView(frames.at(-1)!.payload.buffer, frames.at(-1)!.payload.byteOffset)
+    .getUint32(4);
+}
+
+/** A Version call on `streamId` succeeds: the connection is still fine. */
+async function stillServes(h2: H2Client, streamId: number): Promise<void> {
+  h2.headers(streamId, grpcRequestHeaders(Version.path));
+  h2.data(streamId, grpcMessage(Version.encodeRequest({})), { endStream: true });
+  const response = await h2.response(streamId);
+  assert.equal(statusOf(response), "0");
+}
+
+function statusOf(response: Response): string | undefined {
+  const fields = response.trailers ?? response.headers;
+  return fields.find(([name]) => name === "grpc-status")?.[1];
+}
+
+/** A request to a path pve-cri does not serve, not ended: answered at once, UNIMPLEMENTED. */
+async function answeredAtOnce(h2: H2Client, streamId: number): Promise<void> {
+  h2.headers(streamId, grpcRequestHeaders(UNSERVED));
+  const response = await h2.response(streamId);
+  assert.equal(statusOf(response), "12");
+  assert.equal(response.rstCode, undefined, "no RST_STREAM: the stream is half-closed (local)");
+}
+
+// ---- §5.1 Stream States ----
+
+Deno.test("RFC 9113 §5.1 half-closed (remote): DATA is a stream error STREAM_CLOSED", async () => {
+  const { handler, release } = held();
+  await using h = await server({ RunPodSandbox: handler });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path));
+  h2.data(1, grpcMessage(new Uint8Array(0)), { endStream: true });
+  h2.data(1, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  release();
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.1 half-closed (remote): HEADERS is a stream error STREAM_CLOSED", async () => {
+  const { handler, release } = held();
+  await using h = await server({ RunPodSandbox: handler });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path));
+  h2.data(1, grpcMessage(new Uint8Array(0)), { endStream: true });
+  h2.headers(1, [["x-late", "1"]], { endStream: true });
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  release();
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.1 half-closed (remote): WINDOW_UPDATE and PRIORITY are accepted", async () => {
+  const { handler, release } = held();
+  await using h = await server({ RunPodSandbox: handler });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path));
+  h2.data(1, grpcMessage(new Uint8Array(0)), { endStream: true });
+  h2.windowUpdate(1, 1000);
+  h2.frame(FRAME.PRIORITY, 0, 1, Uint8Array.of(0, 0, 0, 0, 16));
+  release();
+  const response = await h2.response(1);
+  assert.equal(statusOf(response), "0");
+  assert.equal(response.rstCode, undefined);
+});
+
+Deno.test("RFC 9113 §5.1 closed after the client's RST_STREAM: DATA is a stream error STREAM_CLOSED", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(Version.path));
+  h2.rstStream(1, 8);
+  h2.data(1, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.1 closed after the client's RST_STREAM: HEADERS is a stream error STREAM_CLOSED", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(Version.path));
+  h2.rstStream(1, 8);
+  h2.headers(1, grpcRequestHeaders(Version.path), { endStream: true });
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.1 closed by both END_STREAMs: DATA is a stream error STREAM_CLOSED", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await stillServes(h2, 1);
+  h2.data(1, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.1 closed by our RST_STREAM: frames the client sent meanwhile are ignored", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(Version.path));
+  h2.windowUpdate(1, 0); // a stream error: the server resets stream 1
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  h2.data(1, new Uint8Array(4)); // in flight when the reset was sent
+  h2.data(1, new Uint8Array(4), { endStream: true });
+  await stillServes(h2, 3);
+  const later = h2.drain().filter((f) => f.streamId === 1);
+  assert.deepEqual(later, [], "no second RST_STREAM");
+});
+
+Deno.test("RFC 9113 §5.1 a stream answered before the client ended it stays half-closed (local) until the client ends it", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await answeredAtOnce(h2, 1);
+  h2.data(1, new Uint8Array(4));
+  h2.data(1, new Uint8Array(0), { endStream: true }); // the client ends its side: closed
+  h2.data(1, new Uint8Array(4)); // now a closed stream
+  assert.equal(await resetCode(h2, 1), ERROR.STREAM_CLOSED);
+  await stillServes(h2, 3);
+});
+
+// ---- §5.1.1 Stream Identifiers ----
+
+Deno.test("RFC 9113 §5.1.1 a new stream id below one the client used before is a connection error PROTOCOL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await stillServes(h2, 5);
+  h2.headers(3, grpcRequestHeaders(Version.path), { endStream: true });
+  assert.equal(await goawayCode(h2), ERROR.PROTOCOL_ERROR);
+});
+
+// ---- §5.1.2 Stream Concurrency ----
+
+Deno.test("RFC 9113 §5.1.2 streams past the advertised SETTINGS_MAX_CONCURRENT_STREAMS are refused, half-closed ones counted", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await h2.until((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+  const limit = h2.serverSettings.find(([id]) => id === 3)?.[1];
+  assert.equal(limit, 1000, "SETTINGS_MAX_CONCURRENT_STREAMS is advertised");
+  // Each is answered at once, and stays half-closed (local): still counted.
+  for (let i = 0; i < limit; i++) h2.headers(1 + 2 * i, grpcRequestHeaders(UNSERVED));
+  h2.headers(1 + 2 * limit, grpcRequestHeaders(UNSERVED));
+  assert.equal(await resetCode(h2, 1 + 2 * limit), REFUSED_STREAM);
+  // Ending one frees a place.
+  h2.data(1, new Uint8Array(0), { endStream: true });
+  await stillServes(h2, 3 + 2 * limit);
+});
+
+// ---- §5.3.1 Stream Dependencies ----
+
+Deno.test("RFC 9113 §5.3.1 HEADERS that make a stream depend on itself: a stream error PROTOCOL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  const block = encodeLiteralBlock(grpcRequestHeaders(Version.path));
+  const payload = new Uint8Array(5 + block.length);
+  payload.set([0, 0, 0, 1, 16]);
+  payload.set(block, 5);
+  h2.frame(FRAME.HEADERS, FLAG.PRIORITY | FLAG.END_HEADERS, 1, payload);
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.3.1 PRIORITY making an open stream depend on itself: a stream error PROTOCOL_ERROR", async () => {
+  const { handler, release } = held();
+  await using h = await server({ RunPodSandbox: handler });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path));
+  h2.frame(FRAME.PRIORITY, 0, 1, Uint8Array.of(0, 0, 0, 1, 16));
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  release();
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.3.1 PRIORITY making a stream not yet opened depend on itself: a connection error PROTOCOL_ERROR (no RST_STREAM on an idle stream)", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 7, 16));
+  assert.equal(await goawayCode(h2), ERROR.PROTOCOL_ERROR);
+});
+
+// ---- §6.1 DATA ----
+
+Deno.test("RFC 9113 §6.1 DATA on a stream id the client skipped (implicitly closed): a stream error STREAM_CLOSED", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await stillServes(h2, 5); // 1 and 3 were never used: closed
+  h2.data(3, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 3), ERROR.STREAM_CLOSED);
+  await stillServes(h2, 7);
+});
+
+// ---- §6.9 WINDOW_UPDATE ----
+
+Deno.test("RFC 9113 §6.9 a WINDOW_UPDATE of 0 on a stream: a stream error PROTOCOL_ERROR, also once answered", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await answeredAtOnce(h2, 1);
+  h2.windowUpdate(1, 0);
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §6.9.1 a stream's window pushed past 2^31-1: RST_STREAM FLOW_CONTROL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await answeredAtOnce(h2, 1);
+  h2.windowUpdate(1, 2 ** 31 - 1);
+  h2.windowUpdate(1, 2 ** 31 - 1);
+  assert.equal(await resetCode(h2, 1), ERROR.FLOW_CONTROL_ERROR);
+  await stillServes(h2, 3);
+});
+
+// ---- §8.1 HTTP Message Framing ----
+
+Deno.test("RFC 9113 §8.1 a second HEADERS without END_STREAM: a stream error PROTOCOL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await answeredAtOnce(h2, 1);
+  h2.headers(1, [["x-trailer", "1"]]);
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §8.1 a pseudo-header field in trailers: a stream error PROTOCOL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  await answeredAtOnce(h2, 1);
+  h2.headers(1, [[":status", "200"]], { endStream: true });
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §8.1.1 DATA that differs from content-length: a stream error PROTOCOL_ERROR", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(Version.path, [["content-length", "10"]]));
+  h2.data(1, new Uint8Array(4), { endStream: true });
+  assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+  h2.headers(3, grpcRequestHeaders(Version.path, [["content-length", "2"]]));
+  h2.data(3, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 3), ERROR.PROTOCOL_ERROR);
+  await stillServes(h2, 5);
+});
