@@ -167,6 +167,7 @@ export async function runStart(args: string[], out: Output): Promise<number> {
       handlers: criHandlers(opened.runtime),
       isReady: () => !opened.registry.closed,
       log,
+      limits: opened.settings.cri,
     });
     http = options.http === null ? undefined : await startInspectionServer({
       listen: options.http,

@@ -84,6 +84,8 @@ export interface OpenRuntime {
   simulator: Simulator | undefined;
   /** The log against Proxmox and the node (runs at startup and every interval). */
   reconciler: Reconciler;
+  /** The config file's settings (the defaults without one). */
+  settings: RuntimeConfig;
   /** Stops effects, closes the log and Proxmox connections, stops the embedded simulator. */
   close(): Promise<void>;
 }
@@ -406,6 +408,7 @@ async function openLocked(
     images,
     simulator,
     reconciler,
+    settings,
     async close() {
       stopReconciling();
       stopCollecting();

@@ -17,13 +17,17 @@
  *   "cni": { "confDir": "/etc/cni/net.d", "binDirs": ["/opt/cni/bin", "/usr/lib/cni"],
  *            "gcIntervalSeconds": 600 },
  *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] },
- *   "reconcile": { "intervalSeconds": 30, "orphanGraceSeconds": 300 }
+ *   "reconcile": { "intervalSeconds": 30, "orphanGraceSeconds": 300 },
+ *   "cri": { "maxConnections": 128, "maxConcurrentStreams": 1000, "maxResetsPerSecond": 200,
+ *            "maxControlFramesPerSecond": 1000, "maxContinuationFrames": 32,
+ *            "idleTimeoutSeconds": 300 }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
  * and adapters/registry/hosts.ts for each part.
  */
 import { InvalidArgumentError } from "../lib/errors.ts";
+import { type CriLimits, DEFAULT_CRI_LIMITS } from "../adapters/cri/limits.ts";
 import { parseProxmoxConfig, type ProxmoxConfig } from "../adapters/proxmox/mod.ts";
 import { parseRegistrySettings, type RegistrySettings } from "../adapters/registry/mod.ts";
 import { defaultCniBinDirs, defaultCniConfDir } from "../adapters/cni/cni_network.ts";
@@ -59,6 +63,8 @@ export interface RuntimeConfig {
    * long a CT of pve-cri's that no stream knows is left before it is destroyed.
    */
   reconcile: { intervalSeconds: number; orphanGraceSeconds: number };
+  /** What CRI clients may do before they are cut off (adapters/cri/grpc_server.ts). */
+  cri: CriLimits;
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
@@ -70,6 +76,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   cni: { confDir: defaultCniConfDir, binDirs: defaultCniBinDirs, gcIntervalSeconds: 600 },
   hooks: { dirs: defaultHooksDirs },
   reconcile: { intervalSeconds: 30, orphanGraceSeconds: 300 },
+  cri: DEFAULT_CRI_LIMITS,
 };
 
 export function parseRuntimeConfig(text: string, source: string): RuntimeConfig {
@@ -157,6 +164,45 @@ export function parseRuntimeConfig(text: string, source: string): RuntimeConfig 
       intervalSeconds: seconds("intervalSeconds", 30),
       orphanGraceSeconds: seconds("orphanGraceSeconds", 300),
     },
+    cri: parseCriLimits(c.cri, source),
+  };
+}
+
+function parseCriLimits(value: unknown, source: string): CriLimits {
+  if (value === undefined) return DEFAULT_CRI_LIMITS;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidArgumentError(`${source}: cri must be an object`);
+  }
+  const given = value as Record<string, unknown>;
+  const count = (key: string, fallback: number): number => {
+    const n = given[key] ?? fallback;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`${source}: cri.${key} must be a whole number ≥ 1`);
+    }
+    return n;
+  };
+  const known = [
+    "maxConnections",
+    "maxConcurrentStreams",
+    "maxResetsPerSecond",
+    "maxControlFramesPerSecond",
+    "maxContinuationFrames",
+    "idleTimeoutSeconds",
+  ];
+  const unknown = Object.keys(given).find((key) => !known.includes(key));
+  if (unknown !== undefined) {
+    throw new InvalidArgumentError(
+      `${source}: cri.${unknown} is not a setting (${known.join(", ")})`,
+    );
+  }
+  const d = DEFAULT_CRI_LIMITS;
+  return {
+    maxConnections: count("maxConnections", d.maxConnections),
+    maxConcurrentStreams: count("maxConcurrentStreams", d.maxConcurrentStreams),
+    maxResetsPerSecond: count("maxResetsPerSecond", d.maxResetsPerSecond),
+    maxControlFramesPerSecond: count("maxControlFramesPerSecond", d.maxControlFramesPerSecond),
+    maxContinuationFrames: count("maxContinuationFrames", d.maxContinuationFrames),
+    idleTimeoutMs: count("idleTimeoutSeconds", d.idleTimeoutMs / 1000) * 1000,
   };
 }
 

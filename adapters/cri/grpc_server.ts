@@ -11,6 +11,7 @@ import { errorMessage, InvalidArgumentError, RuntimeError } from "../../lib/erro
 import type { Logger } from "../../lib/log.ts";
 import { acceptCall, type GrpcRoute } from "./grpc_call.ts";
 import { Http2Connection } from "./h2/mod.ts";
+import { type CriLimits, DEFAULT_CRI_LIMITS } from "./limits.ts";
 import { serviceMethods } from "./proto_methods.ts";
 import type { CriHandlers } from "./rpc.ts";
 import { type ServerLifecycle, wrap } from "./wrap.ts";
@@ -27,6 +28,8 @@ export interface CriServerOptions {
    * their work is in the log and the next start resumes it, so a stop need not wait for it.
    */
   graceMs?: number;
+  /** What clients may do: connections at once, and each connection's limits (limits.ts). */
+  limits?: Partial<CriLimits>;
 }
 
 export interface CriServer {
@@ -106,7 +109,8 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   }
   const unguard = keepServingOnStrayErrors(log);
   const connections = new Set<Http2Connection>();
-  const accepting = acceptLoop({ listener, connections, routes, log });
+  const limits = { ...DEFAULT_CRI_LIMITS, ...options.limits };
+  const accepting = acceptLoop({ listener, connections, routes, log, limits });
   log.info("CRI server listening", { address });
 
   let closing: Promise<void> | undefined;
@@ -195,8 +199,9 @@ async function acceptLoop(args: {
   connections: Set<Http2Connection>;
   routes: Map<string, GrpcRoute>;
   log: Logger;
+  limits: CriLimits;
 }): Promise<void> {
-  const { listener, connections, routes, log } = args;
+  const { listener, connections, routes, log, limits } = args;
   const route = (path: string) => routes.get(path);
   for (;;) {
     let socket: Deno.Conn;
@@ -211,9 +216,16 @@ async function acceptLoop(args: {
       await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
       continue;
     }
+    if (connections.size >= limits.maxConnections) {
+      log.warn("CRI client refused: too many connections", { max: limits.maxConnections });
+      socket.close();
+      continue;
+    }
     const connection = new Http2Connection(socket, {
       log,
       onStream: (stream) => acceptCall({ stream, route, log }),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      limits,
     });
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));

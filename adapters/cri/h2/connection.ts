@@ -55,11 +55,38 @@ export interface ConnectionOptions {
   idleTimeoutMs?: number;
   /** The client must send its preface and SETTINGS within this; 10 s by default. */
   prefaceTimeoutMs?: number;
+  /** What one client may do before it is cut off; DEFAULT_CONNECTION_LIMITS by default. */
+  limits?: Partial<ConnectionLimits>;
 }
+
+/** What one connection's client may do; past each, the connection ends with ENHANCE_YOUR_CALM. */
+export interface ConnectionLimits {
+  /** Streams open at once: SETTINGS_MAX_CONCURRENT_STREAMS, advertised; more are refused. */
+  maxConcurrentStreams: number;
+  /**
+   * Streams the client resets, or opens past the concurrency limit, per second: each costs a
+   * stream's setup, and a loop of them is the rapid-reset attack (CVE-2023-44487).
+   */
+  maxResetsPerSecond: number;
+  /**
+   * Frames per second that ask work of the server and carry nothing for a call: PING,
+   * SETTINGS, PRIORITY, empty DATA without END_STREAM, unknown types (floods, CVE-2019-9512,
+   * -9515, -9518).
+   */
+  maxControlFramesPerSecond: number;
+  /** CONTINUATION frames in one header block (CONTINUATION floods, CVE-2024-27316). */
+  maxContinuationFrames: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxConcurrentStreams: 1000,
+  maxResetsPerSecond: 200,
+  maxControlFramesPerSecond: 1000,
+  maxContinuationFrames: 32,
+};
 
 /** What we announce in our SETTINGS, and hold the peer to. */
 export const LOCAL_SETTINGS = {
-  maxConcurrentStreams: 1000,
   /** Each stream's receive window: requests are small, but nothing needs to wait for updates. */
   initialWindowSize: 1024 * 1024,
   maxHeaderListSize: 64 * 1024,
@@ -100,6 +127,8 @@ interface HeaderBlock {
   badPriority: boolean;
   fragments: Uint8Array[];
   length: number;
+  /** CONTINUATION frames so far. */
+  continuations: number;
 }
 
 let connectionCount = 0;
@@ -110,6 +139,9 @@ export class Http2Connection {
   readonly closed: Promise<void>;
   readonly #socket: ByteSocket;
   readonly #options: ConnectionOptions;
+  readonly #limits: ConnectionLimits;
+  /** This second's counts against the per-second limits. */
+  #rate = { since: 0, resets: 0, control: 0 };
   readonly #log: Logger;
   readonly #writer: SocketWriter;
   readonly #decoder = new HpackDecoder();
@@ -145,6 +177,7 @@ export class Http2Connection {
   constructor(socket: ByteSocket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
     this.#log = options.log.with({ connection: ++connectionCount });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#writer = new SocketWriter(socket, {
@@ -156,7 +189,7 @@ export class Http2Connection {
     });
     // The server preface may go out before the client's arrives (RFC 9113 §3.4).
     this.#writer.push(settingsFrame([
-      [Setting.MAX_CONCURRENT_STREAMS, LOCAL_SETTINGS.maxConcurrentStreams],
+      [Setting.MAX_CONCURRENT_STREAMS, this.#limits.maxConcurrentStreams],
       [Setting.INITIAL_WINDOW_SIZE, LOCAL_SETTINGS.initialWindowSize],
       [Setting.MAX_HEADER_LIST_SIZE, LOCAL_SETTINGS.maxHeaderListSize],
     ]));
@@ -285,6 +318,7 @@ export class Http2Connection {
     if (this.#headerBlock !== undefined && header.type !== FrameType.CONTINUATION) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "Header block interrupted");
     }
+    if (costsWithoutCarrying(header)) this.#count("control");
     switch (header.type) {
       case FrameType.DATA:
         return this.#onData(header, payload);
@@ -387,6 +421,7 @@ export class Http2Connection {
       badPriority,
       fragments: [fragment.slice()],
       length: fragment.length,
+      continuations: 0,
     };
     this.#checkHeaderBlockSize(this.#headerBlock);
     if (header.flags & Flag.END_HEADERS) this.#onHeaderBlock();
@@ -396,6 +431,12 @@ export class Http2Connection {
     const block = this.#headerBlock;
     if (block === undefined || block.streamId !== header.streamId) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block");
+    }
+    if (++block.continuations > this.#limits.maxContinuationFrames) {
+      throw new ConnectionError(
+        ErrorCode.ENHANCE_YOUR_CALM,
+        `More than ${this.#limits.maxContinuationFrames} CONTINUATION frames in one header block`,
+      );
     }
     block.fragments.push(payload.slice());
     block.length += payload.length;
@@ -460,7 +501,8 @@ export class Http2Connection {
       throw new StreamError(id, ErrorCode.PROTOCOL_ERROR, "Stream depends on itself");
     }
     if (this.#goawayLastId !== undefined) return; // after our GOAWAY: the client retries elsewhere
-    if (this.#goawayReceived || this.#streams.size >= LOCAL_SETTINGS.maxConcurrentStreams) {
+    if (this.#goawayReceived || this.#streams.size >= this.#limits.maxConcurrentStreams) {
+      this.#count("resets");
       this.#rememberClosed(id, "reset-by-us");
       this.#pushControl(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
       return;
@@ -569,6 +611,7 @@ export class Http2Connection {
     }
     const stream = this.#streams.get(id);
     if (stream === undefined) return;
+    this.#count("resets");
     const code = readUint32(payload, 0) as ErrorCode;
     this.#removeStream(stream, { kind: "reset", code, local: false });
   }
@@ -809,6 +852,22 @@ export class Http2Connection {
     }
   }
 
+  /** Counts one against this second's limit; past it, the connection ends. */
+  #count(kind: "resets" | "control"): void {
+    const now = performance.now();
+    if (now - this.#rate.since >= 1000) this.#rate = { since: now, resets: 0, control: 0 };
+    const limit = kind === "resets"
+      ? this.#limits.maxResetsPerSecond
+      : this.#limits.maxControlFramesPerSecond;
+    if (++this.#rate[kind] <= limit) return;
+    throw new ConnectionError(
+      ErrorCode.ENHANCE_YOUR_CALM,
+      kind === "resets"
+        ? `More than ${limit} streams reset or refused in a second`
+        : `More than ${limit} control frames in a second`,
+    );
+  }
+
   /** Remembers how a stream closed; past CLOSED_STREAMS_KEPT, the oldest is forgotten. */
   #rememberClosed(id: number, how: ClosedHow): void {
     this.#closedStreams.set(id, how);
@@ -922,6 +981,28 @@ export class Http2Connection {
       this.shutdown();
     };
     this.#idleTimer = setTimeout(check, idleMs);
+  }
+}
+
+/** A frame that makes the server work and carries nothing for a call. */
+function costsWithoutCarrying(header: FrameHeader): boolean {
+  switch (header.type) {
+    case FrameType.PING:
+    case FrameType.SETTINGS:
+      return (header.flags & Flag.ACK) === 0;
+    case FrameType.PRIORITY:
+      return true;
+    case FrameType.DATA:
+      return header.length === 0 && (header.flags & Flag.END_STREAM) === 0;
+    case FrameType.HEADERS:
+    case FrameType.RST_STREAM:
+    case FrameType.GOAWAY:
+    case FrameType.WINDOW_UPDATE:
+    case FrameType.CONTINUATION:
+    case FrameType.PUSH_PROMISE:
+      return false;
+    default:
+      return true; // unknown types are ignored, but each is read
   }
 }
 
