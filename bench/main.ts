@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
   lxc: () => import("./lxc.ts"),
   cni: () => import("./cni.ts"),
   recovery: () => import("./recovery.ts"),
+  h2: () => import("./h2.ts"),
 };
 
 const [prefix = "", suite] = Deno.args;
