@@ -20,7 +20,7 @@
  *   "reconcile": { "intervalSeconds": 30, "orphanGraceSeconds": 300 },
  *   "cri": { "maxConnections": 128, "maxConcurrentStreams": 1000, "maxResetsPerSecond": 200,
  *            "maxControlFramesPerSecond": 1000, "maxContinuationFrames": 32,
- *            "idleTimeoutSeconds": 300 }
+ *            "requestTimeoutSeconds": 60, "idleTimeoutSeconds": 300 }
  * }
  * ```
  * The Proxmox keys are needed for `--backend proxmox` only; see adapters/proxmox/config.ts
@@ -187,6 +187,7 @@ function parseCriLimits(value: unknown, source: string): CriLimits {
     "maxResetsPerSecond",
     "maxControlFramesPerSecond",
     "maxContinuationFrames",
+    "requestTimeoutSeconds",
     "idleTimeoutSeconds",
   ];
   const unknown = Object.keys(given).find((key) => !known.includes(key));
@@ -202,6 +203,7 @@ function parseCriLimits(value: unknown, source: string): CriLimits {
     maxResetsPerSecond: count("maxResetsPerSecond", d.maxResetsPerSecond),
     maxControlFramesPerSecond: count("maxControlFramesPerSecond", d.maxControlFramesPerSecond),
     maxContinuationFrames: count("maxContinuationFrames", d.maxContinuationFrames),
+    requestTimeoutMs: count("requestTimeoutSeconds", d.requestTimeoutMs / 1000) * 1000,
     idleTimeoutMs: count("idleTimeoutSeconds", d.idleTimeoutMs / 1000) * 1000,
   };
 }

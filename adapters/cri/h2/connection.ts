@@ -76,6 +76,11 @@ export interface ConnectionLimits {
   maxControlFramesPerSecond: number;
   /** CONTINUATION frames in one header block (CONTINUATION floods, CVE-2024-27316). */
   maxContinuationFrames: number;
+  /**
+   * How long a client may take to send a whole request (to its END_STREAM): a stream left
+   * half-sent is reset with CANCEL, so it cannot hold a call and keep its connection busy.
+   */
+  requestTimeoutMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -83,6 +88,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxResetsPerSecond: 200,
   maxControlFramesPerSecond: 1000,
   maxContinuationFrames: 32,
+  // A CRI request is one message; the largest (16 MiB) takes milliseconds on a unix socket.
+  requestTimeoutMs: 60_000,
 };
 
 /** What we announce in our SETTINGS, and hold the peer to. */
@@ -174,6 +181,8 @@ export class Http2Connection {
   #peerInitialWindow = DEFAULT_WINDOW_SIZE;
   #prefaceTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Looks for requests sent too slowly, while any stream's request is incomplete. */
+  #requestSweep: ReturnType<typeof setTimeout> | undefined;
   #idleSince = performance.now();
 
   constructor(socket: ByteSocket, options: ConnectionOptions) {
@@ -523,6 +532,10 @@ export class Http2Connection {
       receiveWindow: LOCAL_SETTINGS.initialWindowSize,
     });
     stream.remoteEnded = endStream;
+    if (!endStream) {
+      stream.openedAt = performance.now();
+      this.#armRequestSweep();
+    }
     const length = decoded.headers.find(([name]) => name === "content-length")?.[1];
     if (length !== undefined) {
       if (!/^\d{1,15}$/.test(length)) {
@@ -949,6 +962,7 @@ export class Http2Connection {
     this.#phase = "closed";
     clearTimeout(this.#prefaceTimer);
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#requestSweep);
     for (const stream of [...this.#streams.values()]) this.#removeStream(stream, { kind: "lost" });
     this.#ready.clear();
     if (flushMs > 0 && !this.#writer.closed) await within(this.#writer.drained(), flushMs);
@@ -960,6 +974,34 @@ export class Http2Connection {
     }
     this.#resolveClosed();
     return this.closed;
+  }
+
+  /**
+   * Resets streams whose request is still incomplete after requestTimeoutMs. One timer per
+   * connection, running only while some request is incomplete: most calls send their whole
+   * request at once and never meet it.
+   */
+  #armRequestSweep(): void {
+    if (this.#requestSweep !== undefined || this.#closing) return;
+    const timeoutMs = this.#limits.requestTimeoutMs;
+    this.#requestSweep = setTimeout(() => {
+      this.#requestSweep = undefined;
+      const now = performance.now();
+      let incomplete = false;
+      for (const stream of [...this.#streams.values()]) {
+        if (stream.remoteEnded) continue;
+        if (now - stream.openedAt < timeoutMs) {
+          incomplete = true;
+          continue;
+        }
+        this.#log.debug("HTTP/2 request not sent in time: resetting its stream", {
+          stream_id: stream.id,
+          timeout_ms: timeoutMs,
+        });
+        this.#resetStream(stream.id, ErrorCode.CANCEL);
+      }
+      if (incomplete) this.#armRequestSweep();
+    }, Math.max(10, timeoutMs / 4));
   }
 
   /**

@@ -62,6 +62,8 @@ export class StreamState {
    * with the stream; the connection still checks and flow-controls what the peer sends.
    */
   localEnded = false;
+  /** When the stream opened (performance.now()), for requests sent too slowly. */
+  openedAt = 0;
   /** The request's content-length, if it gave one, and the DATA bytes received so far. */
   contentLength: number | undefined;
   receivedBytes = 0;

@@ -123,3 +123,25 @@ Deno.test("a request message past 16 MiB is RESOURCE_EXHAUSTED from its length p
   const status = (response.trailers ?? response.headers).find(([name]) => name === "grpc-status");
   assert.equal(status?.[1], "8");
 });
+
+Deno.test("a request left half-sent past requestTimeoutMs is reset with CANCEL, and its handler told", async () => {
+  let signal: AbortSignal | undefined;
+  const stuck: UnaryHandler = (_request, ctx) => {
+    signal = ctx.signal;
+    return new Promise(() => {});
+  };
+  await using h = await serve({ runtime: { Version: version, RunPodSandbox: stuck } }, {
+    limits: { requestTimeoutMs: 200 },
+    graceMs: 100,
+  });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path)); // and never the message
+  const started = performance.now();
+  assert.equal((await h2.response(1)).rstCode, 8 /* CANCEL */);
+  assert.ok(performance.now() - started >= 190, "not before the timeout");
+  // A whole request on the same connection is unaffected.
+  h2.headers(3, grpcRequestHeaders(Version.path));
+  h2.data(3, grpcMessage(Version.encodeRequest({})), { endStream: true });
+  assert.equal((await h2.response(3)).rstCode, undefined);
+  assert.equal(signal, undefined, "the handler never ran: its request never came");
+});
