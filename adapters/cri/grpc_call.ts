@@ -89,6 +89,9 @@ const COPY_BELOW_BYTES = 64 * 1024;
 
 const RESPONSE_HEADERS: HeaderField[] = [[":status", "200"], ["content-type", "application/grpc"]];
 const ACCEPT_IDENTITY: HeaderField[] = [["grpc-accept-encoding", "identity"]];
+/** A lowercase token, or a pseudo-header's ':' and one (RFC 9110 §5.1, RFC 9113 §8.2.1). */
+const FIELD_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
 const TE_OR_CONNECTION = new Set([
   "connection",
   "keep-alive",
@@ -354,6 +357,11 @@ function readRequestHeaders(headers: readonly HeaderField[]): RequestHeaders | s
   const fields = new Map<string, string>();
   for (const [name, value] of headers) {
     if (name !== name.toLowerCase()) return `Header name "${name}" is not lowercase`;
+    // RFC 9113 §8.2.1: names are tokens (a leading ':' aside); values hold no NUL, CR or LF
+    // and neither start nor end with whitespace.
+    if (!FIELD_NAME.test(name)) return `Header name "${name}" holds a character it may not`;
+    if (FORBIDDEN_IN_VALUE.test(value)) return `Header "${name}" has a value with NUL, CR or LF`;
+    if (/^[ \t]|[ \t]$/.test(value)) return `Header "${name}" has a value padded with whitespace`;
     if (name.startsWith(":")) {
       if (fields.size > 0) return `Pseudo-header "${name}" after regular headers`;
       if (![":method", ":scheme", ":path", ":authority"].includes(name)) {

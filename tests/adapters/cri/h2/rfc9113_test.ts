@@ -286,3 +286,42 @@ Deno.test("RFC 9113 §8.1.1 DATA that differs from content-length: a stream erro
   assert.equal(await resetCode(h2, 3), ERROR.PROTOCOL_ERROR);
   await stillServes(h2, 5);
 });
+
+// ---- §8.2 HTTP Fields and §8.3 HTTP Control Data: each malformed request is a stream error ----
+
+const malformed: [string, [string, string][]][] = (() => {
+  const base = grpcRequestHeaders(Version.path);
+  const without = (name: string) => base.filter(([n]) => n !== name);
+  return [
+    ["§8.2 a field name with uppercase letters", [...base, ["X-Upper", "1"]]],
+    ["§8.2.1 a field name with a space", [...base, ["x name", "1"]]],
+    ["§8.2.1 a field name with a colon inside", [...base, ["x:y", "1"]]],
+    ["§8.2.1 a field value with NUL", [...base, ["x-a", "a\u0000b"]]],
+    ["§8.2.1 a field value with CR", [...base, ["x-a", "a\rb"]]],
+    ["§8.2.1 a field value with LF", [...base, ["x-a", "a\nb"]]],
+    ["§8.2.1 a field value starting with a space", [...base, ["x-a", " a"]]],
+    ["§8.2.1 a field value ending with a tab", [...base, ["x-a", "a\t"]]],
+    ["§8.2.2 a connection-specific field", [...base, ["connection", "keep-alive"]]],
+    ["§8.2.2 a transfer-encoding field", [...base, ["transfer-encoding", "chunked"]]],
+    ["§8.2.2 te other than trailers", [...without("te"), ["te", "gzip"]]],
+    ["§8.3 a pseudo-header after a regular field", [...base, [":authority", "late"]]],
+    ["§8.3 an unknown pseudo-header", [[":protocol", "x"], ...base]],
+    ["§8.3.1 a repeated pseudo-header", [[":path", "/x"], ...base]],
+    ["§8.3.1 no :method", without(":method")],
+    ["§8.3.1 no :scheme", without(":scheme")],
+    ["§8.3.1 no :path", without(":path")],
+    ["§8.3.1 an empty :path", [...without(":path"), [":path", ""]]],
+    ["§8.3.2 a response pseudo-header in a request", [[":status", "200"], ...base]],
+  ];
+})();
+
+for (const [rule, headers] of malformed) {
+  Deno.test(`RFC 9113 ${rule}: a malformed request, a stream error PROTOCOL_ERROR`, async () => {
+    await using h = await server();
+    await using h2 = await H2Client.connect(h.socketPath);
+    h2.headers(1, headers);
+    h2.data(1, grpcMessage(Version.encodeRequest({})), { endStream: true });
+    assert.equal(await resetCode(h2, 1), ERROR.PROTOCOL_ERROR);
+    await stillServes(h2, 3);
+  });
+}
