@@ -111,9 +111,9 @@ const HIGH_WATER_BYTES = 256 * 1024;
 const MAX_DATA_FRAME_BYTES = 64 * 1024;
 // Control frames we answer (PING, SETTINGS, RST_STREAM) cannot pile up beyond this.
 const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
-// One whole frame fits (a frame never exceeds our SETTINGS_MAX_FRAME_SIZE): an idle connection
-// holds 16 KiB for reading, not 64 (h2.conn_memory_kb went from 91 KB to ~40).
-const READ_BUFFER_BYTES = FRAME_HEADER_LENGTH + DEFAULT_MAX_FRAME_SIZE;
+// Enough for a CRI request (they are small); it doubles when a frame needs more. An idle
+// connection holds 4 KiB for reading, not 64 (h2.conn_memory_kb: 91 KB before).
+const READ_BUFFER_BYTES = 4 * 1024;
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
 // How long queued output (GOAWAY, last trailers) may take to leave when the connection ends.
@@ -245,7 +245,7 @@ export class Http2Connection {
         end += read;
         start = this.#process(buffer, start, end);
         if (this.#closing) return;
-        // Keep the unread partial frame at the front; a frame never exceeds the buffer.
+        // Keep the unread partial frame at the front; a full buffer doubles (below).
         if (start === end) {
           start = end = 0;
         } else if (start > 0) {
