@@ -19,7 +19,7 @@
  *   "hooks": { "dirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"] },
  *   "reconcile": { "intervalSeconds": 30, "orphanGraceSeconds": 300 },
  *   "cri": { "maxConnections": 128, "maxConcurrentStreams": 1000, "maxResetsPerSecond": 200,
- *            "maxControlFramesPerSecond": 1000, "maxContinuationFrames": 32,
+ *            "maxControlFramesPerSecond": 5000, "maxContinuationFrames": 32,
  *            "requestTimeoutSeconds": 60, "idleTimeoutSeconds": 300 }
  * }
  * ```

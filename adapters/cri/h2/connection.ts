@@ -86,7 +86,8 @@ export interface ConnectionLimits {
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxConcurrentStreams: 1000,
   maxResetsPerSecond: 200,
-  maxControlFramesPerSecond: 1000,
+  // grpc-go sends a BDP ping for at most every DATA frame it receives: a 4 MB listing, ~250.
+  maxControlFramesPerSecond: 5000,
   maxContinuationFrames: 32,
   // A CRI request is one message; the largest (16 MiB) takes milliseconds on a unix socket.
   requestTimeoutMs: 60_000,
