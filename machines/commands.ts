@@ -281,14 +281,34 @@ export async function observeContainerExit(
   return true;
 }
 
+export type AdoptSandbox = Extract<NewEvent, { type: "SandboxAdopted" }>["data"] & {
+  id: string;
+};
+
+/**
+ * Takes back a pod whose stream the log lost, as its containers' CTs name it: NotReady, for
+ * them to be adopted into. Refused (thrown) when the log knows the stream (removed or live).
+ */
+export async function adoptSandbox(registry: Registry, command: AdoptSandbox): Promise<void> {
+  if (registry.get(command.id) !== undefined || registry.store.streamInfo(command.id)) {
+    throw new FailedPreconditionError(`Sandbox "${command.id}" is in the log: not adopted`);
+  }
+  const { id, ...data } = command;
+  await registry.commit([{
+    actor: registry.newActor("sandbox", id),
+    events: [{ type: "SandboxAdopted", data }],
+    meta: { cause: "reconcile" },
+  }]);
+}
+
 export type AdoptContainer = Extract<NewEvent, { type: "ContainerAdopted" }>["data"] & {
   id: string;
 };
 
 /**
  * Takes back a container whose stream the log lost (its CT names it): admitted into its
- * sandbox, which must be ready and must not hold the name, and recorded in the state its CT is
- * in. Refused (thrown) otherwise; the CT is then left to the orphan rule.
+ * sandbox, which must be ready (or adopted itself) and must not hold the name, and recorded in
+ * the state its CT is in. Refused (thrown) otherwise; the CT is then left to the orphan rule.
  */
 export async function adoptContainer(registry: Registry, command: AdoptContainer): Promise<void> {
   const sandbox = registry.get(command.sandboxId) as StreamActor<SandboxContext> | undefined;
@@ -298,7 +318,7 @@ export async function adoptContainer(registry: Registry, command: AdoptContainer
   const meta = { cause: "reconcile" };
   await sandbox.enqueue(async () => {
     const state = await settled(sandbox);
-    if (state.value !== "ready") {
+    if (state.value !== "ready" && state.value !== "adopted") {
       throw new FailedPreconditionError(`Sandbox "${sandbox.stream}" is ${state.value}`);
     }
     const { id, ...data } = command;

@@ -137,6 +137,13 @@ export const catalog = {
       },
     },
   }),
+  SandboxAdopted: spec({
+    kind: "sandbox",
+    version: 1,
+    doc: "A pod whose stream the log lost was taken back, NotReady, from its containers' CTs " +
+      "(pod name, namespace and uid; its own config is not on record)",
+    shape: object({ metadata: podMetadata, config: json, createdAt: integer }),
+  }),
   NamespacesPinned: spec({
     kind: "sandbox",
     version: 1,

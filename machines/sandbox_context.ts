@@ -78,6 +78,13 @@ export function evolveSandbox(context: SandboxContext, event: DomainEvent): Sand
         networks: event.data.networks,
         createdAt: event.time,
       };
+    case "SandboxAdopted":
+      return {
+        ...context,
+        metadata: event.data.metadata,
+        config: event.data.config,
+        createdAt: event.data.createdAt,
+      };
     case "NamespacesPinned":
       return { ...context, namespaces: event.data.paths };
     case "CniAddStarted":

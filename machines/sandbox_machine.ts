@@ -40,7 +40,23 @@ export const sandboxMachine = setup({
   context: ({ input }) => initialSandboxContext(input.id),
   states: {
     new: {
-      on: { SandboxRequested: { target: "pinning", actions: "record" } },
+      on: {
+        SandboxRequested: { target: "pinning", actions: "record" },
+        SandboxAdopted: { target: "adopted", actions: "record" },
+      },
+    },
+    /**
+     * Taken back from its containers' CTs after the log lost it: NotReady (its network and
+     * config are not on record), its containers adopted into it; the kubelet stops and
+     * removes it (each step tolerates what is already gone).
+     */
+    adopted: {
+      tags: ["settled"],
+      on: {
+        ContainerAdmitted: { actions: "record" },
+        SandboxStopRequested: { target: "stoppingContainers", actions: "record" },
+        SandboxRemoveRequested: { target: "stoppingContainers", actions: "record" },
+      },
     },
     pinning: {
       entry: "pinNamespaces",

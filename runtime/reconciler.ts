@@ -5,7 +5,8 @@
  *
  * - a CT tagged `pve-cri` whose description names a container this log never had (lost with an
  *   old backup of it) is adopted: its stream rebuilt from the description, in the state of the
- *   CT, when its pod is here and ready; any other CT whose container no live stream holds (a
+ *   CT, when its pod is here and ready, or was lost with it (the pod is then adopted too,
+ *   NotReady, for the kubelet to replace); any other CT whose container no live stream holds (a
  *   removal that died with its record) is destroyed once it has been seen for the grace
  *   period; a CT without pve-cri's tag and identity is never touched;
  * - node state (include files, monitor dirs, exit files, pinned namespaces, pod files) of a
@@ -25,6 +26,7 @@ import { errorMessage, FailedPreconditionError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   adoptContainer,
+  adoptSandbox,
   observeContainerExit,
   observeNamespacesLost,
   observeNetworkLost,
@@ -32,6 +34,7 @@ import {
 import type { ContainerContext } from "../machines/container_context.ts";
 import type { SandboxContext } from "../machines/sandbox_context.ts";
 import type { Registry } from "../machines/registry.ts";
+import type { SandboxSpec } from "./api.ts";
 import { type CtAdoption, type CtIdentity, identityOf, ownerTag } from "./ct_identity.ts";
 
 export type DriftKind =
@@ -302,7 +305,7 @@ export class Reconciler {
       };
     }
     // A stream this log never had (lost with an old backup of it): taken back when the CT
-    // carries enough to rebuild it and its pod is here and ready.
+    // carries enough to rebuild it and its pod is here and ready, or was lost with it.
     if (
       identity.adoption !== undefined &&
       registry.store.streamInfo(identity.containerId) === undefined
@@ -346,6 +349,36 @@ export class Reconciler {
   }
 }
 
+/**
+ * What an adopted pod's spec can be: its identity and the labels the kubelet finds pods by;
+ * the rest (hostname, DNS, ports, log directory) is not on any CT.
+ */
+function adoptedSandboxSpec(identity: CtIdentity): SandboxSpec {
+  const metadata = {
+    name: identity.podName,
+    uid: identity.podUid,
+    namespace: identity.podNamespace,
+    attempt: 0,
+  };
+  return {
+    metadata,
+    hostname: "",
+    logDirectory: "",
+    dnsConfig: null,
+    portMappings: [],
+    labels: {
+      "io.kubernetes.pod.name": identity.podName,
+      "io.kubernetes.pod.namespace": identity.podNamespace,
+      "io.kubernetes.pod.uid": identity.podUid,
+    },
+    annotations: {},
+    hostNetwork: false,
+    cgroupParent: "",
+    sysctls: {},
+    runtimeHandler: "",
+  };
+}
+
 /** Rebuilds the container's stream from its CT: its state from the CT's and the node's. */
 async function adoptFrom(
   registry: Registry,
@@ -362,6 +395,22 @@ async function adoptFrom(
     processes?.monitorAlive(identity.containerId) === false
   ) {
     throw new FailedPreconditionError("its CT runs without a monitor: its exit could not be seen");
+  }
+  // Its pod lost with it (nothing in the log names it): taken back first, NotReady.
+  if (
+    registry.get(identity.sandboxId) === undefined && !registry.store.streamInfo(identity.sandboxId)
+  ) {
+    await adoptSandbox(registry, {
+      id: identity.sandboxId,
+      metadata: {
+        name: identity.podName,
+        uid: identity.podUid,
+        namespace: identity.podNamespace,
+        attempt: 0,
+      },
+      config: adoptedSandboxSpec(identity),
+      createdAt: adoption.createdAt,
+    });
   }
   await adoptContainer(registry, {
     id: identity.containerId,

@@ -82,6 +82,11 @@ export function samplePayload(
     CniDelFailed: { name: attached.name, ifname: attached.ifname, error: "del failed" },
     NamespacesUnpinned: {},
     NamespacesUnpinFailed: { error: "busy" },
+    SandboxAdopted: {
+      metadata: { name: "web", uid: "u-1", namespace: "default", attempt: 0 },
+      config: { labels: { "io.kubernetes.pod.name": "web" } },
+      createdAt: 1_700_000_000_000,
+    },
     NamespacesLost: { missing: ["net"] },
     NetworkLost: { missing: ["eth0"] },
     SandboxRemoveRequested: {},

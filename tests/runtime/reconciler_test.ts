@@ -270,19 +270,33 @@ Deno.test({
   },
 });
 
+/** Copies an SQLite log with its WAL files (those there are). */
+function copyLog(from: string, to: string): void {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    try {
+      Deno.copyFileSync(from + suffix, to + suffix);
+    } catch {
+      // not there: nor in the copy
+    }
+  }
+}
+
+/** Puts a backup of the log in its place, as an operator restoring an old one would. */
+function restoreLog(backup: string, database: string): void {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    try {
+      Deno.removeSync(database + suffix);
+    } catch {
+      // not there
+    }
+  }
+  copyLog(backup, database);
+}
+
 Deno.test("reconciliation adopts the CTs of containers a log restored from an old backup lost: their state, config and name come back", async () => {
   using dir = tempDir();
   const stateDir = `${dir.path}/state`;
   const database = databasePath(stateDir);
-  const copyLog = (from: string, to: string) => {
-    for (const suffix of ["", "-wal", "-shm"]) {
-      try {
-        Deno.copyFileSync(from + suffix, to + suffix);
-      } catch {
-        // not there: nor in the copy
-      }
-    }
-  };
   let rt = await openMemoryRuntime(dir.path);
   const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
   await rt.close();
@@ -299,14 +313,7 @@ Deno.test("reconciliation adopts the CTs of containers a log restored from an ol
   const before = rt.runtime.container(runs.id)!;
   await rt.close();
   // The log goes back to the backup: it never heard of either container.
-  for (const suffix of ["", "-wal", "-shm"]) {
-    try {
-      Deno.removeSync(database + suffix);
-    } catch {
-      // not there
-    }
-  }
-  copyLog(`${dir.path}/backup.db`, database);
+  restoreLog(`${dir.path}/backup.db`, database);
 
   rt = await openMemoryRuntime(dir.path);
   try {
@@ -333,6 +340,43 @@ Deno.test("reconciliation adopts the CTs of containers a log restored from an ol
     for (const c of [runs, made]) {
       await assert.rejects(rt.api.ctStatus({ vmid: c.vmid! }), /does not exist/);
     }
+  } finally {
+    await rt.close();
+  }
+});
+
+Deno.test("reconciliation adopts a pod the log lost with its containers: NotReady, named as before, its containers in it, and removable", async () => {
+  using dir = tempDir();
+  const stateDir = `${dir.path}/state`;
+  const database = databasePath(stateDir);
+  let rt = await openMemoryRuntime(dir.path);
+  await rt.close();
+  copyLog(database, `${dir.path}/backup.db`); // from before the pod existed
+  rt = await openMemoryRuntime(dir.path);
+  const pod = await rt.runtime.runPodSandbox(sandboxSpec("lost"), call);
+  const runs = await rt.runtime.createContainer(pod.id, containerSpec("runs"), call);
+  await rt.runtime.startContainer(runs.id, call);
+  await rt.close();
+  restoreLog(`${dir.path}/backup.db`, database);
+
+  rt = await openMemoryRuntime(dir.path);
+  try {
+    await rt.reconciler.run({ repair: true });
+    assert.deepEqual(rt.store.readStream(pod.id).map((e) => e.type), [
+      "SandboxAdopted",
+      "ContainerAdmitted",
+    ]);
+    const adopted = rt.runtime.sandbox(pod.id)!;
+    assert.equal(adopted.state, "SANDBOX_NOTREADY");
+    assert.deepEqual(adopted.spec.metadata, { ...sandboxSpec("lost").metadata, attempt: 0 });
+    assert.equal(adopted.spec.labels["io.kubernetes.pod.uid"], sandboxSpec("lost").metadata.uid);
+    assert.deepEqual(adopted.containerIds, [runs.id]);
+    assert.equal(rt.runtime.container(runs.id)!.state, "CONTAINER_RUNNING");
+    assert.deepEqual(await rt.reconciler.run({ repair: false }), [], "nothing differs now");
+    // The kubelet replaces it: stop and remove take down its container and CT.
+    await rt.runtime.stopPodSandbox(pod.id, call);
+    await rt.runtime.removePodSandbox(pod.id, call);
+    await assert.rejects(rt.api.ctStatus({ vmid: runs.vmid! }), /does not exist/);
   } finally {
     await rt.close();
   }
