@@ -74,3 +74,84 @@ export class Journal<T> {
     this.#file.close();
   }
 }
+
+/**
+ * A journal's entries by key, each parsed when first asked for: a restart indexes the lines
+ * (the last line of a key wins; a removal line drops it) without parsing them, so a node with
+ * 10,000 CTs is serving before it has read them all.
+ */
+export class LazyEntries<K, V> {
+  readonly #entries = new Map<K, V | string>();
+  readonly #parse: (line: string) => V;
+
+  constructor(options: {
+    lines: readonly string[];
+    /** The key a line is about, read without parsing it; undefined skips the line. */
+    keyOf: (line: string) => K | undefined;
+    /** A line that removes its key. */
+    removes: (line: string) => boolean;
+    parse: (line: string) => V;
+  }) {
+    this.#parse = options.parse;
+    for (const line of options.lines) {
+      const key = options.keyOf(line);
+      if (key === undefined) continue;
+      if (options.removes(line)) this.#entries.delete(key);
+      else this.#entries.set(key, line);
+    }
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  has(key: K): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** The entry; a line that does not parse is dropped, as a damaged line is. */
+  get(key: K): V | undefined {
+    const entry = this.#entries.get(key);
+    if (typeof entry !== "string") return entry;
+    try {
+      const value = this.#parse(entry);
+      this.#entries.set(key, value);
+      return value;
+    } catch {
+      this.#entries.delete(key);
+      return undefined;
+    }
+  }
+
+  set(key: K, value: V): void {
+    this.#entries.set(key, value);
+  }
+
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
+  }
+
+  /** Every entry, parsed. */
+  *entries(): Generator<[K, V]> {
+    for (const key of [...this.#entries.keys()]) {
+      const value = this.get(key);
+      if (value !== undefined) yield [key, value];
+    }
+  }
+
+  *values(): Generator<V> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  /**
+   * Keys whose unparsed line holds `text`, and every key already parsed: to find the few that
+   * matter without parsing them all.
+   */
+  keysWhereLineHas(text: string): K[] {
+    const keys: K[] = [];
+    for (const [key, entry] of this.#entries) {
+      if (typeof entry !== "string" || entry.includes(text)) keys.push(key);
+    }
+    return keys;
+  }
+}

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import type { CtCreateSpec, CtDriver, CtRunSpec, CtRuntimeStatus, TaskLog } from "./driver.ts";
-import { Journal } from "./journal.ts";
+import { Journal, LazyEntries } from "./journal.ts";
 
 interface MemoryCt {
   state: "running" | "stopped";
@@ -26,7 +26,7 @@ export interface MemoryDriverOptions {
 export class MemoryDriver implements CtDriver {
   readonly #options: MemoryDriverOptions;
   readonly #now: () => number;
-  readonly #cts = new Map<number, MemoryCt>();
+  readonly #cts: LazyEntries<number, MemoryCt>;
   readonly #journal: Journal<Entry>;
   #nextPid = 20000;
 
@@ -35,10 +35,20 @@ export class MemoryDriver implements CtDriver {
     this.#now = options.now ?? Date.now;
     Deno.mkdirSync(options.dir, { recursive: true });
     this.#journal = new Journal(join(options.dir, "memory.jsonl"));
-    for (const { vmid, ct } of this.#journal.read()) {
-      if (ct === null) this.#cts.delete(vmid);
-      else this.#cts.set(vmid, ct);
-      if (ct?.pid !== undefined && ct.pid >= this.#nextPid) this.#nextPid = ct.pid + 1;
+    this.#cts = new LazyEntries({
+      lines: this.#journal.readLines(),
+      keyOf: (line) => {
+        const vmid = /^\{"vmid":(\d+),/.exec(line)?.[1];
+        return vmid === undefined ? undefined : Number(vmid);
+      },
+      removes: (line) => line.endsWith(',"ct":null}'),
+      // A removal line is never the last of its key here: `removes` dropped the key.
+      parse: (line) => (JSON.parse(line) as Entry).ct as MemoryCt,
+    });
+    // Only a running CT has a pid: those few are parsed now.
+    for (const vmid of this.#cts.keysWhereLineHas('"pid":')) {
+      const pid = this.#cts.get(vmid)?.pid;
+      if (pid !== undefined && pid >= this.#nextPid) this.#nextPid = pid + 1;
     }
   }
 
@@ -107,7 +117,7 @@ export class MemoryDriver implements CtDriver {
     this.#cts.set(vmid, ct);
     this.#journal.append({ vmid, ct });
     if (this.#journal.lines > 4 * this.#cts.size + 1000) {
-      this.#journal.rewrite([...this.#cts].map(([id, c]) => ({ vmid: id, ct: c })));
+      this.#journal.rewrite([...this.#cts.entries()].map(([id, c]) => ({ vmid: id, ct: c })));
     }
   }
 }

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { listDir, removeIfExists } from "./files.ts";
 import { handlerError } from "./http_error.ts";
-import { Journal } from "./journal.ts";
+import { Journal, LazyEntries } from "./journal.ts";
 
 export interface StorageDefinition {
   id: string;
@@ -53,7 +53,7 @@ const templateFormats: readonly [RegExp, string][] = [
 export class SimStorage {
   readonly #dir: string;
   readonly #storages: Map<string, StorageDefinition>;
-  readonly #disks = new Map<string, DiskRecord>();
+  readonly #disks: LazyEntries<string, DiskRecord>;
   readonly #journal: Journal<DiskEntry>;
 
   constructor(dir: string, storages: readonly StorageDefinition[]) {
@@ -61,10 +61,12 @@ export class SimStorage {
     this.#storages = new Map(storages.map((s) => [s.id, s]));
     Deno.mkdirSync(dir, { recursive: true });
     this.#journal = new Journal(join(dir, "disks.jsonl"));
-    for (const entry of this.#journal.read()) {
-      if (entry.size === null) this.#disks.delete(entry.volid);
-      else this.#disks.set(entry.volid, { ...entry, size: entry.size });
-    }
+    this.#disks = new LazyEntries({
+      lines: this.#journal.readLines(),
+      keyOf: (line) => /^\{"volid":"([^"\\]+)"/.exec(line)?.[1],
+      removes: (line) => line.includes('"size":null'),
+      parse: (line) => JSON.parse(line) as DiskRecord,
+    });
   }
 
   definitions(): StorageDefinition[] {

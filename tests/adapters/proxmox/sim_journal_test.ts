@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Journal } from "../../../adapters/proxmox/sim/journal.ts";
+import { Journal, LazyEntries } from "../../../adapters/proxmox/sim/journal.ts";
 import { TaskManager } from "../../../adapters/proxmox/sim/tasks.ts";
 import { silentLogger } from "../../../lib/log.ts";
 import { tempDir } from "../../_support/temp_dir.ts";
@@ -91,4 +91,33 @@ Deno.test("A full task journal starts over: finished tasks stay listed from the 
   assert.equal(after.get(slow)?.exitstatus, "OK");
   assert.deepEqual(after.list({}).map((t) => t.upid).sort(), [first, second, slow].sort());
   after.close();
+});
+
+Deno.test("LazyEntries: the last line of a key wins, a removal drops it, a damaged line is as if never written", () => {
+  const lines = [
+    '{"id":"a","n":1}',
+    '{"id":"b","n":2}',
+    '{"id":"a","n":3}',
+    '{"id":"c","n":4}',
+    '{"id":"c","gone":true}',
+    '{"id":"d","n":',
+  ];
+  let parsed = 0;
+  const entries = new LazyEntries<string, { n: number }>({
+    lines,
+    keyOf: (line) => /^\{"id":"(\w+)"/.exec(line)?.[1],
+    removes: (line) => line.includes('"gone":true'),
+    parse: (line) => {
+      parsed++;
+      return JSON.parse(line);
+    },
+  });
+  assert.equal(parsed, 0, "nothing parsed until asked for");
+  assert.deepEqual(entries.keysWhereLineHas('"n":2'), ["b"], "found without parsing");
+  assert.equal(parsed, 0);
+  assert.deepEqual([entries.has("a"), entries.has("c"), entries.has("d")], [true, false, true]);
+  assert.equal(entries.get("a")?.n, 3);
+  assert.equal(entries.get("d"), undefined);
+  assert.equal(entries.has("d"), false, "dropped once found damaged");
+  assert.deepEqual([...entries.entries()].map(([key, { n }]) => [key, n]), [["a", 3], ["b", 2]]);
 });
