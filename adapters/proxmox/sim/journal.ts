@@ -76,13 +76,18 @@ export class Journal<T> {
 }
 
 /**
- * A journal's entries by key, each parsed when first asked for: a restart indexes the lines
- * (the last line of a key wins; a removal line drops it) without parsing them, so a node with
- * 10,000 CTs is serving before it has read them all.
+ * A journal's entries by key, each parsed when first asked for: a restart keeps the lines and
+ * indexes them by key (the last line of a key wins; a removal line drops it) on first use,
+ * without parsing them, so a node with 10,000 CTs is serving before it has read them.
  */
 export class LazyEntries<K, V> {
-  readonly #entries = new Map<K, V | string>();
-  readonly #parse: (line: string) => V;
+  readonly #options: {
+    keyOf: (line: string) => K | undefined;
+    removes: (line: string) => boolean;
+    parse: (line: string) => V;
+  };
+  #lines: readonly string[] | undefined;
+  #indexed: Map<K, V | string> | undefined;
 
   constructor(options: {
     lines: readonly string[];
@@ -92,13 +97,21 @@ export class LazyEntries<K, V> {
     removes: (line: string) => boolean;
     parse: (line: string) => V;
   }) {
-    this.#parse = options.parse;
-    for (const line of options.lines) {
-      const key = options.keyOf(line);
+    this.#options = options;
+    this.#lines = options.lines;
+  }
+
+  get #entries(): Map<K, V | string> {
+    if (this.#indexed !== undefined) return this.#indexed;
+    const entries = new Map<K, V | string>();
+    for (const line of this.#lines ?? []) {
+      const key = this.#options.keyOf(line);
       if (key === undefined) continue;
-      if (options.removes(line)) this.#entries.delete(key);
-      else this.#entries.set(key, line);
+      if (this.#options.removes(line)) entries.delete(key);
+      else entries.set(key, line);
     }
+    this.#lines = undefined;
+    return this.#indexed = entries;
   }
 
   get size(): number {
@@ -111,14 +124,15 @@ export class LazyEntries<K, V> {
 
   /** The entry; a line that does not parse is dropped, as a damaged line is. */
   get(key: K): V | undefined {
-    const entry = this.#entries.get(key);
+    const entries = this.#entries;
+    const entry = entries.get(key);
     if (typeof entry !== "string") return entry;
     try {
-      const value = this.#parse(entry);
-      this.#entries.set(key, value);
+      const value = this.#options.parse(entry);
+      entries.set(key, value);
       return value;
     } catch {
-      this.#entries.delete(key);
+      entries.delete(key);
       return undefined;
     }
   }

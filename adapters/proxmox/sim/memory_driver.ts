@@ -16,6 +16,9 @@ interface MemoryCt {
 /** One journal line: a CT's new state, or its removal. */
 type Entry = { vmid: number; ct: MemoryCt | null };
 
+/** How each journal line starts (JSON.stringify keeps the key order it was written in). */
+const VMID_FIELD = '{"vmid":';
+
 export interface MemoryDriverOptions {
   dir: string;
   now?: () => number;
@@ -28,7 +31,8 @@ export class MemoryDriver implements CtDriver {
   readonly #now: () => number;
   readonly #cts: LazyEntries<number, MemoryCt>;
   readonly #journal: Journal<Entry>;
-  #nextPid = 20000;
+  /** Set from the journal when the first CT starts. */
+  #nextPid: number | undefined;
 
   constructor(options: MemoryDriverOptions) {
     this.#options = options;
@@ -38,18 +42,14 @@ export class MemoryDriver implements CtDriver {
     this.#cts = new LazyEntries({
       lines: this.#journal.readLines(),
       keyOf: (line) => {
-        const vmid = /^\{"vmid":(\d+),/.exec(line)?.[1];
-        return vmid === undefined ? undefined : Number(vmid);
+        if (!line.startsWith(VMID_FIELD)) return undefined;
+        const vmid = Number(line.slice(VMID_FIELD.length, line.indexOf(",", VMID_FIELD.length)));
+        return Number.isInteger(vmid) ? vmid : undefined;
       },
       removes: (line) => line.endsWith(',"ct":null}'),
       // A removal line is never the last of its key here: `removes` dropped the key.
       parse: (line) => (JSON.parse(line) as Entry).ct as MemoryCt,
     });
-    // Only a running CT has a pid: those few are parsed now.
-    for (const vmid of this.#cts.keysWhereLineHas('"pid":')) {
-      const pid = this.#cts.get(vmid)?.pid;
-      if (pid !== undefined && pid >= this.#nextPid) this.#nextPid = pid + 1;
-    }
   }
 
   create(spec: CtCreateSpec): Promise<void> {
@@ -61,7 +61,7 @@ export class MemoryDriver implements CtDriver {
   start(spec: CtRunSpec, _log: TaskLog): Promise<void> {
     this.#save(spec.vmid, {
       state: "running",
-      pid: this.#nextPid++,
+      pid: this.#takePid(),
       startedAt: this.#now(),
       spec,
     });
@@ -107,6 +107,18 @@ export class MemoryDriver implements CtDriver {
   close(): Promise<void> {
     this.#journal.close();
     return Promise.resolve();
+  }
+
+  #takePid(): number {
+    if (this.#nextPid === undefined) {
+      this.#nextPid = 20000;
+      // Only a running CT has a pid: those few lines are parsed.
+      for (const vmid of this.#cts.keysWhereLineHas('"pid":')) {
+        const pid = this.#cts.get(vmid)?.pid;
+        if (pid !== undefined && pid >= this.#nextPid) this.#nextPid = pid + 1;
+      }
+    }
+    return this.#nextPid++;
   }
 
   #load(vmid: number): MemoryCt | undefined {

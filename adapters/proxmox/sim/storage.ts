@@ -50,6 +50,9 @@ const templateFormats: readonly [RegExp, string][] = [
   [/\.tar$/, "tar"],
 ];
 
+/** How each disk journal line starts (JSON.stringify keeps the key order it was written in). */
+const VOLID_FIELD = '{"volid":"';
+
 export class SimStorage {
   readonly #dir: string;
   readonly #storages: Map<string, StorageDefinition>;
@@ -63,7 +66,10 @@ export class SimStorage {
     this.#journal = new Journal(join(dir, "disks.jsonl"));
     this.#disks = new LazyEntries({
       lines: this.#journal.readLines(),
-      keyOf: (line) => /^\{"volid":"([^"\\]+)"/.exec(line)?.[1],
+      keyOf: (line) =>
+        line.startsWith(VOLID_FIELD)
+          ? line.slice(VOLID_FIELD.length, line.indexOf('"', VOLID_FIELD.length))
+          : undefined,
       removes: (line) => line.includes('"size":null'),
       parse: (line) => JSON.parse(line) as DiskRecord,
     });
