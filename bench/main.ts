@@ -20,6 +20,16 @@ const suites: Record<string, () => Promise<{ benchmarks: Benchmark[] }>> = {
 
 const [prefix = "", suite] = Deno.args;
 
+if (prefix === "--help" || prefix === "-h") {
+  console.log(`Usage: deno task bench [PREFIX]
+
+Runs the benchmarks whose result names start with PREFIX (all without one), each suite in a
+process of its own, and prints one JSON object per result on stdout. Suites: ${
+    Object.keys(suites).join(", ")
+  }.`);
+  Deno.exit(0);
+}
+
 if (suite === undefined) {
   for (const name of Object.keys(suites)) {
     const { code } = await new Deno.Command(Deno.execPath(), {

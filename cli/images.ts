@@ -26,7 +26,7 @@ import {
   localBackend,
   remoteBackend,
 } from "./images_backend.ts";
-import { parseCommandLine, UsageError } from "./args.ts";
+import { parseCommandLine, UsageError } from "../lib/command_line.ts";
 import { type Output, table } from "./output.ts";
 import { humanBytes, ProgressView } from "./progress_view.ts";
 

@@ -16,7 +16,7 @@ import { databasePath, defaultStateDir } from "../lib/paths.ts";
 import { upcastEvent } from "../machines/events.ts";
 import { EventStore, StoreUnavailableError } from "../store/mod.ts";
 import { listView, stateView, timelineView, verifyView } from "./replay_views.ts";
-import { parseCommandLine, UsageError } from "./args.ts";
+import { parseCommandLine, UsageError } from "../lib/command_line.ts";
 import type { Output } from "./output.ts";
 
 export const replayUsage =

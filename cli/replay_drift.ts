@@ -7,7 +7,7 @@ import { isAlive } from "../adapters/lxc/proc.ts";
 import { errorMessage } from "../lib/errors.ts";
 import { defaultStateDir } from "../lib/paths.ts";
 import { readServerInfo } from "../lib/state_dir_lock.ts";
-import { parseCommandLine } from "./args.ts";
+import { parseCommandLine } from "../lib/command_line.ts";
 import { type Output, table } from "./output.ts";
 import { replayUsage } from "./replay.ts";
 

@@ -16,7 +16,7 @@ import {
   openRuntime,
   StateDirInUseError,
 } from "../runtime/open_runtime.ts";
-import { parseCommandLine, UsageError } from "./args.ts";
+import { parseCommandLine, UsageError } from "../lib/command_line.ts";
 import type { Output } from "./output.ts";
 
 export const version = "0.1.0";

@@ -5,18 +5,29 @@
  * against the memory backend. Prints one JSON summary line; exit 1 on a crash, a hang or an
  * unclean `replay --verify`.
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../lib/command_line.ts";
 import { runFuzz } from "./run.ts";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
+let line;
+try {
+  line = parseCommandLine(Deno.args, {
     seed: { type: "string" },
     seconds: { type: "string", default: "600" },
     connections: { type: "string", default: "8" },
-  },
-});
+  });
+} catch (error) {
+  console.error(`pve-cri fuzz: ${(error as Error).message}`);
+  Deno.exit(2);
+}
+if (line.help) {
+  console.log(`Usage: deno task fuzz [N] [--seed S] [--seconds T] [--connections C]
+
+Sends N generated and mutated CRI requests (default 100,000; at most T seconds, default 600;
+C connections at once, default 8) to deno task start on the memory backend, and prints one
+JSON summary line. Exit status: 0 clean, 1 a crash, a hang or an unclean replay --verify.`);
+  Deno.exit(0);
+}
+const { values, positionals } = line;
 const dir = Deno.makeTempDirSync({ prefix: "pve-cri-fuzz-" });
 try {
   const summary = await runFuzz({

@@ -17,5 +17,10 @@ export function currentDescriptor(): protobuf.INamespace {
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    // deno-lint-ignore no-console
+    console.log("Usage: deno task proto\n\nWrites proto/descriptor.json from proto/*.proto.");
+    Deno.exit(0);
+  }
   Deno.writeTextFileSync(DESCRIPTOR_PATH, JSON.stringify(currentDescriptor(), null, 2) + "\n");
 }

@@ -38,3 +38,30 @@ Deno.test("replay and images name an unknown option as typed and exit 2", async 
   assert.equal(await runDrift(["--drift", "--http"], drift), 2);
   assert.deepEqual(drift.stderr, ['pve-cri replay: option "--http" needs a value']);
 });
+
+Deno.test("sim, fuzz, bench and proto print their usage on --help and exit 0; sim names an unknown option", async () => {
+  const run = (script: string, ...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", new URL(`../../${script}`, import.meta.url).pathname, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  for (
+    const script of [
+      "adapters/proxmox/sim/main.ts",
+      "fuzz/main.ts",
+      "bench/main.ts",
+      "proto/descriptor.ts",
+    ]
+  ) {
+    const { code, stdout } = await run(script, "--help");
+    assert.equal(code, 0, script);
+    assert.match(new TextDecoder().decode(stdout), /^Usage: deno task \w+/, script);
+  }
+  const bad = await run("adapters/proxmox/sim/main.ts", "--bogus");
+  assert.equal(bad.code, 2);
+  assert.equal(
+    new TextDecoder().decode(bad.stderr).trim(),
+    'pve-cri sim: unknown option "--bogus" (see --help)',
+  );
+});

@@ -6,16 +6,30 @@
  * `deno task start --backend proxmox`), until SIGINT/SIGTERM. With `--driver lxc` its CTs are
  * real LXC containers (root), and the config file says where pve-cri finds them.
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../../../lib/command_line.ts";
 import { rootLogger } from "../../../lib/log.ts";
 import { dirname, resolve } from "node:path";
 import { LxcDriver } from "./lxc_driver.ts";
 import { simulatorConfig } from "./mod.ts";
 import { startSimulator } from "./simulator.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
+const usage = `Usage: deno task sim --state-dir DIR [OPTIONS]
+
+A simulated Proxmox VE 9.1 node on its own, until SIGINT or SIGTERM; prints its URL, an API
+token and the CA fingerprint.
+
+  --state-dir DIR      where its CTs, tasks and storage are kept (required)
+  --listen HOST:PORT   default 127.0.0.1:8006
+  --config-out FILE    write a config file for deno task start --backend proxmox
+  --node NAME          the node's name (default pve1, fixed at the first start)
+  --insecure           plain HTTP instead of HTTPS
+  --driver memory|lxc  lxc: CTs are real LXC containers (root); default memory
+  --vmids LOWER-UPPER  the cluster's next-id range
+  -h, --help           this text`;
+
+let line;
+try {
+  line = parseCommandLine(Deno.args, {
     listen: { type: "string", default: "127.0.0.1:8006" },
     "state-dir": { type: "string" },
     "config-out": { type: "string" },
@@ -23,14 +37,22 @@ const { values } = parseArgs({
     insecure: { type: "boolean", default: false },
     driver: { type: "string", default: "memory" },
     vmids: { type: "string" },
-  },
-});
-const stateDir = values["state-dir"];
-if (stateDir === undefined) {
-  console.error("usage: deno task sim --listen ADDR --state-dir DIR [--config-out FILE]");
+  });
+} catch (error) {
+  console.error(`pve-cri sim: ${(error as Error).message}`);
   Deno.exit(2);
 }
-const listen = /^(.*):(\d+)$/.exec(values.listen);
+if (line.help) {
+  console.log(usage);
+  Deno.exit(0);
+}
+const { values } = line;
+const stateDir = values["state-dir"];
+if (stateDir === undefined) {
+  console.error(`pve-cri sim: --state-dir is required (see --help)`);
+  Deno.exit(2);
+}
+const listen = /^(.*):(\d+)$/.exec(values.listen!);
 if (listen === null) {
   console.error(`--listen must be HOST:PORT, got "${values.listen}"`);
   Deno.exit(2);
