@@ -325,3 +325,54 @@ for (const [rule, headers] of malformed) {
     await stillServes(h2, 3);
   });
 }
+
+// ---- Connection errors, one rule each: GOAWAY with the code, and only that connection ends ----
+
+const connectionErrors: [string, (h2: H2Client) => void, number][] = [
+  ["§4.2 a frame over SETTINGS_MAX_FRAME_SIZE", (c) => c.data(1, new Uint8Array(16_385)), 6],
+  ["§5.1.1 HEADERS on an even stream id", (c) => c.headers(2, grpcRequestHeaders(Version.path)), 1],
+  ["§6.1 DATA on stream 0", (c) => c.data(0, new Uint8Array(4)), 1],
+  ["§6.1 padding as long as the frame", (c) => {
+    c.headers(1, grpcRequestHeaders(Version.path));
+    c.frame(FRAME.DATA, FLAG.PADDED, 1, Uint8Array.of(5, 0, 0));
+  }, 1],
+  ["§6.2 a header block interrupted by another frame", (c) => {
+    c.frame(FRAME.HEADERS, 0, 1, Uint8Array.of(0x83));
+    c.ping(new Uint8Array(8));
+  }, 1],
+  ["§6.4 RST_STREAM on an idle stream", (c) => c.rstStream(99, 8), 1],
+  ["§6.5 SETTINGS on a stream", (c) => c.frame(FRAME.SETTINGS, 0, 1), 1],
+  [
+    "§6.5 SETTINGS of a length not a multiple of 6",
+    (c) => c.frame(FRAME.SETTINGS, 0, 0, new Uint8Array(5)),
+    6,
+  ],
+  ["§6.5.2 SETTINGS_ENABLE_PUSH other than 0 or 1", (c) => c.settings([[2, 2]]), 1],
+  ["§6.5.2 SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1", (c) => c.settings([[4, 2 ** 31]]), 3],
+  ["§6.5.2 SETTINGS_MAX_FRAME_SIZE below 16384", (c) => c.settings([[5, 100]]), 1],
+  [
+    "§6.6 PUSH_PROMISE from a client",
+    (c) => c.frame(FRAME.PUSH_PROMISE, 4, 1, new Uint8Array(4)),
+    1,
+  ],
+  ["§6.7 PING of a length other than 8", (c) => c.frame(FRAME.PING, 0, 0, new Uint8Array(7)), 6],
+  ["§6.9 a connection WINDOW_UPDATE of 0", (c) => c.windowUpdate(0, 0), 1],
+  ["§6.9.1 the connection window past 2^31-1", (c) => c.windowUpdate(0, 2 ** 31 - 1), 3],
+  ["§6.10 CONTINUATION without HEADERS", (c) => c.frame(FRAME.CONTINUATION, 4, 1), 1],
+  [
+    "§4.3 (RFC 7541 §2.3.3) an HPACK index of 0",
+    (c) => c.frame(FRAME.HEADERS, 5, 1, Uint8Array.of(0x80)),
+    9,
+  ],
+];
+
+for (const [rule, send, code] of connectionErrors) {
+  Deno.test(`RFC 9113 ${rule}: a connection error, GOAWAY ${code}; other connections go on`, async () => {
+    await using h = await server();
+    await using bystander = await H2Client.connect(h.socketPath);
+    await using h2 = await H2Client.connect(h.socketPath);
+    send(h2);
+    assert.equal(await goawayCode(h2), code);
+    await stillServes(bystander, 1);
+  });
+}
