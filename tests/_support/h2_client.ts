@@ -253,6 +253,13 @@ export class H2Client implements AsyncDisposable {
     };
   }
 
+  /** Waits for the server's GOAWAY and the end of the connection; returns the GOAWAY's code. */
+  async goawayCode(timeoutMs = 5_000): Promise<number> {
+    const goaway = (await this.until((f) => f.type === FRAME.GOAWAY, timeoutMs)).at(-1)!;
+    await this.closedByServer(timeoutMs);
+    return new DataView(goaway.payload.buffer, goaway.payload.byteOffset).getUint32(4);
+  }
+
   /** Resolves once the server has closed the connection (frames before it stay readable). */
   async closedByServer(timeoutMs = 5_000): Promise<void> {
     const until = Date.now() + timeoutMs;

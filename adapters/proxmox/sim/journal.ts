@@ -145,6 +145,18 @@ export class LazyEntries<K, V> {
     return this.#entries.delete(key);
   }
 
+  /** Every key, in the order first written; nothing is parsed. */
+  keys(): K[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** The entry as a journal line: the line read back, or a later value in JSON. */
+  lineOf(key: K): string | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    return typeof entry === "string" ? entry : JSON.stringify(entry);
+  }
+
   /** Every entry, parsed. */
   *entries(): Generator<[K, V]> {
     for (const key of [...this.#entries.keys()]) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "../../../lib/log.ts";
 import { formatUpid, type Upid } from "../upid.ts";
 import { readTextIfExists, writeFileAtomic } from "./files.ts";
-import { Journal } from "./journal.ts";
+import { Journal, LazyEntries } from "./journal.ts";
 
 export interface TaskRecord extends Upid {
   upid: string;
@@ -73,9 +73,9 @@ export class TaskManager {
    * The current generation by UPID, oldest first. A task read back from the journal stays
    * the line it was written as until something asks for it.
    */
-  #tasks = new Map<string, TaskRecord | string>();
+  #tasks: LazyEntries<string, TaskRecord>;
   /** The previous generation's finished tasks; read from its file on first use. */
-  #previous: Map<string, TaskRecord | string> | undefined;
+  #previous: LazyEntries<string, TaskRecord> | undefined;
   readonly #running = new Map<string, { done: Promise<void>; abort: AbortController }>();
   readonly #pstart: number;
   readonly #journal: Journal<TaskRecord>;
@@ -86,10 +86,10 @@ export class TaskManager {
     Deno.mkdirSync(options.dir, { recursive: true });
     this.#journal = new Journal(join(options.dir, "tasks.jsonl"));
     // Later entries of a task (its end) replace earlier ones (its start).
-    this.#tasks = indexLines(this.#journal.readLines());
+    this.#tasks = taskEntries(this.#journal.readLines());
     // Pids go on from the current generation's; one of an older task may come again, as a
     // node's pids do: a UPID stays unique by its pstart, new for each start.
-    this.#nextPid = Math.max(0x1000, ...[...this.#tasks.keys()].map(pidOfUpid)) + 1;
+    this.#nextPid = Math.max(0x1000, ...this.#tasks.keys().map(pidOfUpid)) + 1;
     this.#pstart = Math.floor(options.now() / 10) % 0xffffffff;
     this.#prune();
   }
@@ -126,9 +126,8 @@ export class TaskManager {
 
   /** Runs again every task that was running when the previous process died. */
   resumeInterrupted(resumeWork: (record: TaskRecord) => TaskWork | undefined): void {
-    for (const upid of this.#tasks.keys()) {
-      const record = this.#runningRecord(upid);
-      if (record === undefined || this.#running.has(upid)) continue;
+    for (const record of this.#runningRecords()) {
+      if (this.#running.has(record.upid)) continue;
       const work = resumeWork(record);
       if (work === undefined) this.#finish(record, "unexpected status");
       else this.#run(record, { type: record.type, id: record.id, user: record.user, work });
@@ -136,18 +135,7 @@ export class TaskManager {
   }
 
   get(upid: string): TaskRecord | undefined {
-    const generation = this.#tasks.has(upid) ? this.#tasks : this.#previousTasks();
-    const entry = generation.get(upid);
-    if (typeof entry !== "string") return entry;
-    let record: TaskRecord;
-    try {
-      record = JSON.parse(entry) as TaskRecord;
-    } catch {
-      generation.delete(upid); // a damaged line: as if never written
-      return undefined;
-    }
-    generation.set(upid, record);
-    return record;
+    return (this.#tasks.has(upid) ? this.#tasks : this.#previousTasks()).get(upid);
   }
 
   /** Asks a running task to stop; it ends with `received interrupt`. */
@@ -251,17 +239,14 @@ export class TaskManager {
    */
   #prune(): void {
     if (this.#journal.lines < (this.#options.generationLines ?? 5000)) return;
-    const running = new Map<string, TaskRecord | string>();
-    const finished = new Map<string, TaskRecord | string>();
-    for (const [upid, entry] of this.#tasks) {
-      (this.#runningRecord(upid) === undefined ? finished : running).set(upid, entry);
-    }
-    writeFileAtomic(
-      this.#previousPath,
-      [...finished.values()].map((entry) => journalLine(entry) + "\n").join(""),
-    );
-    this.#journal.rewriteLines([...running.values()].map(journalLine));
-    this.#previous = finished;
+    // Running records stay the objects their work updates.
+    const running = taskEntries([]);
+    for (const record of this.#runningRecords()) running.set(record.upid, record);
+    const finished = this.#tasks.keys().filter((upid) => !running.has(upid))
+      .map((upid) => this.#tasks.lineOf(upid)!);
+    writeFileAtomic(this.#previousPath, finished.map((line) => line + "\n").join(""));
+    this.#journal.rewriteLines(running.keys().map((upid) => running.lineOf(upid)!));
+    this.#previous = taskEntries(finished);
     this.#tasks = running;
   }
 
@@ -269,18 +254,17 @@ export class TaskManager {
     return join(this.#options.dir, "tasks.1.jsonl");
   }
 
-  #previousTasks(): Map<string, TaskRecord | string> {
-    return this.#previous ??= indexLines(
+  #previousTasks(): LazyEntries<string, TaskRecord> {
+    return this.#previous ??= taskEntries(
       (readTextIfExists(this.#previousPath) ?? "").split("\n").filter((line) => line !== ""),
     );
   }
 
-  /** The task's record if it is running; a line that cannot say so is never parsed. */
-  #runningRecord(upid: string): TaskRecord | undefined {
-    const entry = this.#tasks.get(upid);
-    if (typeof entry === "string" && !entry.includes(RUNNING)) return undefined;
-    const record = this.get(upid);
-    return record?.status === "running" ? record : undefined;
+  /** The current generation's running tasks; a line that cannot be one is never parsed. */
+  #runningRecords(): TaskRecord[] {
+    return this.#tasks.keysWhereLineHas(RUNNING)
+      .flatMap((upid) => this.#tasks.get(upid) ?? [])
+      .filter((record) => record.status === "running");
   }
 
   close(): void {
@@ -292,13 +276,13 @@ export class TaskManager {
 const RUNNING = '"status":"running"';
 
 /** Journal lines by the task they are about; a later line of a task replaces an earlier. */
-function indexLines(lines: readonly string[]): Map<string, TaskRecord | string> {
-  const tasks = new Map<string, TaskRecord | string>();
-  for (const line of lines) {
-    const upid = upidOfLine(line);
-    if (upid !== undefined) tasks.set(upid, line);
-  }
-  return tasks;
+function taskEntries(lines: readonly string[]): LazyEntries<string, TaskRecord> {
+  return new LazyEntries({
+    lines,
+    keyOf: upidOfLine,
+    removes: () => false, // finished tasks leave with their generation
+    parse: (line) => JSON.parse(line) as TaskRecord,
+  });
 }
 
 const UPID_FIELD = '{"upid":"';
@@ -319,10 +303,6 @@ function upidOfLine(line: string): string | undefined {
 /** `UPID:node:PID:…`: the pid, in hex, is the third field. */
 function pidOfUpid(upid: string): number {
   return Number.parseInt(upid.split(":", 3)[2] ?? "", 16) || 0;
-}
-
-function journalLine(entry: TaskRecord | string): string {
-  return typeof entry === "string" ? entry : JSON.stringify(entry);
 }
 
 function statusKind(task: TaskRecord): "ok" | "warning" | "error" | "unknown" {

@@ -68,16 +68,6 @@ function messages(body: Uint8Array): Uint8Array[] {
   return out;
 }
 
-const errorCode = (payload: Uint8Array, offset = 0) =>
-  new DataView(payload.buffer, payload.byteOffset).getUint32(offset);
-
-/** Waits for the server's GOAWAY and the end of the connection; returns the GOAWAY's code. */
-async function goawayAndClose(h2: H2Client): Promise<number> {
-  const frames = await h2.until((f) => f.type === FRAME.GOAWAY);
-  await h2.closedByServer();
-  return errorCode(frames.at(-1)!.payload, 4);
-}
-
 /** A Version call from a fresh raw client succeeds: the server is fine. */
 async function stillServes(socketPath: string): Promise<void> {
   await using h2 = await H2Client.connect(socketPath);
@@ -260,7 +250,7 @@ Deno.test("garbage instead of the preface gets GOAWAY PROTOCOL_ERROR and a close
   await using h = await serve({ runtime: { Version: version } });
   await using h2 = await H2Client.connect(h.socketPath, { preface: false });
   h2.send(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+  assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
   await stillServes(h.socketPath);
   assert.equal((await h.client.runtime.Version({})).runtime_name, "pve-cri");
 });
@@ -270,7 +260,7 @@ Deno.test("a preface not followed by SETTINGS is a protocol error", async () => 
   await using h2 = await H2Client.connect(h.socketPath, { preface: false });
   h2.send(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
   h2.ping(new Uint8Array(8));
-  assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+  assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
 });
 
 Deno.test("each connection error closes only its connection, with the right GOAWAY code", async () => {
@@ -304,7 +294,7 @@ Deno.test("each connection error closes only its connection, with the right GOAW
   for (const [what, send, code] of cases) {
     await using h2 = await H2Client.connect(h.socketPath);
     send(h2);
-    assert.equal(await goawayAndClose(h2), code, what);
+    assert.equal(await h2.goawayCode(), code, what);
   }
   call(bystander, 1, Version.path, Version.encodeRequest({}));
   assert.equal(field((await bystander.response(1)).trailers, "grpc-status"), "0");
@@ -361,7 +351,7 @@ Deno.test("a header list over 64 KiB is refused with RESOURCE_EXHAUSTED; a block
 
   const huge = "y".repeat(200_000);
   h2.headers(5, grpcRequestHeaders(Version.path, [["x-huge", huge]]), { fragmentSize: 16_000 });
-  assert.equal(await goawayAndClose(h2), ERROR.ENHANCE_YOUR_CALM);
+  assert.equal(await h2.goawayCode(), ERROR.ENHANCE_YOUR_CALM);
   await stillServes(h.socketPath);
 });
 
@@ -440,7 +430,7 @@ Deno.test("a connection without open streams is closed with GOAWAY after its idl
   });
   try {
     const started = performance.now();
-    assert.equal(await goawayAndClose(h2), ERROR.NO_ERROR);
+    assert.equal(await h2.goawayCode(), ERROR.NO_ERROR);
     assert.ok(performance.now() - started >= 90, "not before the idle timeout");
     await connection.closed;
   } finally {
@@ -461,7 +451,7 @@ Deno.test("a client that sends nothing after connecting is dropped after the pre
     onStream: () => ({ onData() {}, onClose() {} }),
   });
   try {
-    assert.equal(await goawayAndClose(h2), ERROR.PROTOCOL_ERROR);
+    assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
     await connection.closed;
   } finally {
     await h2[Symbol.asyncDispose]();

@@ -19,13 +19,6 @@ const REFUSED_STREAM = 7;
 const Version = codec("Version");
 const version: UnaryHandler = () => Promise.resolve({ version: "0.1.0" });
 
-async function goawayCode(h2: H2Client): Promise<number> {
-  const frames = await h2.until((f) => f.type === FRAME.GOAWAY, 10_000);
-  await h2.closedByServer();
-  const goaway = frames.at(-1)!;
-  return new DataView(goaway.payload.buffer, goaway.payload.byteOffset).getUint32(4);
-}
-
 async function versionWorks(socketPath: string): Promise<void> {
   await using h2 = await H2Client.connect(socketPath);
   h2.headers(1, grpcRequestHeaders(Version.path));
@@ -53,7 +46,7 @@ Deno.test("rapid reset: HEADERS then RST_STREAM in a loop past maxResetsPerSecon
     h2.rstStream(1 + 2 * i, 8);
     if (i % 100 === 99) await h2.flushed();
   }
-  assert.equal(await goawayCode(h2), ENHANCE_YOUR_CALM);
+  assert.equal(await h2.goawayCode(10_000), ENHANCE_YOUR_CALM);
   assert.ok(calls <= 51, `${calls} calls reached a handler before the cut, not 10,000`);
   await versionWorks(h.socketPath);
 });
@@ -71,7 +64,7 @@ Deno.test("PING and SETTINGS floods past maxControlFramesPerSecond end the conne
       else h2.data(1, new Uint8Array(0));
       if (i % 100 === 99) await h2.flushed();
     }
-    assert.equal(await goawayCode(h2), ENHANCE_YOUR_CALM, flood);
+    assert.equal(await h2.goawayCode(10_000), ENHANCE_YOUR_CALM, flood);
   }
   await versionWorks(h.socketPath);
 });
@@ -81,7 +74,7 @@ Deno.test("a CONTINUATION flood: more than maxContinuationFrames in one header b
   await using h2 = await H2Client.connect(h.socketPath);
   h2.frame(FRAME.HEADERS, 0, 1, new Uint8Array(0));
   for (let i = 0; i < 1_000; i++) h2.frame(FRAME.CONTINUATION, 0, 1, new Uint8Array(0));
-  assert.equal(await goawayCode(h2), ENHANCE_YOUR_CALM);
+  assert.equal(await h2.goawayCode(10_000), ENHANCE_YOUR_CALM);
   await versionWorks(h.socketPath);
 });
 

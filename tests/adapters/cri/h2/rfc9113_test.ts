@@ -42,14 +42,6 @@ async function resetCode(h2: H2Client, streamId: number): Promise<number> {
   return new DataView(frame!.payload.buffer, frame!.payload.byteOffset).getUint32(0);
 }
 
-/** The code of the server's GOAWAY, once the connection has ended. */
-async function goawayCode(h2: H2Client): Promise<number> {
-  const frames = await h2.until((f) => f.type === FRAME.GOAWAY);
-  await h2.closedByServer();
-  return new DataView(frames.at(-1)!.payload.buffer, frames.at(-1)!.payload.byteOffset)
-    .getUint32(4);
-}
-
 /** A Version call on `streamId` succeeds: the connection is still fine. */
 async function stillServes(h2: H2Client, streamId: number): Promise<void> {
   h2.headers(streamId, grpcRequestHeaders(Version.path));
@@ -171,7 +163,7 @@ Deno.test("RFC 9113 §5.1.1 a new stream id below one the client used before is 
   await using h2 = await H2Client.connect(h.socketPath);
   await stillServes(h2, 5);
   h2.headers(3, grpcRequestHeaders(Version.path), { endStream: true });
-  assert.equal(await goawayCode(h2), ERROR.PROTOCOL_ERROR);
+  assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
 });
 
 // ---- §5.1.2 Stream Concurrency ----
@@ -220,7 +212,7 @@ Deno.test("RFC 9113 §5.3.1 PRIORITY making a stream not yet opened depend on it
   await using h = await server();
   await using h2 = await H2Client.connect(h.socketPath);
   h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 7, 16));
-  assert.equal(await goawayCode(h2), ERROR.PROTOCOL_ERROR);
+  assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
 });
 
 // ---- §6.1 DATA ----
@@ -372,7 +364,7 @@ for (const [rule, send, code] of connectionErrors) {
     await using bystander = await H2Client.connect(h.socketPath);
     await using h2 = await H2Client.connect(h.socketPath);
     send(h2);
-    assert.equal(await goawayCode(h2), code);
+    assert.equal(await h2.goawayCode(), code);
     await stillServes(bystander, 1);
   });
 }
