@@ -5,6 +5,7 @@
  * `h2.conn_memory_kb` — the server's resident memory per idle connection, over 100 of them.
  */
 import { FRAME, grpcMessage, grpcRequestHeaders, H2Client } from "../tests/_support/h2_client.ts";
+import { statusKb } from "../tests/_support/proc_status.ts";
 import { startServer } from "../tests/_support/server_process.ts";
 import { tempDir } from "../tests/_support/temp_dir.ts";
 import { type BenchContext, type Benchmark, round } from "./bench.ts";
@@ -15,11 +16,7 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function rssKb(pid: number): number {
-  const line = Deno.readTextFileSync(`/proc/${pid}/status`).split("\n")
-    .find((l) => l.startsWith("VmRSS:"))!;
-  return Number(line.split(/\s+/)[1]);
-}
+const rssKb = (pid: number) => statusKb(pid, "VmRSS");
 
 async function rapidReset(context: BenchContext) {
   using dir = tempDir("pve-cri-bench-h2-");

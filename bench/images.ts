@@ -13,6 +13,7 @@
  * - `images.pull_peak_rss`: the server's peak memory above idle during a PullImage.
  * - `images.import_mbps`: the same image imported from a 55 MB OCI archive.
  */
+import { statusKb } from "../tests/_support/proc_status.ts";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import {
@@ -53,10 +54,7 @@ export const benchmarks: Benchmark[] = [{
 
 /** A process's resident set, and its peak since the last reset, in bytes (Linux). */
 function memory(pid: number): { rss: number; peak: number } {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
-  return { rss: kb("VmRSS") * 1024, peak: kb("VmHWM") * 1024 };
+  return { rss: statusKb(pid, "VmRSS") * 1024, peak: statusKb(pid, "VmHWM") * 1024 };
 }
 
 /** Starts the peak over from the current resident set (`clear_refs` 5). */

@@ -15,6 +15,7 @@ import {
   type Response,
 } from "../tests/_support/h2_client.ts";
 import { Random } from "../tests/_support/random.ts";
+import { statusKb } from "../tests/_support/proc_status.ts";
 import { startServer } from "../tests/_support/server_process.ts";
 import { fuzzMethods, fuzzRequest } from "./cri_requests.ts";
 
@@ -156,11 +157,5 @@ function count(statuses: Record<string, number>, outcome: string): void {
 }
 
 function rssKb(pid: number): number {
-  try {
-    const line = Deno.readTextFileSync(`/proc/${pid}/status`).split("\n")
-      .find((l) => l.startsWith("VmRSS:"));
-    return Number(line?.split(/\s+/)[1] ?? 0);
-  } catch {
-    return 0;
-  }
+  return statusKb(pid, "VmRSS");
 }
