@@ -9,6 +9,8 @@ import { EventStore } from "../store/mod.ts";
 import { databasePath } from "../lib/paths.ts";
 import { connect, type CriClient, type CriMessage } from "../tests/_support/cri_client.ts";
 import { RawCriClient } from "./raw_cri_client.ts";
+import { buildGrpcGoClient, type GrpcGoLoad, grpcGoVersionLoad } from "./grpc_go.ts";
+import { startContainerd } from "./containerd_peer.ts";
 import { startServer, startTaskArgs } from "../tests/_support/server_process.ts";
 import { seedImage } from "../tests/_support/test_image.ts";
 import { type BenchContext, type Benchmark, percentile, round } from "./bench.ts";
@@ -311,7 +313,11 @@ async function listContainers10k({ emit, wants }: BenchContext): Promise<void> {
   });
 }
 
-/** Version from 32 clients at once, each on its own connection, beside one client alone. */
+/**
+ * Version from 32 clients at once, each on its own connection, beside one client alone; and,
+ * where Go and grpc-go are installed, the same load from a grpc-go client against pve-cri and
+ * against a private containerd.
+ */
 async function version({ emit, wants }: BenchContext): Promise<void> {
   if (!wants("cri.version_p50") && !wants("cri.version_p99")) return;
   const dir = Deno.makeTempDirSync({ prefix: "pve-cri-bench-" });
@@ -324,15 +330,19 @@ async function version({ emit, wants }: BenchContext): Promise<void> {
     }
   };
   const clientCount = 32;
+  const load = { clients: clientCount, calls: 300, warmup: 50 };
   const single: number[] = [];
   const concurrent: number[] = [];
   const clients: RawCriClient[] = [];
+  let grpcGo: GrpcGoNumbers;
   try {
     for (let i = 0; i < clientCount; i++) clients.push(await RawCriClient.connect(server.socket));
     await calls(clients[0]!, 500, undefined); // the first ones warm up
     await calls(clients[0]!, 3_000, single);
-    await Promise.all(clients.map((client) => calls(client, 50, undefined)));
-    await Promise.all(clients.map((client) => calls(client, 300, concurrent)));
+    await Promise.all(clients.map((client) => calls(client, load.warmup, undefined)));
+    await Promise.all(clients.map((client) => calls(client, load.calls, concurrent)));
+    for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
+    grpcGo = await grpcGoNumbers(dir, server.socket, load);
   } finally {
     for (const client of clients) await client[Symbol.asyncDispose]();
     await server.stop("SIGTERM");
@@ -349,9 +359,52 @@ async function version({ emit, wants }: BenchContext): Promise<void> {
       calls: concurrent.length,
       one_client_ms: round(percentile(single, p), 3),
       client: "raw HTTP/2 (bench/raw_cri_client.ts)",
-      grpc_go: "not measured: no grpc-go load client here (crictl makes one call per process)",
+      ...grpcGoFields(grpcGo, p),
     });
   }
+}
+
+interface GrpcGoNumbers {
+  pveCri?: GrpcGoLoad;
+  containerd?: GrpcGoLoad;
+  /** Why a number is missing. */
+  notMeasured: string[];
+}
+
+/** The grpc-go client's latencies against pve-cri and against a private containerd. */
+async function grpcGoNumbers(
+  dir: string,
+  socket: string,
+  load: { clients: number; calls: number; warmup: number },
+): Promise<GrpcGoNumbers> {
+  const built = await buildGrpcGoClient(dir);
+  if (typeof built === "string") return { notMeasured: [built] };
+  const numbers: GrpcGoNumbers = {
+    pveCri: await grpcGoVersionLoad(built.binary, socket, load),
+    notMeasured: [],
+  };
+  Deno.mkdirSync(`${dir}/containerd`);
+  const containerd = await startContainerd(`${dir}/containerd`, "pve-cri.bench/pause:1");
+  if (containerd === undefined) {
+    numbers.notMeasured.push("containerd: not installed");
+    return numbers;
+  }
+  try {
+    numbers.containerd = await grpcGoVersionLoad(built.binary, containerd.socket, load);
+  } finally {
+    await containerd.stop();
+  }
+  return numbers;
+}
+
+/** This percentile of the grpc-go numbers, as result fields. */
+function grpcGoFields(numbers: GrpcGoNumbers, p: 50 | 99): Record<string, unknown> {
+  const key = `p${p}_ms` as const;
+  return {
+    ...(numbers.pveCri && { grpc_go_client_ms: numbers.pveCri[key] }),
+    ...(numbers.containerd && { containerd_grpc_go_client_ms: numbers.containerd[key] }),
+    ...(numbers.notMeasured.length > 0 && { not_measured: numbers.notMeasured.join("; ") }),
+  };
 }
 
 export const benchmarks: Benchmark[] = [
