@@ -133,7 +133,15 @@ export class H2Client implements AsyncDisposable {
     fields: HeaderField[],
     options: { endStream?: boolean; fragmentSize?: number } = {},
   ): void {
-    const block = encodeLiteralBlock(fields);
+    this.headerBlock(streamId, encodeLiteralBlock(fields), options);
+  }
+
+  /** A header block as given (HPACK bytes), sent as `headers` sends its fields. */
+  headerBlock(
+    streamId: number,
+    block: Uint8Array,
+    options: { endStream?: boolean; fragmentSize?: number } = {},
+  ): void {
     const size = options.fragmentSize ?? block.length;
     const endStream = options.endStream ? FLAG.END_STREAM : 0;
     for (let offset = 0; offset < block.length || offset === 0; offset += size) {

@@ -20,23 +20,18 @@ import {
 import { Random } from "../../../_support/random.ts";
 import { tempDir } from "../../../_support/temp_dir.ts";
 import { codec, serve, sleep } from "../_harness.ts";
+import { stillServes, Version, version } from "./_version.ts";
 import { concatBytes } from "../../../../lib/bytes.ts";
 
 const ERROR = {
   NO_ERROR: 0,
   PROTOCOL_ERROR: 1,
-  FLOW_CONTROL_ERROR: 3,
-  FRAME_SIZE_ERROR: 6,
   REFUSED_STREAM: 7,
   CANCEL: 8,
-  COMPRESSION_ERROR: 9,
   ENHANCE_YOUR_CALM: 11,
 };
-const SETTING = { HEADER_TABLE_SIZE: 1, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5 };
+const SETTING = { INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5 };
 
-const version: UnaryHandler = (request) =>
-  Promise.resolve({ version: "0.1.0", runtime_name: "pve-cri", runtime_version: request.version });
-const Version = codec("Version");
 const ListContainers = codec("ListContainers");
 
 /** N containers with enough fields to make the response large. */
@@ -66,15 +61,6 @@ function messages(body: Uint8Array): Uint8Array[] {
     offset += 5 + length;
   }
   return out;
-}
-
-/** A Version call from a fresh raw client succeeds: the server is fine. */
-async function stillServes(socketPath: string): Promise<void> {
-  await using h2 = await H2Client.connect(socketPath);
-  call(h2, 1, Version.path, Version.encodeRequest({ version: "v1" }));
-  const response = await h2.response(1);
-  assert.equal(field(response.trailers, "grpc-status"), "0");
-  assert.equal(Version.decodeResponse(messages(response.body)[0]!).runtime_name, "pve-cri");
 }
 
 Deno.test("the server sends its SETTINGS, acks the client's, and answers PING with the same bytes", async () => {
@@ -261,81 +247,6 @@ Deno.test("a preface not followed by SETTINGS is a protocol error", async () => 
   h2.send(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
   h2.ping(new Uint8Array(8));
   assert.equal(await h2.goawayCode(), ERROR.PROTOCOL_ERROR);
-});
-
-Deno.test("each connection error closes only its connection, with the right GOAWAY code", async () => {
-  await using h = await serve({ runtime: { Version: version } });
-  await using bystander = await H2Client.connect(h.socketPath);
-  const cases: [string, (h2: H2Client) => void, number][] = [
-    ["DATA on stream 0", (c) => c.data(0, new Uint8Array(4)), ERROR.PROTOCOL_ERROR],
-    ["HEADERS on an even stream", (c) => c.headers(2, grpcRequestHeaders(Version.path)), 1],
-    ["a frame over 16384 bytes", (c) => c.data(1, new Uint8Array(16_385)), ERROR.FRAME_SIZE_ERROR],
-    ["PING of 7 bytes", (c) => c.frame(FRAME.PING, 0, 0, new Uint8Array(7)), 6],
-    ["SETTINGS on a stream", (c) => c.frame(FRAME.SETTINGS, 0, 1), ERROR.PROTOCOL_ERROR],
-    ["SETTINGS of 5 bytes", (c) => c.frame(FRAME.SETTINGS, 0, 0, new Uint8Array(5)), 6],
-    ["INITIAL_WINDOW_SIZE over 2^31-1", (c) => c.settings([[4, 2 ** 31]]), 3],
-    ["MAX_FRAME_SIZE below 16384", (c) => c.settings([[5, 100]]), ERROR.PROTOCOL_ERROR],
-    ["ENABLE_PUSH of 2", (c) => c.settings([[2, 2]]), ERROR.PROTOCOL_ERROR],
-    ["connection WINDOW_UPDATE of 0", (c) => c.windowUpdate(0, 0), ERROR.PROTOCOL_ERROR],
-    ["connection window overflow", (c) => c.windowUpdate(0, 2 ** 31 - 1), 3],
-    ["CONTINUATION without HEADERS", (c) => c.frame(FRAME.CONTINUATION, 4, 1), 1],
-    ["PUSH_PROMISE", (c) => c.frame(FRAME.PUSH_PROMISE, 4, 1, new Uint8Array(4)), 1],
-    ["RST_STREAM on an idle stream", (c) => c.rstStream(99, 8), ERROR.PROTOCOL_ERROR],
-    ["HPACK index 0", (c) => c.frame(FRAME.HEADERS, 5, 1, Uint8Array.of(0x80)), 9],
-    ["a header block interrupted", (c) => {
-      c.frame(FRAME.HEADERS, 0, 1, Uint8Array.of(0x83));
-      c.ping(new Uint8Array(8));
-    }, ERROR.PROTOCOL_ERROR],
-    ["padding longer than the frame", (c) => {
-      c.headers(1, grpcRequestHeaders(Version.path));
-      c.frame(FRAME.DATA, FLAG.PADDED, 1, Uint8Array.of(5, 0, 0));
-    }, ERROR.PROTOCOL_ERROR],
-  ];
-  for (const [what, send, code] of cases) {
-    await using h2 = await H2Client.connect(h.socketPath);
-    send(h2);
-    assert.equal(await h2.goawayCode(), code, what);
-  }
-  call(bystander, 1, Version.path, Version.encodeRequest({}));
-  assert.equal(field((await bystander.response(1)).trailers, "grpc-status"), "0");
-});
-
-Deno.test("stream errors reset only their stream", async () => {
-  await using h = await serve({ runtime: { Version: version } });
-  await using h2 = await H2Client.connect(h.socketPath, {
-    settings: [[SETTING.INITIAL_WINDOW_SIZE, 0]],
-  });
-  // Stream 1: WINDOW_UPDATE of 0 on an open stream.
-  h2.headers(1, grpcRequestHeaders(Version.path));
-  h2.windowUpdate(1, 0);
-  assert.equal((await h2.response(1)).rstCode, ERROR.PROTOCOL_ERROR);
-  // Stream 3: DATA after END_STREAM (the response cannot go out: window 0).
-  call(h2, 3, Version.path, Version.encodeRequest({}));
-  h2.data(3, new Uint8Array(1));
-  const reset = await h2.response(3);
-  assert.equal(reset.rstCode, 5 /* STREAM_CLOSED */);
-  // Stream 5: depends on itself.
-  h2.frame(FRAME.PRIORITY, 0, 7, Uint8Array.of(0, 0, 0, 0, 16)); // PRIORITY alone is ignored
-  h2.frame(FRAME.HEADERS, FLAG.PRIORITY | FLAG.END_HEADERS, 5, Uint8Array.of(0, 0, 0, 5, 16));
-  assert.equal((await h2.response(5)).rstCode, ERROR.PROTOCOL_ERROR);
-  h2.frame(0xfa, 0, 0, new Uint8Array(3)); // an unknown frame type is ignored
-  h2.settings([[SETTING.INITIAL_WINDOW_SIZE, 65_535]]);
-  call(h2, 9, Version.path, Version.encodeRequest({}));
-  assert.equal(field((await h2.response(9)).trailers, "grpc-status"), "0");
-});
-
-Deno.test("a client's smaller HEADER_TABLE_SIZE is announced at the start of the next header block", async () => {
-  await using h = await serve({ runtime: { Version: version } });
-  await using h2 = await H2Client.connect(h.socketPath, {
-    settings: [[SETTING.HEADER_TABLE_SIZE, 0]],
-  });
-  await h2.until((f) => f.type === FRAME.SETTINGS && f.flags === FLAG.ACK);
-  call(h2, 1, Version.path, Version.encodeRequest({}));
-  const response = await h2.response(1);
-  const [headers, , trailers] = response.frames;
-  assert.equal(headers!.payload[0], 0x20, "a size update to 0 opens the first block");
-  assert.notEqual(trailers!.payload[0], 0x20, "and only the first");
-  assert.equal(field(response.trailers, "grpc-status"), "0");
 });
 
 Deno.test("a header list over 64 KiB is refused with RESOURCE_EXHAUSTED; a block over 128 KiB ends the connection", async () => {

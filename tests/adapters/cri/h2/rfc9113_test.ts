@@ -14,15 +14,13 @@ import {
   grpcMessage,
   grpcRequestHeaders,
   H2Client,
-  type Response,
 } from "../../../_support/h2_client.ts";
 import { codec, serve } from "../_harness.ts";
+import { grpcStatus, stillServes, Version, version } from "./_version.ts";
 
 const ERROR = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5 };
 const REFUSED_STREAM = 7;
 const UNSERVED = "/runtime.v1.RuntimeService/NoSuchMethod";
-const Version = codec("Version");
-const version: UnaryHandler = () => Promise.resolve({ version: "0.1.0" });
 /** A handler that answers only when the test lets it: its stream stays open meanwhile. */
 function held() {
   let release: () => void = () => {};
@@ -42,24 +40,11 @@ async function resetCode(h2: H2Client, streamId: number): Promise<number> {
   return new DataView(frame!.payload.buffer, frame!.payload.byteOffset).getUint32(0);
 }
 
-/** A Version call on `streamId` succeeds: the connection is still fine. */
-async function stillServes(h2: H2Client, streamId: number): Promise<void> {
-  h2.headers(streamId, grpcRequestHeaders(Version.path));
-  h2.data(streamId, grpcMessage(Version.encodeRequest({})), { endStream: true });
-  const response = await h2.response(streamId);
-  assert.equal(statusOf(response), "0");
-}
-
-function statusOf(response: Response): string | undefined {
-  const fields = response.trailers ?? response.headers;
-  return fields.find(([name]) => name === "grpc-status")?.[1];
-}
-
 /** A request to a path pve-cri does not serve, not ended: answered at once, UNIMPLEMENTED. */
 async function answeredAtOnce(h2: H2Client, streamId: number): Promise<void> {
   h2.headers(streamId, grpcRequestHeaders(UNSERVED));
   const response = await h2.response(streamId);
-  assert.equal(statusOf(response), "12");
+  assert.equal(grpcStatus(response), "12");
   assert.equal(response.rstCode, undefined, "no RST_STREAM: the stream is half-closed (local)");
 }
 
@@ -99,7 +84,7 @@ Deno.test("RFC 9113 §5.1 half-closed (remote): WINDOW_UPDATE and PRIORITY are a
   h2.frame(FRAME.PRIORITY, 0, 1, Uint8Array.of(0, 0, 0, 0, 16));
   release();
   const response = await h2.response(1);
-  assert.equal(statusOf(response), "0");
+  assert.equal(grpcStatus(response), "0");
   assert.equal(response.rstCode, undefined);
 });
 
@@ -356,6 +341,28 @@ const connectionErrors: [string, (h2: H2Client) => void, number][] = [
     (c) => c.frame(FRAME.HEADERS, 5, 1, Uint8Array.of(0x80)),
     9,
   ],
+  ["§5.1 DATA on an idle stream", (c) => c.data(1, new Uint8Array(4)), 1],
+  ["§5.1 WINDOW_UPDATE on an idle stream", (c) => c.windowUpdate(1, 100), 1],
+  ["§6.2 HEADERS on stream 0", (c) => c.headers(0, grpcRequestHeaders(Version.path)), 1],
+  ["§6.2 HEADERS padding as long as the frame", (c) => {
+    c.frame(FRAME.HEADERS, FLAG.PADDED | FLAG.END_HEADERS, 1, Uint8Array.of(4, 0x83, 0, 0));
+  }, 1],
+  ["§6.3 PRIORITY on stream 0", (c) => c.frame(FRAME.PRIORITY, 0, 0, new Uint8Array(5)), 1],
+  ["§6.4 RST_STREAM on stream 0", (c) => c.rstStream(0, 8), 1],
+  ["§6.4 RST_STREAM of a length other than 4", (c) => {
+    c.headers(1, grpcRequestHeaders(Version.path));
+    c.frame(FRAME.RST_STREAM, 0, 1, new Uint8Array(3));
+  }, 6],
+  ["§6.5 SETTINGS ACK with a payload", (c) => c.frame(FRAME.SETTINGS, 1, 0, new Uint8Array(6)), 6],
+  ["§6.7 PING on a stream", (c) => c.frame(FRAME.PING, 0, 1, new Uint8Array(8)), 1],
+  ["§6.8 GOAWAY on a stream", (c) => c.frame(FRAME.GOAWAY, 0, 1, new Uint8Array(8)), 1],
+  ["§6.9 WINDOW_UPDATE of a length other than 4", (c) => {
+    c.frame(FRAME.WINDOW_UPDATE, 0, 0, new Uint8Array(3));
+  }, 6],
+  ["§6.10 CONTINUATION on another stream than its HEADERS", (c) => {
+    c.frame(FRAME.HEADERS, 0, 1, Uint8Array.of(0x83));
+    c.frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 3, Uint8Array.of(0x86));
+  }, 1],
 ];
 
 for (const [rule, send, code] of connectionErrors) {
@@ -368,3 +375,50 @@ for (const [rule, send, code] of connectionErrors) {
     await stillServes(bystander, 1);
   });
 }
+
+// ---- What a server must accept or ignore ----
+
+Deno.test("RFC 9113 §6.3 PRIORITY of a length other than 5: a stream error FRAME_SIZE_ERROR", async () => {
+  const { handler, release } = held();
+  await using h = await server({ RunPodSandbox: handler });
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.headers(1, grpcRequestHeaders(codec("RunPodSandbox").path));
+  h2.frame(FRAME.PRIORITY, 0, 1, new Uint8Array(4));
+  assert.equal(await resetCode(h2, 1), 6);
+  release();
+  await stillServes(h2, 3);
+});
+
+Deno.test("RFC 9113 §5.5 a frame of an unknown type is ignored", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.frame(0xfa, 0, 0, new Uint8Array(3));
+  h2.frame(0xfa, 0xff, 1, new Uint8Array(3));
+  await stillServes(h2, 1);
+});
+
+Deno.test("RFC 9113 §4.1 flags a frame type does not define are ignored", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.frame(FRAME.PING, 0xfe, 0, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+  const [pong] = (await h2.until((f) => f.type === FRAME.PING)).slice(-1);
+  assert.equal(pong!.flags, FLAG.ACK, "answered as a PING");
+  assert.deepEqual([...pong!.payload], [1, 2, 3, 4, 5, 6, 7, 8]);
+  await stillServes(h2, 1);
+});
+
+Deno.test("RFC 9113 §6.5.2 a setting of an unknown identifier is ignored, and the SETTINGS acknowledged", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath, { settings: [[0x99, 7]] });
+  await h2.until((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) !== 0);
+  await stillServes(h2, 1);
+});
+
+Deno.test("RFC 9113 §6.7 a PING with ACK is not answered", async () => {
+  await using h = await server();
+  await using h2 = await H2Client.connect(h.socketPath);
+  h2.frame(FRAME.PING, FLAG.ACK, 0, new Uint8Array(8));
+  h2.ping(Uint8Array.of(9, 9, 9, 9, 9, 9, 9, 9));
+  const pings = (await h2.until((f) => f.type === FRAME.PING)).filter((f) => f.type === FRAME.PING);
+  assert.deepEqual([...pings[0]!.payload], [9, 9, 9, 9, 9, 9, 9, 9], "only the second is answered");
+});
