@@ -2,8 +2,8 @@
 /**
  * `deno task fuzz [N] [--seed S] [--seconds T] [--connections C]`: N generated and mutated CRI
  * requests (default 100,000, stopping after T seconds, default 600) over the real socket
- * against the memory backend. Prints one JSON summary line; exit 1 on a crash, a hang or an
- * unclean `replay --verify`.
+ * against the memory backend. Prints one JSON summary line; exit 1 on a crash, a hang, an
+ * unclean `replay --verify` or memory that does not return to its baseline.
  */
 import { parseCommandLine } from "../lib/command_line.ts";
 import { runFuzz } from "./run.ts";
@@ -24,7 +24,9 @@ if (line.help) {
 
 Sends N generated and mutated CRI requests (default 100,000; at most T seconds, default 600;
 C connections at once, default 8) to deno task start on the memory backend, and prints one
-JSON summary line. Exit status: 0 clean, 1 a crash, a hang or an unclean replay --verify.`);
+JSON summary line. Exit status: 0 clean; 1 a crash, a hang, an unclean replay --verify, or
+the server's JS heap not back within 10% of its baseline (RSS within 20%) once the calls'
+pods are removed and its garbage collected.`);
   Deno.exit(0);
 }
 const { values, positionals } = line;
@@ -38,7 +40,9 @@ try {
     dir,
   });
   console.log(JSON.stringify(summary));
-  Deno.exitCode = summary.crashes + summary.hangs > 0 || summary.verify !== "clean" ? 1 : 0;
+  const clean = summary.crashes + summary.hangs === 0 && summary.verify === "clean" &&
+    summary.rssReturned && summary.heapReturned;
+  Deno.exitCode = clean ? 0 : 1;
 } finally {
   Deno.removeSync(dir, { recursive: true });
 }

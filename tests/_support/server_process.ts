@@ -23,13 +23,15 @@ const repository = new URL("../../", import.meta.url);
  * The `deno` arguments of deno.json's `start` task, with `main.ts` made absolute: spawned
  * directly rather than through `deno task`, so that signals reach the server itself.
  */
-export function startTaskArgs(): string[] {
+export function startTaskArgs(denoFlags: string[] = []): string[] {
   const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", repository)));
   const [deno, ...args] = String(config.tasks?.start ?? "").split(/\s+/);
   if (deno !== "deno" || !args.includes("main.ts")) {
     throw new Error(`deno.json's start task is not "deno … main.ts …": ${config.tasks?.start}`);
   }
-  return args.map((arg) => arg === "main.ts" ? new URL("main.ts", repository).pathname : arg);
+  const main = args.indexOf("main.ts");
+  return [...args.slice(0, main), ...denoFlags, new URL("main.ts", repository).pathname]
+    .concat(args.slice(main + 1));
 }
 
 export async function startServer(options: {
@@ -40,6 +42,8 @@ export async function startServer(options: {
   http?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Deno flags before main.ts, after the task's own (`--inspect=…`). */
+  denoFlags?: string[];
   /**
    * Serve `--backend proxmox` with the node and CNI stand-ins (fake_node_server.ts): for
    * tests of the CRI surface and Proxmox calls, where no process runs.
@@ -58,7 +62,7 @@ export async function startServer(options: {
       options.config ?? "",
     ]
     : [
-      ...startTaskArgs(),
+      ...startTaskArgs(options.denoFlags),
       "--socket",
       socket,
       "--state-dir",
