@@ -50,7 +50,7 @@ export interface FuzzSummary {
    * `settled` after the same cleanup and collection as the baseline.
    */
   rssKb: { baseline: number; peak: number; end: number; settled: number };
-  /** The JS heap in use at the same two points. */
+  /** The JS heap in use, ArrayBuffer contents included, at the same two points. */
   heapKb: { baseline: number; settled: number };
   /** RSS and heap `settled` within TOLERANCE of `baseline`: the calls left nothing behind. */
   rssReturned: boolean;

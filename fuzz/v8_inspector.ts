@@ -41,10 +41,13 @@ export class V8Inspector {
     await this.#call("HeapProfiler.collectGarbage");
   }
 
-  /** Bytes in use on the JS heap. */
+  /** Bytes in use on the JS heap plus the contents of live ArrayBuffers (kept off the heap). */
   async heapUsed(): Promise<number> {
-    const { usedSize } = await this.#call("Runtime.getHeapUsage") as { usedSize: number };
-    return usedSize;
+    const usage = await this.#call("Runtime.getHeapUsage") as {
+      usedSize: number;
+      backingStorageSize: number;
+    };
+    return usage.usedSize + usage.backingStorageSize;
   }
 
   close(): void {
