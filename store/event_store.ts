@@ -179,6 +179,11 @@ export class EventStore {
     return this.#lastSeq;
   }
 
+  /** Stream states the writer keeps in memory: its open streams, as far as it has met them. */
+  get cachedStreams(): number {
+    return this.#streams.size;
+  }
+
   get hasProjections(): boolean {
     return this.schemaVersion >= 2;
   }
@@ -475,7 +480,10 @@ export class EventStore {
       closed: options.close ?? false,
     };
     if (known === undefined) plan.newStreams.push(next);
-    if (next.closed) plan.closedStreams.push(streamId);
+    if (next.closed) {
+      plan.closedStreams.push(streamId);
+      plan.closedNames.push(stream);
+    }
     plan.streamStates.set(stream, next);
     plan.events.push(...pending);
     return { nextVersion: next.version, events };
@@ -716,9 +724,13 @@ export class EventStore {
 
   /**
    * Keeps the rows just committed: a stream that just changed is likely to change again soon
-   * (every step of a lifecycle is an append), and its row need not be read and parsed back.
+   * (every step of a lifecycle is an append), and its row need not be read and parsed back;
+   * and forgets the state of streams just closed.
    */
   #remember(batch: PendingBatch): void {
+    // A closed stream takes no more appends: if one is tried, its state is read back from the
+    // database. Keeping it would keep every pod and container a node ever ran.
+    for (const name of batch.closedNames) this.#streams.delete(name);
     for (const [rowKey, pending] of batch.rows) {
       this.#recentRows.delete(rowKey);
       if (pending.row !== null) this.#recentRows.set(rowKey, pending.row);

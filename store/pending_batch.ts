@@ -42,6 +42,8 @@ export class PendingBatch {
   readonly streamStates = new Map<string, StreamState>();
   readonly newStreams: StreamState[] = [];
   readonly closedStreams: number[] = [];
+  /** The same streams by name. */
+  readonly closedNames: string[] = [];
   readonly events: PendingEvent[] = [];
   /** Projection rows by `projection\0streamId`, last write wins. */
   readonly rows = new Map<string, PendingRow>();
@@ -55,6 +57,7 @@ export class PendingBatch {
   absorb(plan: PendingBatch): void {
     this.newStreams.push(...plan.newStreams);
     this.closedStreams.push(...plan.closedStreams);
+    this.closedNames.push(...plan.closedNames);
     this.events.push(...plan.events);
     for (const [key, row] of plan.rows) this.rows.set(key, row);
     for (const [key, holder] of plan.keys) this.keys.set(key, holder);

@@ -101,6 +101,36 @@ Deno.test("appending to a closed stream fails with StreamClosedError", async () 
   }
 });
 
+Deno.test("the writer forgets closed streams: memory follows the open ones, not all ever written", async () => {
+  using dir = tempDir();
+  const store = EventStore.open({ path: `${dir.path}/events.db` });
+  try {
+    await store.appendToStream("kept", [ev("One")], { kind: "k" });
+    await Promise.all(
+      Array.from(
+        { length: 200 },
+        (_, i) =>
+          store.appendToStream(`gone-${i}`, [ev("One"), ev("Removed")], { kind: "k", close: true }),
+      ),
+    );
+    await store.appendToStream("closed-later", [ev("One")], { kind: "k" });
+    assert.equal(store.cachedStreams, 2);
+    await store.appendToStream("closed-later", [ev("Removed")], { close: true });
+    assert.equal(store.cachedStreams, 1);
+    // What was forgotten is read back when asked: still closed, at its version.
+    await assert.rejects(store.appendToStream("gone-7", [ev("Again")]), StreamClosedError);
+    await assert.rejects(store.appendToStream("closed-later", [ev("Again")]), StreamClosedError);
+    assert.deepEqual(
+      [store.streamInfo("gone-7")!.version, store.streamInfo("closed-later")!.version],
+      [2, 2],
+    );
+    const { events } = await store.appendToStream("kept", [ev("Two")], { expectedVersion: 1 });
+    assert.equal(events[0]!.version, 2);
+  } finally {
+    store.close();
+  }
+});
+
 Deno.test("bad appends are refused with typed errors, not accepted", async () => {
   using dir = tempDir();
   const store = EventStore.open({ path: `${dir.path}/events.db` });
