@@ -39,7 +39,10 @@ export function fuzzMethods(): FuzzMethod[] {
 
 /** The bytes of one request for `method`. */
 export function fuzzRequest(random: Random, method: FuzzMethod): Uint8Array {
-  const message = randomMessage(random, method.request, 0);
+  // Half the sandboxes start from a valid config, so that pods are made (and machines, events
+  // and projections exercised), then take the same mutations as any request.
+  const valid = method.path === RUN_POD_SANDBOX && random.chance(0.5);
+  const message = valid ? validSandbox(random) : randomMessage(random, method.request, 0);
   let bytes: Uint8Array;
   try {
     bytes = method.request.encode(method.request.fromObject(message)).finish();
@@ -48,6 +51,27 @@ export function fuzzRequest(random: Random, method: FuzzMethod): Uint8Array {
   }
   bytes = random.chance(0.4) ? mutate(random, bytes) : bytes;
   return bytes.length <= MAX_REQUEST_BYTES ? bytes : bytes.subarray(0, MAX_REQUEST_BYTES);
+}
+
+const RUN_POD_SANDBOX = "/runtime.v1.RuntimeService/RunPodSandbox";
+
+/** A RunPodSandboxRequest the memory backend accepts, its values random within the rules. */
+function validSandbox(random: Random): Record<string, unknown> {
+  const labels: Record<string, string> = {};
+  for (let i = random.int(8); i > 0; i--) {
+    labels[`l${random.int(100)}`] = random.hex(random.int(40));
+  }
+  return {
+    config: {
+      metadata: { name: `fuzz-${random.hex(8)}`, uid: random.hex(16), namespace: "fuzz" },
+      hostname: random.chance(0.5) ? `h-${random.hex(6)}` : "",
+      labels,
+      annotations: { note: "x".repeat(random.int(4_000)) },
+      dns_config: random.chance(0.5)
+        ? { servers: ["10.88.0.10"], searches: ["fuzz.svc.cluster.local"], options: ["ndots:5"] }
+        : undefined,
+    },
+  };
 }
 
 /** Within the server's initial stream window: sent whole without flow control. */
