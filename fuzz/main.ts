@@ -30,15 +30,20 @@ pods are removed and its garbage collected.`);
   Deno.exit(0);
 }
 const { values, positionals } = line;
+/** A whole number from the command line, at least `min`; exit 2 naming it otherwise. */
+function count(text: string, what: string, min: number): number {
+  const n = Number(text);
+  if (/^\d+$/.test(text) && n >= min) return n;
+  console.error(`pve-cri fuzz: ${what} must be a whole number of at least ${min}, not "${text}"`);
+  Deno.exit(2);
+}
+const calls = count(positionals[0] ?? "100000", "N (calls)", 0);
+const seed = count(values.seed ?? String(Date.now() % 1_000_000), "--seed", 0);
+const maxSeconds = count(values.seconds!, "--seconds", 1);
+const connections = count(values.connections!, "--connections", 1);
 const dir = Deno.makeTempDirSync({ prefix: "pve-cri-fuzz-" });
 try {
-  const summary = await runFuzz({
-    calls: Number(positionals[0] ?? 100_000),
-    seed: Number(values.seed ?? Date.now() % 1_000_000),
-    maxSeconds: Number(values.seconds),
-    connections: Number(values.connections),
-    dir,
-  });
+  const summary = await runFuzz({ calls, seed, maxSeconds, connections, dir });
   console.log(JSON.stringify(summary));
   const clean = summary.crashes + summary.hangs === 0 && summary.verify === "clean" &&
     summary.rssReturned && summary.heapReturned;

@@ -115,7 +115,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
     await sendCalls(run, warmUp);
     const baseline = await idleMemory(run);
     // Then in rounds of the same size, each cleaned up after, as a node's pods come and go.
-    for (let upTo = warmUp * 2; summary.calls < options.calls; upTo += warmUp) {
+    const round = Math.max(warmUp, 1);
+    for (let upTo = warmUp + round; summary.calls < options.calls; upTo += round) {
       await sendCalls(run, Math.min(upTo, options.calls));
       if (summary.calls >= options.calls || run.crashed() || run.overdue()) break;
       await removeAll(server.socket);

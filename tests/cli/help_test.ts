@@ -64,4 +64,11 @@ Deno.test("sim, fuzz, bench and proto print their usage on --help and exit 0; si
     new TextDecoder().decode(bad.stderr).trim(),
     'pve-cri sim: unknown option "--bogus" (see --help)',
   );
+  // A count that is not one is refused before any server starts, naming what was wrong.
+  const badCount = await run("fuzz/main.ts", "10", "--connections", "0");
+  assert.equal(badCount.code, 2);
+  assert.equal(
+    new TextDecoder().decode(badCount.stderr).trim(),
+    'pve-cri fuzz: --connections must be a whole number of at least 1, not "0"',
+  );
 });
