@@ -11,6 +11,7 @@ import {
   FLAG,
   FRAME,
   grpcRequestHeaders,
+  grpcStatus,
   H2Client,
   type Response,
 } from "../tests/_support/h2_client.ts";
@@ -269,8 +270,7 @@ async function call(
   );
   if (read > 0) h2.windowUpdate(0, read);
   if (response.rstCode !== undefined) return `rst:${response.rstCode}`;
-  const fields = response.trailers ?? response.headers;
-  return fields.find(([name]) => name === "grpc-status")?.[1] ?? "no-status";
+  return grpcStatus(response) ?? "no-status";
 }
 
 /** A gRPC message in DATA frames of at most 16 KiB, the last with END_STREAM. */

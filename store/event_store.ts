@@ -480,10 +480,7 @@ export class EventStore {
       closed: options.close ?? false,
     };
     if (known === undefined) plan.newStreams.push(next);
-    if (next.closed) {
-      plan.closedStreams.push(streamId);
-      plan.closedNames.push(stream);
-    }
+    if (next.closed) plan.closedStreams.push(next);
     plan.streamStates.set(stream, next);
     plan.events.push(...pending);
     return { nextVersion: next.version, events };
@@ -730,7 +727,7 @@ export class EventStore {
   #remember(batch: PendingBatch): void {
     // A closed stream takes no more appends: if one is tried, its state is read back from the
     // database. Keeping it would keep every pod and container a node ever ran.
-    for (const name of batch.closedNames) this.#streams.delete(name);
+    for (const { name } of batch.closedStreams) this.#streams.delete(name);
     for (const [rowKey, pending] of batch.rows) {
       this.#recentRows.delete(rowKey);
       if (pending.row !== null) this.#recentRows.set(rowKey, pending.row);

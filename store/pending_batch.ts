@@ -41,9 +41,7 @@ export class PendingBatch {
   /** Streams as they stand after a plan's appends (used while planning). */
   readonly streamStates = new Map<string, StreamState>();
   readonly newStreams: StreamState[] = [];
-  readonly closedStreams: number[] = [];
-  /** The same streams by name. */
-  readonly closedNames: string[] = [];
+  readonly closedStreams: StreamState[] = [];
   readonly events: PendingEvent[] = [];
   /** Projection rows by `projection\0streamId`, last write wins. */
   readonly rows = new Map<string, PendingRow>();
@@ -57,7 +55,6 @@ export class PendingBatch {
   absorb(plan: PendingBatch): void {
     this.newStreams.push(...plan.newStreams);
     this.closedStreams.push(...plan.closedStreams);
-    this.closedNames.push(...plan.closedNames);
     this.events.push(...plan.events);
     for (const [key, row] of plan.rows) this.rows.set(key, row);
     for (const [key, holder] of plan.keys) this.keys.set(key, holder);
@@ -82,7 +79,7 @@ export class PendingBatch {
         event.time,
       );
     }
-    for (const id of this.closedStreams) sql.closeStream.run(id);
+    for (const { id } of this.closedStreams) sql.closeStream.run(id);
     this.#writeProjections(sql);
   }
 

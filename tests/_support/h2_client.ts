@@ -431,6 +431,11 @@ export function grpcMessage(message: Uint8Array, compressed = false): Uint8Array
   return bytes;
 }
 
+/** The grpc-status of a response: from its trailers, or its headers when Trailers-Only. */
+export function grpcStatus(response: Response): string | undefined {
+  return field(response.trailers ?? response.headers, "grpc-status");
+}
+
 /** The value of a header field, or undefined. */
 export function field(fields: HeaderField[] | undefined, name: string): string | undefined {
   return fields?.find(([n]) => n === name)?.[1];

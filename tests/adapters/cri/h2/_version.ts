@@ -8,6 +8,7 @@ import {
   encodeLiteralBlock,
   grpcMessage,
   grpcRequestHeaders,
+  grpcStatus,
   H2Client,
   type Response,
 } from "../../../_support/h2_client.ts";
@@ -28,12 +29,6 @@ export async function callVersion(
   h2.headerBlock(streamId, block);
   h2.data(streamId, grpcMessage(Version.encodeRequest({})), { endStream: true });
   return await h2.response(streamId);
-}
-
-/** The grpc-status of a response: from its trailers, or its headers when Trailers-Only. */
-export function grpcStatus(response: Response): string | undefined {
-  const fields = response.trailers ?? response.headers;
-  return fields.find(([name]) => name === "grpc-status")?.[1];
 }
 
 /** A Version call succeeds on `h2` (stream `streamId`), or on a fresh connection to a socket. */

@@ -10,10 +10,11 @@ import {
   FRAME,
   grpcMessage,
   grpcRequestHeaders,
+  grpcStatus,
   H2Client,
 } from "../../../_support/h2_client.ts";
 import { codec, serve } from "../_harness.ts";
-import { grpcStatus, stillServes, Version, version } from "./_version.ts";
+import { stillServes, Version, version } from "./_version.ts";
 
 const ENHANCE_YOUR_CALM = 11;
 const REFUSED_STREAM = 7;

@@ -9,10 +9,11 @@ import {
   encodeLiteralBlock,
   FRAME,
   grpcRequestHeaders,
+  grpcStatus,
   H2Client,
 } from "../../../_support/h2_client.ts";
 import { serve } from "../_harness.ts";
-import { callVersion, grpcStatus, stillServes, Version, version } from "./_version.ts";
+import { callVersion, stillServes, Version, version } from "./_version.ts";
 
 const COMPRESSION_ERROR = 9;
 const HEADER_TABLE_SIZE = 0x1;

@@ -13,10 +13,11 @@ import {
   FRAME,
   grpcMessage,
   grpcRequestHeaders,
+  grpcStatus,
   H2Client,
 } from "../../../_support/h2_client.ts";
 import { codec, serve } from "../_harness.ts";
-import { grpcStatus, stillServes, Version, version } from "./_version.ts";
+import { stillServes, Version, version } from "./_version.ts";
 
 const ERROR = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5 };
 const REFUSED_STREAM = 7;
