@@ -194,7 +194,11 @@ export async function stopContainer(
   const actor = containerActor(registry, id);
   if (actor === undefined) return undefined;
   return await actor.enqueue(async () => {
-    const state = await settled(actor, options.signal) as ContainerState;
+    // A container whose removal is under way is stopped already: no waiting for its destroy.
+    const state = await actor.until(
+      (s) => machines.container.isSettled(s.value) || removalUnderway.has(s.value),
+      options.signal,
+    ) as ContainerState;
     if (machines.container.isFinal(state.value)) return undefined;
     if (state.value !== "running") return state;
     const data = { timeoutSeconds: Math.max(0, Math.trunc(timeoutSeconds)) };

@@ -110,6 +110,35 @@ export class LxcTools {
     return { state, ...(pid > 0 ? { pid } : {}) };
   }
 
+  /**
+   * Waits until the container is RUNNING (false: it was not within the timeout, or `signal`
+   * gave up). lxc-wait sleeps a whole second when the container's command socket is not
+   * listening yet (LXC 5 retries a refused connection once a second), so right after
+   * lxc-start it is run only once that socket accepts a connection.
+   */
+  async waitRunning(name: string, timeoutSeconds: number, signal?: AbortSignal): Promise<boolean> {
+    const socket = commandSocket(this.lxcpath, name);
+    const until = Date.now() + Math.min(1000, timeoutSeconds * 1000);
+    while (Date.now() < until && !signal?.aborted) {
+      try {
+        (await Deno.connect({ transport: "unix", path: socket })).close();
+        break;
+      } catch (error) {
+        if (
+          !(error instanceof Deno.errors.ConnectionRefused) &&
+          !(error instanceof Deno.errors.NotFound)
+        ) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    if (signal?.aborted) return false;
+    const waited = this.run("lxc-wait", name, ["-s", "RUNNING", "-t", String(timeoutSeconds)], {
+      allowFail: true,
+      timeoutMs: (timeoutSeconds + 5) * 1000,
+    });
+    return (await waited).code === 0;
+  }
+
   /** Kills the container at once (SIGKILL to all its processes); stopped already is fine. */
   async kill(name: string): Promise<void> {
     const result = await this.run("lxc-stop", name, ["-k"], { allowFail: true });
@@ -118,6 +147,22 @@ export class LxcTools {
       throw new LxcToolError("lxc-stop", name, result.code, lastLines(result.stderr));
     }
   }
+}
+
+/**
+ * The abstract unix socket a running container's monitor answers commands on, named as LXC
+ * names it: `LXCPATH/NAME/command`, or, when that does not fit in a socket address, a hash
+ * of `LXCPATH/NAME` (64-bit FNV-1a).
+ */
+export function commandSocket(lxcpath: string, name: string): string {
+  const direct = `${lxcpath}/${name}/command`;
+  // sun_path is 108 bytes: the leading NUL, the name, the NUL LXC ends it with.
+  if (new TextEncoder().encode(direct).length < 106) return `\0${direct}`;
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(`${lxcpath}/${name}`)) {
+    hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return `\0lxc/${hash.toString(16).padStart(16, "0")}/command`;
 }
 
 /** The end of a tool's output: LXC's last lines say what went wrong. */

@@ -91,9 +91,12 @@ export async function unpinPodNamespaces(
   paths: Record<string, string> | null,
 ): Promise<void> {
   // Unknown paths (a pod the log lost): whatever is pinned in the directory.
-  for (const path of Object.values(paths ?? pinnedIn(dir))) {
-    // Detached, as CRI-O's namespace manager does: a CT still stopping may hold it a moment.
-    if (isMountPoint(path)) await runTool("umount", ["-l", path]);
+  const pinned = Object.values(paths ?? pinnedIn(dir));
+  const mounted = mountPoints();
+  const toUnmount = pinned.filter((path) => mounted.has(path));
+  // Detached, as CRI-O's namespace manager does: a CT still stopping may hold it a moment.
+  if (toUnmount.length > 0) await runTool("umount", ["-l", ...toUnmount]);
+  for (const path of pinned) {
     try {
       Deno.removeSync(path);
     } catch (error) {
@@ -118,7 +121,17 @@ function pinnedIn(dir: string): Record<string, string> {
 
 /** Is `path` a mount point (a pinned namespace is a bind mount of an nsfs inode)? */
 export function isMountPoint(path: string): boolean {
-  const escaped = path.replaceAll("\\", "\\134").replaceAll(" ", "\\040");
-  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-    .some((line) => line.split(" ")[4] === escaped);
+  return mountPoints().has(path);
+}
+
+/** The mount points of pve-cri's mount namespace (mountinfo writes space, tab, newline and backslash in octal). */
+function mountPoints(): Set<string> {
+  return new Set(
+    Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+      .map((line) => line.split(" ")[4])
+      .filter((point) => point !== undefined)
+      .map((point) =>
+        point.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)))
+      ),
+  );
 }

@@ -159,6 +159,27 @@ Deno.test("VMIDs stay in the cluster's next-id range; a full range is ResourceEx
   }
 });
 
+Deno.test("StopPodSandbox does not wait for the destroy of a container already being removed; RemovePodSandbox does", async () => {
+  using dir = tempDir();
+  const rt = await openMemoryRuntime(dir.path);
+  try {
+    await importTestImage(rt, dir.path);
+    const pod = await rt.runtime.runPodSandbox(sandboxSpec("web"), call);
+    const app = await rt.runtime.createContainer(pod.id, containerSpec("app"), call);
+    await rt.runtime.startContainer(app.id, call);
+    rt.simulator!.faults.add({ method: "DELETE", path: "/nodes/*/lxc/*", taskDelayMs: 300 });
+    await rt.runtime.removeContainer(app.id, call);
+    await rt.runtime.stopPodSandbox(pod.id, call);
+    assert.equal(rt.runtime.sandbox(pod.id)!.state, "SANDBOX_NOTREADY");
+    assert.equal((await rt.api.ctStatus({ vmid: app.vmid! })).status, "stopped", "still there");
+    await rt.runtime.removePodSandbox(pod.id, call);
+    await assert.rejects(rt.api.ctStatus({ vmid: app.vmid! }), /does not exist/);
+    assert.equal(rt.registry.get(app.id), undefined, "the container's stream ended removed");
+  } finally {
+    await rt.close();
+  }
+});
+
 Deno.test("RemoveContainer answers once the removal is under way: gone for the CRI, its name free, the CT destroyed behind it", async () => {
   using dir = tempDir();
   const rt = await openMemoryRuntime(dir.path);

@@ -131,20 +131,15 @@ export class LxcDriver implements CtDriver {
     } finally {
       closeSync(consoleFd);
     }
-    const running = this.lxc.run("lxc-wait", name, [
-      "-s",
-      "RUNNING",
-      "-t",
-      String(this.#startTimeout),
-    ], {
-      allowFail: true,
-      timeoutMs: (this.#startTimeout + 5) * 1000,
-    });
+    const gaveUp = new AbortController();
     const first = await Promise.race([
-      running.then((r) => ({ waited: r.code })),
+      this.lxc.waitRunning(name, this.#startTimeout, gaveUp.signal).then((running) => ({
+        running,
+      })),
       exited.then((code) => ({ exited: code })),
     ]);
-    if ("waited" in first && first.waited === 0) {
+    gaveUp.abort();
+    if ("running" in first && first.running) {
       log.log(`CT ${name} started`);
       return;
     }
