@@ -2,9 +2,11 @@
  * The one place pve-cri runs LXC's command-line tools (`lxc-start`, `lxc-info`, `lxc-stop`,
  * `lxc-attach`, `lxc-destroy`, `lxc-wait`). The simulator's LXC driver and the node adapter
  * both go through it: argument arrays only, a timeout on every call, and errors that name the
- * tool, the container and what LXC printed.
+ * tool, the container and what LXC printed. A container's state and init pid are asked of its
+ * monitor directly (command_socket.ts), with lxc-info as the fallback.
  */
 import { RuntimeError } from "../../lib/errors.ts";
+import { commandSocket, CommandSocketError, queryMonitor } from "./command_socket.ts";
 
 export type LxcTool =
   | "lxc-start"
@@ -103,6 +105,17 @@ export class LxcTools {
 
   /** `RUNNING`, `STOPPED`, … and the init's host pid while it runs; STOPPED when unknown. */
   async info(name: string): Promise<{ state: string; pid?: number }> {
+    try {
+      const socket = commandSocket(this.lxcpath, name);
+      return await queryMonitor(socket, AbortSignal.timeout(this.timeoutMs)) ??
+        { state: "STOPPED" };
+    } catch (error) {
+      if (!(error instanceof CommandSocketError)) throw error;
+      return await this.#lxcInfo(name);
+    }
+  }
+
+  async #lxcInfo(name: string): Promise<{ state: string; pid?: number }> {
     const result = await this.run("lxc-info", name, ["-s", "-p"], { allowFail: true });
     if (result.code !== 0) return { state: "STOPPED" };
     const state = /^State:\s+(\S+)/m.exec(result.stdout)?.[1] ?? "STOPPED";
@@ -112,26 +125,24 @@ export class LxcTools {
 
   /**
    * Waits until the container is RUNNING (false: it was not within the timeout, or `signal`
-   * gave up). lxc-wait sleeps a whole second when the container's command socket is not
-   * listening yet (LXC 5 retries a refused connection once a second), so right after
-   * lxc-start it is run only once that socket accepts a connection.
+   * gave up), asking its monitor directly: lxc-wait costs a process, and sleeps a whole
+   * second when it connects before the monitor listens (LXC 5 retries once a second), as it
+   * does when run right after lxc-start. lxc-wait is the fallback.
    */
   async waitRunning(name: string, timeoutSeconds: number, signal?: AbortSignal): Promise<boolean> {
     const socket = commandSocket(this.lxcpath, name);
-    const until = Date.now() + Math.min(1000, timeoutSeconds * 1000);
-    while (Date.now() < until && !signal?.aborted) {
-      try {
-        (await Deno.connect({ transport: "unix", path: socket })).close();
-        break;
-      } catch (error) {
-        if (
-          !(error instanceof Deno.errors.ConnectionRefused) &&
-          !(error instanceof Deno.errors.NotFound)
-        ) throw error;
+    const timeout = AbortSignal.timeout(timeoutSeconds * 1000);
+    const stop = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    try {
+      while (!stop.aborted) {
+        const info = await queryMonitor(socket, stop);
+        if (info?.state === "RUNNING") return true;
+        await new Promise((resolve) => setTimeout(resolve, 1));
       }
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      return false;
+    } catch (error) {
+      if (!(error instanceof CommandSocketError)) throw error;
     }
-    if (signal?.aborted) return false;
     const waited = this.run("lxc-wait", name, ["-s", "RUNNING", "-t", String(timeoutSeconds)], {
       allowFail: true,
       timeoutMs: (timeoutSeconds + 5) * 1000,
@@ -147,22 +158,6 @@ export class LxcTools {
       throw new LxcToolError("lxc-stop", name, result.code, lastLines(result.stderr));
     }
   }
-}
-
-/**
- * The abstract unix socket a running container's monitor answers commands on, named as LXC
- * names it: `LXCPATH/NAME/command`, or, when that does not fit in a socket address, a hash
- * of `LXCPATH/NAME` (64-bit FNV-1a).
- */
-export function commandSocket(lxcpath: string, name: string): string {
-  const direct = `${lxcpath}/${name}/command`;
-  // sun_path is 108 bytes: the leading NUL, the name, the NUL LXC ends it with.
-  if (new TextEncoder().encode(direct).length < 106) return `\0${direct}`;
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(`${lxcpath}/${name}`)) {
-    hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return `\0lxc/${hash.toString(16).padStart(16, "0")}/command`;
 }
 
 /** The end of a tool's output: LXC's last lines say what went wrong. */

@@ -11,6 +11,7 @@ import {
   PveTimeoutError,
 } from "../../../adapters/proxmox/mod.ts";
 import { MemoryDriver } from "../../../adapters/proxmox/sim/mod.ts";
+import { defaultPolling, nextPollInterval } from "../../../adapters/proxmox/tasks.ts";
 import { settle, testEnv } from "./_support.ts";
 
 Deno.test("Client creates, starts, stops and destroys a CT through the simulator over HTTPS", async () => {
@@ -276,6 +277,27 @@ Deno.test("waitForTask gives up with PveTimeoutError while the task runs on", as
   const upid = await client.createCt({ vmid: 100, ostemplate: env.template() });
   await assert.rejects(client.waitForTask(upid, { timeoutMs: 50 }), PveTimeoutError);
   assert.equal((await client.waitForTask(upid)).exitstatus, "OK");
+});
+
+Deno.test("task polling: intervals double from 1 ms, held at 4 ms for a task's first 100 ms, then up to 1 s", () => {
+  const intervals: number[] = [];
+  let elapsed = 0;
+  for (let interval = defaultPolling.minIntervalMs; elapsed < 5000;) {
+    intervals.push(interval);
+    elapsed += interval;
+    interval = nextPollInterval(interval, elapsed, defaultPolling);
+  }
+  const brisk = intervals.filter((_, i) => intervals.slice(0, i).reduce((a, b) => a + b, 0) < 100);
+  assert.deepEqual(brisk.slice(0, 4), [1, 2, 4, 4], "no 8 ms gap while a task is young");
+  assert.ok(brisk.every((ms) => ms <= 4));
+  assert.equal(Math.max(...intervals), 1000, "long tasks are polled once a second");
+  // A task that ends at 16 ms is seen by 20 ms, not at 31 as doubling alone would.
+  let at = 0;
+  for (const ms of intervals) {
+    if (at >= 16) break;
+    at += ms;
+  }
+  assert.ok(at <= 20, `seen at ${at} ms`);
 });
 
 Deno.test("A create from a missing template fails its task and frees the vmid", async () => {
