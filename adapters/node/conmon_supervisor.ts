@@ -234,8 +234,10 @@ export class ConmonSupervisor implements ProcessSupervisor {
   /** The runtime writes lxc-attach's pid; an exit file first means it could not start. */
   async #started(containerId: string): Promise<{ pid: number; startedAt: number }> {
     const pidFile = join(this.#dirOf(containerId), "attach.pid");
-    const deadline = Date.now() + 10_000;
-    for (let wait = 1;; wait = Math.min(wait * 2, 20)) {
+    const began = Date.now();
+    const deadline = began + 10_000;
+    // Every ms while it is young: the pid file is there ~2 ms after conmon's launch.
+    for (let wait = 1;; wait = Date.now() - began < 50 ? 1 : Math.min(wait * 2, 20)) {
       const pid = Number(readText(pidFile));
       if (pid > 0) {
         const startedAt = processStartTime(pid) ?? Deno.statSync(pidFile).mtime?.getTime() ??
@@ -275,7 +277,7 @@ export class ConmonSupervisor implements ProcessSupervisor {
       });
       if (child !== undefined) return child;
       if (!isAlive(attachPid) || Date.now() > until) return attachPid;
-      await sleep(2);
+      await sleep(1);
     }
   }
 
