@@ -407,6 +407,8 @@ export class KernelRuntime implements PodRuntime {
       state: actor.value,
       events: actor.version,
       vmid: c.vmid,
+      // As containerd's: the process's host pid while it runs (crictl inspect shows it).
+      ...(c.pid === null || actor.value !== "running" ? {} : { pid: c.pid }),
       template: c.template,
       warnings: c.warnings,
       ...(c.lastError === null ? {} : { lastError: c.lastError }),

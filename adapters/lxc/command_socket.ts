@@ -10,6 +10,8 @@
  * answer of any other shape is a `CommandSocketError`: callers then use LXC's tools.
  */
 
+import { isAlive } from "./proc.ts";
+
 /** LXC's states, by the number the monitor answers with (lxc/state.h). */
 const states = [
   "STOPPED",
@@ -59,7 +61,10 @@ export async function queryMonitor(
   if (name === undefined) throw new CommandSocketError(`unknown state ${state}`);
   if (name !== "RUNNING") return { state: name };
   const pid = await ask(socket, getInitPid, signal);
-  return pid === undefined || pid <= 0 ? { state: "STOPPED" } : { state: name, pid };
+  if (pid === undefined) return { state: "STOPPED" }; // it stopped in between
+  // A number that is no process means this monitor speaks another protocol.
+  if (!(pid > 0) || !isAlive(pid)) throw new CommandSocketError(`init pid ${pid} is no process`);
+  return { state: name, pid };
 }
 
 /** One command on its own connection (as LXC's tools do); undefined: nothing listens. */

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { cgroupOf } from "../../adapters/node/cgroups.ts";
 import { LxcTools } from "../../adapters/lxc/lxc_tools.ts";
 import { ConmonSupervisor } from "../../adapters/node/conmon_supervisor.ts";
+import { parentOf } from "../../adapters/lxc/proc.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { sharesToWeight } from "../../lib/cpu_weight.ts";
 import { readServerInfo } from "../../lib/state_dir_lock.ts";
@@ -502,6 +503,15 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal(Deno.readTextFileSync(`/proc/${again.pid}/comm`).trim(), "sleep");
     });
 
+    await t.step("the app is conmon's child: no lxc-attach stays behind a container", async () => {
+      const { info } = await cri.runtime.ContainerStatus({ container_id: ids.c2, verbose: true });
+      const pid = JSON.parse(info.info).pid as number;
+      assert.equal(Deno.readTextFileSync(`/proc/${pid}/comm`).trim(), "sleep", "the app's pid");
+      const parent = parentOf(pid)!;
+      assert.equal(Deno.readTextFileSync(`/proc/${parent}/comm`).trim(), "conmon");
+      assert.ok(Deno.readTextFileSync(`/proc/${parent}/cmdline`).includes(ids.c2!), "its own");
+    });
+
     await t.step("the memory and CPU limits are in the CT's cgroup", async () => {
       const { pid } = await lxc.info(String(vmidOf(ids.c2!)));
       const cgroup = cgroupOf(pid!)!;
@@ -823,6 +833,31 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal(st.reason, "StartError");
       assert.equal((await lxc.info(String(vmidOf(broken)))).state, "STOPPED");
     });
+
+    await t.step(
+      "an entrypoint there but not runnable (its interpreter missing): it exits, nothing hangs or stays",
+      async () => {
+        // The check finds an executable file; only the exec in the CT fails. lxc-attach exits
+        // without ever running an app, and conmon records lxc-attach's status instead.
+        const script = `${dir.path}/bad-interpreter`;
+        Deno.writeTextFileSync(script, "#!/no/such/interpreter\n", { mode: 0o755 });
+        const bad = await create("bad-interpreter", ["/bad"], {
+          mounts: [{ container_path: "/bad", host_path: script, readonly: true }],
+        });
+        await cri.runtime.StartContainer({ container_id: bad });
+        const st = await until("the exit to be seen", async () => {
+          const s = await statusOf(bad);
+          return s.state === "CONTAINER_EXITED" ? s : undefined;
+        });
+        assert.equal(st.exit_code, 127, "the exec failed");
+        assert.equal(st.reason, "Error");
+        await until(
+          "the CT to stop",
+          async () => (await lxc.info(String(vmidOf(bad)))).state === "STOPPED" || undefined,
+        );
+        await cri.runtime.RemoveContainer({ container_id: bad });
+      },
+    );
 
     await t.step(
       "a CT deleted behind pve-cri's back: the container exited, reason Unknown",
