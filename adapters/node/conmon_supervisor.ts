@@ -53,8 +53,10 @@ const runtimeScript = [
   // lxc-attach is stopped first, so it cannot reap an app ending meanwhile and lose its status
   // (1 quick exit in 40 came out -1). The app still its child, a zombie included: it passes to
   // conmon. Already reaped: lxc-attach goes on and passes the status through, as the fallback.
-  'if ($app) { kill("STOP", $pid); select(undef, undef, undef, 0.0001) while slurp("/proc/$pid/stat") =~ /.*\\) [^TtZX] /;',
-  '  if (slurp("/proc/$app/stat") =~ /.*\\) \\S (\\d+) / && $1 == $pid) { kill("KILL", $pid); waitpid($pid, 0) }',
+  'if ($app) { kill("STOP", $pid);',
+  '  select(undef, undef, undef, 0.0001) while slurp("/proc/$pid/stat") =~ /.*\\) [^TtZX] /;',
+  '  if (slurp("/proc/$app/stat") =~ /.*\\) \\S (\\d+) / && $1 == $pid) {',
+  '    kill("KILL", $pid); waitpid($pid, 0) }',
   '  else { kill("CONT", $pid); $app = 0 } }',
   'my $f; open($f, ">", "$t[4].tmp") or die "$t[4]: $!\\n"; print $f ($app || $pid);',
   'close($f) or die "$!\\n"; rename("$t[4].tmp", $t[4]) or die "$!\\n"; exit 0;',

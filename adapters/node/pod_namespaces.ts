@@ -124,7 +124,7 @@ export function isMountPoint(path: string): boolean {
   return mountPoints().has(path);
 }
 
-/** The mount points of pve-cri's mount namespace (mountinfo writes space, tab, newline and backslash in octal). */
+/** pve-cri's mount points, unescaped (mountinfo writes space, tab, newline, backslash in octal). */
 function mountPoints(): Set<string> {
   return new Set(
     Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
