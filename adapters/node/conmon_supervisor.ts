@@ -528,10 +528,14 @@ export class ConmonSupervisor implements ProcessSupervisor {
   }
 }
 
-/** Is the process lxc-attach (run from its memfd copy, `/memfd:lxc-attach (deleted)`)? */
+/**
+ * Is the process lxc-attach? It runs from its memfd copy (`/memfd:lxc-attach (deleted)`), and in
+ * the host's pid namespace, where an app never does.
+ */
 function runsLxcAttach(pid: number): boolean {
   try {
-    return /lxc-attach/.test(Deno.readLinkSync(`/proc/${pid}/exe`));
+    return /^\/(memfd:|usr\/bin\/)lxc-attach\b/.test(Deno.readLinkSync(`/proc/${pid}/exe`)) &&
+      Deno.readLinkSync(`/proc/${pid}/ns/pid`) === Deno.readLinkSync("/proc/self/ns/pid");
   } catch {
     return false;
   }

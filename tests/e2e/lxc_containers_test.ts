@@ -503,6 +503,55 @@ async function podLifecycle(t: Deno.TestContext, backend: "lxc" | "proxmox") {
       assert.equal(Deno.readTextFileSync(`/proc/${again.pid}/comm`).trim(), "sleep");
     });
 
+    await t.step(
+      "an app under an lxc-attach (as an older pve-cri left it) is signalled, not lxc-attach",
+      async () => {
+        const supervisor = new ConmonSupervisor({
+          dir: `${stateDir}/node`,
+          podDir: (id) => `${stateDir}/node/pods/${id}`,
+          lxc,
+          pveConfigDir: `${simDir}/lxc`,
+          log: silentLogger,
+        });
+        const attach = new Deno.Command("lxc-attach", {
+          args: ["-P", lxcpath, "-n", String(vmidOf(ids.c2!)), "--", "/bin/sleep", "3600"],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const id = "older-pve-cri";
+        try {
+          Deno.mkdirSync(`${stateDir}/node/containers/${id}`, { recursive: true });
+          Deno.writeTextFileSync(`${stateDir}/node/containers/${id}/attach.pid`, `${attach.pid}`);
+          await until("the app under lxc-attach", () => {
+            try {
+              const children = Deno.readTextFileSync(
+                `/proc/${attach.pid}/task/${attach.pid}/children`,
+              );
+              return children.trim().split(" ").some((pid) =>
+                pid !== "" && Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === "sleep"
+              ) || undefined;
+            } catch {
+              return undefined;
+            }
+          });
+          await supervisor.signal(id, "SIGTERM");
+          // lxc-attach passes the app's status through: the app got the signal, not lxc-attach.
+          const status = await attach.status;
+          assert.equal(status.signal, null, "lxc-attach itself was not signalled");
+          assert.equal(status.code, 143);
+        } finally {
+          supervisor.close();
+          try {
+            attach.kill("SIGKILL");
+          } catch {
+            // ended
+          }
+          await supervisor.release(id);
+        }
+      },
+    );
+
     await t.step("the app is conmon's child: no lxc-attach stays behind a container", async () => {
       const { info } = await cri.runtime.ContainerStatus({ container_id: ids.c2, verbose: true });
       const pid = JSON.parse(info.info).pid as number;
