@@ -288,7 +288,7 @@ async function compare(
     await emitMemory(
       context,
       "lxc",
-      "conmon, lxc-attach, the LXC monitor",
+      "conmon, the LXC monitor (an lxc-attach too, where one stays)",
       (layout) =>
         hostMemoryPerContainer(
           cri,
