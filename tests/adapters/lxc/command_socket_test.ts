@@ -1,9 +1,14 @@
 /**
- * LXC's command socket, spoken to directly: the socket's name as LXC makes it, and, with a
- * real container (root), the state and init pid its monitor gives, checked against lxc-info.
+ * LXC's command socket, spoken to directly: the socket's name as LXC makes it, the answers read
+ * as LXC writes them (a stand-in monitor), and, with a real container (root), the state and
+ * init pid its monitor gives, checked against lxc-info.
  */
 import assert from "node:assert/strict";
-import { commandSocket, queryMonitor } from "../../../adapters/lxc/command_socket.ts";
+import {
+  commandSocket,
+  CommandSocketError,
+  queryMonitor,
+} from "../../../adapters/lxc/command_socket.ts";
 import { lxcConfigText } from "../../../adapters/lxc/lxc_config.ts";
 import { LxcTools, missingLxcTools } from "../../../adapters/lxc/lxc_tools.ts";
 import { runTool } from "../../../adapters/node/run_tool.ts";
@@ -21,6 +26,74 @@ Deno.test("a container's command socket is named as LXC names it, hashed once th
   assert.equal(commandSocket(lxcpath(79), "999002"), "\0lxc/8ccf116e9292a025/command", "106");
   assert.equal(commandSocket(lxcpath(80), "999002"), "\0lxc/f84f3398a9829e0b/command");
   assert.equal(commandSocket(lxcpath(90), "999002"), "\0lxc/c7674b4218021beb/command");
+});
+
+/**
+ * A stand-in monitor on an abstract socket of the test's own: answers each request with what
+ * `answer` makes of its command number (undefined: closes without a word).
+ */
+function fakeMonitor(answer: (command: number) => Uint8Array | undefined) {
+  const path = `\0pve-cri-test-monitor-${crypto.randomUUID()}`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const served = (async () => {
+    for await (const conn of listener) {
+      const request = new Uint8Array(16);
+      let got = 0;
+      while (got < 16) {
+        const n = await conn.read(request.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+      const reply = answer(new DataView(request.buffer).getInt32(0, true));
+      if (reply !== undefined) await conn.write(reply);
+      conn.close();
+    }
+  })();
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await served.catch(() => {});
+    },
+  };
+}
+
+/** LXC's answer: `{int ret; int datalen; void *data}` with the value in `data`. */
+function reply(value: number, ret = 0, datalen = 0): Uint8Array {
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  view.setInt32(0, ret, true);
+  view.setInt32(4, datalen, true);
+  view.setBigInt64(8, BigInt(value), true);
+  return out;
+}
+
+Deno.test("the monitor's answers: state and pid read from where LXC puts them; any other shape is refused", async () => {
+  {
+    // GET_STATE (3) → RUNNING (2); GET_INIT_PID (4) → a live process (this one).
+    await using monitor = fakeMonitor((c) => reply(c === 3 ? 2 : Deno.pid));
+    assert.deepEqual(await queryMonitor(monitor.path), { state: "RUNNING", pid: Deno.pid });
+  }
+  {
+    await using monitor = fakeMonitor(() => reply(0)); // STOPPED: no pid asked for
+    assert.deepEqual(await queryMonitor(monitor.path), { state: "STOPPED" });
+  }
+  {
+    await using monitor = fakeMonitor(() => undefined); // gone before it answered
+    assert.equal(await queryMonitor(monitor.path), undefined);
+  }
+  const refused: [string, (c: number) => Uint8Array][] = [
+    ["a state LXC has no name for", () => reply(42)],
+    ["a failed command", (c) => reply(c === 3 ? 2 : 0, -22)],
+    ["data after the answer", () => reply(2, 0, 8)],
+    ["a short answer", () => reply(2).subarray(0, 8)],
+    ["a pid that is no process", (c) => reply(c === 3 ? 2 : 2 ** 31 - 2)],
+  ];
+  for (const [what, answer] of refused) {
+    await using monitor = fakeMonitor(answer);
+    await assert.rejects(queryMonitor(monitor.path), CommandSocketError, what);
+  }
+  assert.equal(await queryMonitor(`\0pve-cri-test-nobody-${crypto.randomUUID()}`), undefined);
 });
 
 const why = Deno.uid() !== 0
