@@ -59,12 +59,14 @@ export async function queryMonitor(
   if (state === undefined) return undefined;
   const name = states[state];
   if (name === undefined) throw new CommandSocketError(`unknown state ${state}`);
-  if (name !== "RUNNING") return { state: name };
+  if (name === "STOPPED") return { state: name };
+  // As lxc-info: the init's pid whenever there is one (a frozen CT has one too).
   const pid = await ask(socket, getInitPid, signal);
   if (pid === undefined) return { state: "STOPPED" }; // it stopped in between
-  // A number that is no process means this monitor speaks another protocol.
-  if (!(pid > 0) || !isAlive(pid)) throw new CommandSocketError(`init pid ${pid} is no process`);
-  return { state: name, pid };
+  if (pid > 0 && isAlive(pid)) return { state: name, pid };
+  // A running CT's init that is no process means this monitor speaks another protocol.
+  if (name === "RUNNING") throw new CommandSocketError(`init pid ${pid} is no process`);
+  return { state: name };
 }
 
 /** One command on its own connection (as LXC's tools do); undefined: nothing listens. */

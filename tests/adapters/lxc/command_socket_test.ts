@@ -79,6 +79,10 @@ Deno.test("the monitor's answers: state and pid read from where LXC puts them; a
     assert.deepEqual(await queryMonitor(monitor.path), { state: "STOPPED" });
   }
   {
+    await using monitor = fakeMonitor((c) => reply(c === 3 ? 6 : Deno.pid)); // FROZEN, with its init
+    assert.deepEqual(await queryMonitor(monitor.path), { state: "FROZEN", pid: Deno.pid });
+  }
+  {
     await using monitor = fakeMonitor(() => undefined); // gone before it answered
     assert.equal(await queryMonitor(monitor.path), undefined);
   }
@@ -153,6 +157,15 @@ Deno.test({
         assert.equal(info?.pid, Number(/^PID:\s+(\d+)/m.exec(tool)?.[1]));
         assert.match(Deno.readTextFileSync(`/proc/${info!.pid}/cmdline`), /^\/bin\/busybox\0sleep/);
         assert.deepEqual(await tools.info(name), info);
+        // Frozen, it still has its init, as lxc-info says.
+        await runTool("lxc-freeze", ["-P", lxcpath, "-n", name]);
+        const frozen = await runTool("lxc-info", ["-P", lxcpath, "-n", name, "-s", "-p"]);
+        assert.deepEqual(await queryMonitor(socket), {
+          state: /^State:\s+(\S+)/m.exec(frozen)?.[1],
+          pid: Number(/^PID:\s+(\d+)/m.exec(frozen)?.[1]),
+        });
+        assert.equal((await queryMonitor(socket))?.state, "FROZEN");
+        await runTool("lxc-unfreeze", ["-P", lxcpath, "-n", name]);
       } finally {
         await new LxcTools(lxcpath).kill(name);
         await monitor.status;
