@@ -11,7 +11,7 @@ import { ConmonSupervisor } from "./conmon_supervisor.ts";
 import type { NodeAdapter, PinnedNamespaces, PodSetup } from "./mod.ts";
 import { writePodFiles } from "./pod_files.ts";
 import { runTool } from "./run_tool.ts";
-import { isMountPoint, pinPodNamespaces, unpinPodNamespaces } from "./pod_namespaces.ts";
+import { mountPoints, pinPodNamespaces, unpinPodNamespaces } from "./pod_namespaces.ts";
 
 export interface LxcNodeOptions {
   /** pve-cri's directory on the node (pods, containers). */
@@ -49,7 +49,8 @@ export class LxcNode implements NodeAdapter {
   }
 
   lostNamespaces(paths: Record<string, string>): string[] {
-    return Object.entries(paths).filter(([, path]) => !isMountPoint(path)).map(([kind]) => kind);
+    const mounted = mountPoints();
+    return Object.entries(paths).filter(([, path]) => !mounted.has(path)).map(([kind]) => kind);
   }
 
   async lostInterfaces(netns: string, ifnames: readonly string[]): Promise<string[]> {

@@ -119,13 +119,11 @@ function pinnedIn(dir: string): Record<string, string> {
   }
 }
 
-/** Is `path` a mount point (a pinned namespace is a bind mount of an nsfs inode)? */
-export function isMountPoint(path: string): boolean {
-  return mountPoints().has(path);
-}
-
-/** pve-cri's mount points, unescaped (mountinfo writes space, tab, newline, backslash in octal). */
-function mountPoints(): Set<string> {
+/**
+ * pve-cri's mount points (a pinned namespace is a bind mount of an nsfs inode), unescaped:
+ * mountinfo writes space, tab, newline and backslash in octal.
+ */
+export function mountPoints(): Set<string> {
   return new Set(
     Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
       .map((line) => line.split(" ")[4])

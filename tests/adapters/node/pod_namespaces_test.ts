@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  isMountPoint,
+  mountPoints,
   pinPodNamespaces,
   unpinPodNamespaces,
 } from "../../../adapters/node/pod_namespaces.ts";
@@ -12,6 +12,8 @@ import { runTool } from "../../../adapters/node/run_tool.ts";
 import { tempDir } from "../../_support/temp_dir.ts";
 
 const why = Deno.uid() === 0 ? undefined : "needs root";
+
+const isMountPoint = (path: string) => mountPoints().has(path);
 
 const pod = { hostname: "pod-a", dns: null, hostNetwork: false, hostIpc: false, sysctls: {} };
 
